@@ -1,0 +1,143 @@
+//! The identity of a span that other spans can be parented on, on another
+//! thread, in another task, or (through propagation) in another service.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::trace::TraceShared;
+
+/// A span's context: trace id, span id, sampling priority, origin and the
+/// propagated `_dd.p.*` trace tags.
+///
+/// A context taken from a local span also remembers that span's local trace,
+/// so children started from it on any thread join the same trace chunk.
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::tracer;
+///
+/// let parent = tracer::start_span("parent");
+/// let context = parent.context();
+/// std::thread::spawn(move || {
+///     let _child = tracer::span("child").child_of(context).start();
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+#[derive(Clone)]
+pub struct SpanContext {
+    pub(crate) trace_id: u128,
+    pub(crate) span_id: u64,
+    pub(crate) sampling_priority: Option<i8>,
+    pub(crate) origin: Option<Arc<str>>,
+    pub(crate) propagated_tags: Arc<[(String, String)]>,
+    pub(crate) local_trace: Option<Arc<TraceShared>>,
+    /// The span's service when it is not the tracer's default (local spans).
+    pub(crate) service: Option<Cow<'static, str>>,
+}
+
+impl SpanContext {
+    /// A context received from another service: the trace and parent span ids
+    /// are required and non-zero; the rest may be unknown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::SpanContext;
+    ///
+    /// let remote = SpanContext::remote(0x6b0335ef_00000000_1a3aeaeb_d301f72e, 7628922200302827473, Some(1)).unwrap();
+    /// assert_eq!(remote.span_id(), 7628922200302827473);
+    /// assert!(SpanContext::remote(0, 1, None).is_none());
+    /// ```
+    pub fn remote(
+        trace_id: u128,
+        span_id: u64,
+        sampling_priority: Option<i8>,
+    ) -> Option<SpanContext> {
+        if trace_id as u64 == 0 || span_id == 0 {
+            return None;
+        }
+        Some(SpanContext {
+            trace_id,
+            span_id,
+            sampling_priority,
+            origin: None,
+            propagated_tags: Arc::from([]),
+            local_trace: None,
+            service: None,
+        })
+    }
+
+    /// Sets the origin (`_dd.origin`, e.g. `synthetics`).
+    pub fn with_origin(mut self, origin: impl Into<Arc<str>>) -> SpanContext {
+        self.origin = Some(origin.into());
+        self
+    }
+
+    /// Sets the propagated trace tags (`_dd.p.*`).
+    pub fn with_propagated_tags(mut self, tags: Vec<(String, String)>) -> SpanContext {
+        self.propagated_tags = Arc::from(tags);
+        self
+    }
+
+    /// The full 128-bit trace id.
+    pub fn trace_id(&self) -> u128 {
+        self.trace_id
+    }
+
+    /// The lower 64 bits of the trace id, as sent in `trace_id` on the wire.
+    pub fn trace_id_low(&self) -> u64 {
+        crate::id::low_bits(self.trace_id)
+    }
+
+    /// The span id.
+    pub fn span_id(&self) -> u64 {
+        self.span_id
+    }
+
+    /// The sampling priority, if decided.
+    pub fn sampling_priority(&self) -> Option<i8> {
+        self.sampling_priority
+    }
+
+    /// The origin, if any.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
+
+    /// The propagated trace tags.
+    pub fn propagated_tags(&self) -> &[(String, String)] {
+        &self.propagated_tags
+    }
+
+    /// The context of a span of the local trace `trace`.
+    pub(crate) fn local(
+        trace: &Arc<TraceShared>,
+        span_id: u64,
+        service: Option<Cow<'static, str>>,
+    ) -> SpanContext {
+        SpanContext {
+            trace_id: trace.trace_id,
+            span_id,
+            sampling_priority: Some(trace.sampling().priority),
+            origin: trace.origin.clone(),
+            propagated_tags: Arc::clone(&trace.propagated_tags),
+            local_trace: Some(Arc::clone(trace)),
+            service,
+        }
+    }
+}
+
+impl std::fmt::Debug for SpanContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanContext")
+            .field("trace_id", &format_args!("{:032x}", self.trace_id))
+            .field("span_id", &self.span_id)
+            .field("sampling_priority", &self.sampling_priority)
+            .field("origin", &self.origin)
+            .field("propagated_tags", &self.propagated_tags)
+            .field("local", &self.local_trace.is_some())
+            .finish()
+    }
+}

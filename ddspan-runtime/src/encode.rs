@@ -1,0 +1,464 @@
+//! The Datadog Agent's v0.4 trace payload: a msgpack array of traces, each an
+//! array of span maps.
+//!
+//! Writing msgpack into a `Vec` cannot fail, so this is a small infallible
+//! writer rather than `rmp`'s `io::Result`-returning one; the tests decode
+//! its output with `rmp-serde` as an independent check. Tracer-wide tags
+//! (env, version, `DD_TAGS`) and chunk-level fields are added here, on the
+//! writer thread, not when spans finish.
+
+use std::borrow::Cow;
+
+use crate::config::Config;
+use crate::id;
+use crate::record::SpanRecord;
+use crate::sampling::SamplingDecision;
+use crate::tag::{truncated, StaticValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
+use crate::trace::Chunk;
+
+/// The agent cuts service, name and type at 100 characters and resources at
+/// 5000; cutting here keeps payloads small and identical to what it stores.
+const MAX_NAME_LEN: usize = 100;
+const MAX_RESOURCE_LEN: usize = 5000;
+
+/// The msgpack header of an array whose length is patched in later:
+/// `array32` is valid for any length.
+pub(crate) const ARRAY32_HEADER_LEN: usize = 5;
+
+pub(crate) struct Encoder {
+    service: String,
+    env: Option<String>,
+    version: Option<String>,
+    global_tags: Vec<(String, String)>,
+    runtime_id: String,
+    process_id: f64,
+}
+
+impl Encoder {
+    pub(crate) fn new(config: &Config) -> Encoder {
+        Encoder {
+            service: config.service.clone(),
+            env: config.env.clone(),
+            version: config.version.clone(),
+            global_tags: config.global_tags.clone(),
+            runtime_id: runtime_id().to_owned(),
+            process_id: f64::from(std::process::id()),
+        }
+    }
+
+    /// Appends one trace chunk (a msgpack array of spans) to `out`.
+    pub(crate) fn encode_chunk(&self, out: &mut Vec<u8>, chunk: &Chunk) {
+        let trace = &chunk.trace;
+        let first = chunk
+            .spans
+            .iter()
+            .position(|s| s.span_id == trace.root_span_id)
+            .unwrap_or(0);
+        let chunk_meta = self.chunk_meta(chunk);
+        let chunk_metrics = chunk_metrics(&chunk.sampling, self.process_id);
+        write_array_len(out, chunk.spans.len());
+        if let Some(span) = chunk.spans.get(first) {
+            self.encode_span(out, trace.trace_id, span, &chunk_meta, &chunk_metrics);
+        }
+        for (i, span) in chunk.spans.iter().enumerate() {
+            if i != first {
+                self.encode_span(out, trace.trace_id, span, &[], &[]);
+            }
+        }
+    }
+
+    /// Meta of the chunk's first span: trace-level tags and process identity.
+    fn chunk_meta(&self, chunk: &Chunk) -> Vec<(Cow<'static, str>, String)> {
+        let trace = &chunk.trace;
+        let mut meta: Vec<(Cow<'static, str>, String)> = Vec::new();
+        for (key, value) in trace.propagated_tags.iter() {
+            if key != "_dd.p.tid" {
+                meta.push((Cow::Owned(key.clone()), value.clone()));
+            }
+        }
+        let high = id::high_bits(trace.trace_id);
+        if high != 0 {
+            meta.push((Cow::Borrowed("_dd.p.tid"), format!("{high:016x}")));
+        }
+        if let (Some(mechanism), true) = (chunk.sampling.mechanism, chunk.sampling.keep()) {
+            meta.retain(|(k, _)| k != "_dd.p.dm");
+            meta.push((Cow::Borrowed("_dd.p.dm"), format!("-{mechanism}")));
+        }
+        if let Some(origin) = &trace.origin {
+            meta.push((Cow::Borrowed("_dd.origin"), origin.to_string()));
+        }
+        meta.push((Cow::Borrowed("language"), "rust".to_owned()));
+        meta.push((Cow::Borrowed("runtime-id"), self.runtime_id.clone()));
+        meta
+    }
+
+    fn encode_span(
+        &self,
+        out: &mut Vec<u8>,
+        trace_id: u128,
+        span: &SpanRecord,
+        chunk_meta: &[(Cow<'static, str>, String)],
+        chunk_metrics: &[(&'static str, f64)],
+    ) {
+        let service = span.service().unwrap_or(&self.service);
+
+        let mut meta: Vec<(&str, &str)> = Vec::with_capacity(8 + span.meta().len());
+        if let Some(env) = &self.env {
+            upsert(&mut meta, "env", env.as_str());
+        }
+        if let (Some(version), true) = (&self.version, service == self.service) {
+            upsert(&mut meta, "version", version.as_str());
+        }
+        for (key, value) in &self.global_tags {
+            upsert(&mut meta, key, value);
+        }
+        for (key, value) in chunk_meta {
+            upsert(&mut meta, key, value);
+        }
+        let mut metrics: Vec<(&str, f64)> = Vec::with_capacity(4 + span.metrics().len());
+        if span.top_level {
+            upsert(&mut metrics, "_dd.top_level", 1.0);
+        }
+        for (key, value) in chunk_metrics {
+            upsert(&mut metrics, key, *value);
+        }
+        for tag in span.spec.tags {
+            match tag.value {
+                StaticValue::Str(value) => upsert(&mut meta, tag.key, value),
+                StaticValue::Number(value) => upsert(&mut metrics, tag.key, value),
+            }
+        }
+        for (key, value) in span.meta() {
+            metrics.retain(|(k, _)| *k != key.as_ref());
+            upsert(&mut meta, key, value);
+        }
+        for (key, value) in span.metrics() {
+            meta.retain(|(k, _)| *k != key.as_ref());
+            upsert(&mut metrics, key, *value);
+        }
+
+        write_map_len(out, 12);
+        write_str(out, "trace_id");
+        write_uint(out, id::low_bits(trace_id));
+        write_str(out, "span_id");
+        write_uint(out, span.span_id);
+        write_str(out, "parent_id");
+        write_uint(out, span.parent_id);
+        write_str(out, "name");
+        write_str(out, truncated(span.name(), MAX_NAME_LEN));
+        write_str(out, "resource");
+        write_str(
+            out,
+            truncated(span.resource().unwrap_or(span.name()), MAX_RESOURCE_LEN),
+        );
+        write_str(out, "service");
+        write_str(out, truncated(service, MAX_NAME_LEN));
+        write_str(out, "type");
+        write_str(out, truncated(span.span_type().unwrap_or(""), MAX_NAME_LEN));
+        write_str(out, "start");
+        write_int(
+            out,
+            i64::try_from(span.start_unix_nanos()).unwrap_or(i64::MAX),
+        );
+        write_str(out, "duration");
+        write_int(out, i64::try_from(span.duration_ns).unwrap_or(i64::MAX));
+        write_str(out, "error");
+        write_int(out, i64::from(span.error));
+        write_str(out, "meta");
+        write_map_len(out, meta.len());
+        for (key, value) in &meta {
+            write_str(out, truncated(key, MAX_TAG_KEY_LEN));
+            write_str(out, truncated(value, MAX_TAG_VALUE_LEN));
+        }
+        write_str(out, "metrics");
+        write_map_len(out, metrics.len());
+        for (key, value) in &metrics {
+            write_str(out, truncated(key, MAX_TAG_KEY_LEN));
+            write_f64(out, *value);
+        }
+    }
+}
+
+fn chunk_metrics(sampling: &SamplingDecision, process_id: f64) -> Vec<(&'static str, f64)> {
+    let mut metrics = vec![
+        ("_sampling_priority_v1", f64::from(sampling.priority)),
+        ("process_id", process_id),
+    ];
+    if let Some(rate) = sampling.agent_rate {
+        metrics.push(("_dd.agent_psr", rate));
+    }
+    if let Some(rate) = sampling.rule_rate {
+        metrics.push(("_dd.rule_psr", rate));
+    }
+    if let Some(rate) = sampling.limit_rate {
+        metrics.push(("_dd.limit_psr", rate));
+    }
+    metrics
+}
+
+/// One random id for the life of the process.
+pub(crate) fn runtime_id() -> &'static str {
+    static RUNTIME_ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(id::uuid_v4);
+    &RUNTIME_ID
+}
+
+fn upsert<'a, V>(list: &mut Vec<(&'a str, V)>, key: &'a str, value: V) {
+    match list.iter_mut().find(|(k, _)| *k == key) {
+        Some(entry) => entry.1 = value,
+        None => list.push((key, value)),
+    }
+}
+
+pub(crate) fn write_array_len(out: &mut Vec<u8>, len: usize) {
+    match u32::try_from(len) {
+        Ok(n) if n < 16 => out.push(0x90 | n as u8),
+        Ok(n) if n <= u32::from(u16::MAX) => {
+            out.push(0xdc);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0xdd);
+            out.extend_from_slice(&n.unwrap_or(u32::MAX).to_be_bytes());
+        }
+    }
+}
+
+/// Overwrites an `array32` header reserved at `at` with `len`.
+pub(crate) fn patch_array32(out: &mut [u8], at: usize, len: u32) {
+    out[at] = 0xdd;
+    out[at + 1..at + 5].copy_from_slice(&len.to_be_bytes());
+}
+
+fn write_map_len(out: &mut Vec<u8>, len: usize) {
+    match u32::try_from(len) {
+        Ok(n) if n < 16 => out.push(0x80 | n as u8),
+        Ok(n) if n <= u32::from(u16::MAX) => {
+            out.push(0xde);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0xdf);
+            out.extend_from_slice(&n.unwrap_or(u32::MAX).to_be_bytes());
+        }
+    }
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    let len = s.len();
+    if len < 32 {
+        out.push(0xa0 | len as u8);
+    } else if len <= usize::from(u8::MAX) {
+        out.push(0xd9);
+        out.push(len as u8);
+    } else if len <= usize::from(u16::MAX) {
+        out.push(0xda);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        // Strings are bounded far below 4 GiB by the tag limits.
+        out.push(0xdb);
+        out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    }
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn write_uint(out: &mut Vec<u8>, n: u64) {
+    if n < 128 {
+        out.push(n as u8);
+    } else if let Ok(n) = u32::try_from(n) {
+        out.push(0xce);
+        out.extend_from_slice(&n.to_be_bytes());
+    } else {
+        out.push(0xcf);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+fn write_int(out: &mut Vec<u8>, n: i64) {
+    if (0..128).contains(&n) {
+        out.push(n as u8);
+    } else if let Ok(n) = i32::try_from(n) {
+        out.push(0xd2);
+        out.extend_from_slice(&n.to_be_bytes());
+    } else {
+        out.push(0xd3);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+fn write_f64(out: &mut Vec<u8>, n: f64) {
+    out.push(0xcb);
+    out.extend_from_slice(&n.to_be_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampling::SamplingDecision;
+    use crate::spec::SpanSpec;
+    use crate::tag::{StaticTag, TagValue};
+    use crate::trace::TraceShared;
+    use crate::tracer::TracerCore;
+    use serde::Deserialize;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    #[derive(Deserialize, Debug)]
+    struct WireSpan {
+        trace_id: u64,
+        span_id: u64,
+        parent_id: u64,
+        name: String,
+        resource: String,
+        service: String,
+        r#type: String,
+        start: i64,
+        duration: i64,
+        error: i32,
+        meta: HashMap<String, String>,
+        metrics: HashMap<String, f64>,
+    }
+
+    static QUERY: SpanSpec = SpanSpec::new("query").with_tags(&[
+        StaticTag::str("component", "db"),
+        StaticTag::number("rows", 3.0),
+    ]);
+
+    fn chunk(config: crate::Config) -> Chunk {
+        let (core, _) = TracerCore::capturing(config);
+        let mut decision = SamplingDecision::inherited(1);
+        decision.mechanism = Some(0);
+        decision.agent_rate = Some(1.0);
+        let trace_id = (0x6b03_35ef_0000_0000_u128 << 64) | 0x1a3a_eaeb_d301_f72e;
+        let trace = TraceShared::new(core, trace_id, 10, decision, None, Arc::from([]));
+        let mut root = SpanRecord::named(10, 0, "request".into());
+        root.top_level = true;
+        root.finish(crate::clock::now());
+        let mut child = SpanRecord::new(11, 10, &QUERY);
+        child.set_tag("user".into(), TagValue::from("ana"));
+        child.set_tag("env".into(), TagValue::from("span-wins"));
+        child.set_tag(
+            "k".into(),
+            TagValue::from("x".repeat(MAX_TAG_VALUE_LEN + 7)),
+        );
+        child.error = true;
+        child.set_resource("SELECT 1".into());
+        child.finish(crate::clock::now());
+        Chunk {
+            trace,
+            spans: vec![child, root],
+            sampling: decision,
+        }
+    }
+
+    fn decode(chunk: &Chunk, encoder: &Encoder) -> Vec<Vec<WireSpan>> {
+        let mut out = vec![0; ARRAY32_HEADER_LEN];
+        encoder.encode_chunk(&mut out, chunk);
+        patch_array32(&mut out, 0, 1);
+        rmp_serde::from_slice(&out).expect("a valid v0.4 payload")
+    }
+
+    #[test]
+    fn round_trip() {
+        let config = crate::Config::builder()
+            .service("checkout")
+            .env("prod")
+            .version("1.2.3")
+            .global_tag("team", "payments")
+            .build();
+        let encoder = Encoder::new(&config);
+        let chunk = chunk(config);
+        let traces = decode(&chunk, &encoder);
+        assert_eq!(traces.len(), 1);
+        let spans = &traces[0];
+        assert_eq!(spans.len(), 2);
+        let (root, child) = (&spans[0], &spans[1]);
+        assert_eq!(root.span_id, 10, "the local root is encoded first");
+        assert_eq!(root.trace_id, 0x1a3a_eaeb_d301_f72e);
+        assert_eq!(root.meta["_dd.p.tid"], "6b0335ef00000000");
+        assert_eq!(root.meta["_dd.p.dm"], "-0");
+        assert_eq!(root.meta["language"], "rust");
+        assert_eq!(root.meta["runtime-id"], runtime_id());
+        assert_eq!(root.metrics["_sampling_priority_v1"], 1.0);
+        assert_eq!(root.metrics["_dd.top_level"], 1.0);
+        assert_eq!(root.metrics["_dd.agent_psr"], 1.0);
+        assert_eq!(root.metrics["process_id"], f64::from(std::process::id()));
+        assert_eq!(root.resource, "request");
+        assert_eq!(root.parent_id, 0);
+        assert_eq!(root.error, 0);
+        assert!(root.start > 1_600_000_000_000_000_000);
+        assert!(root.duration >= 0);
+
+        assert_eq!(child.parent_id, 10);
+        assert_eq!(child.name, "query");
+        assert_eq!(child.resource, "SELECT 1");
+        assert_eq!(child.service, "checkout");
+        assert_eq!(child.r#type, "");
+        assert_eq!(child.error, 1);
+        assert_eq!(child.meta["env"], "span-wins");
+        assert_eq!(child.meta["version"], "1.2.3");
+        assert_eq!(child.meta["team"], "payments");
+        assert_eq!(child.meta["component"], "db");
+        assert_eq!(child.meta["user"], "ana");
+        assert_eq!(child.meta["k"].len(), MAX_TAG_VALUE_LEN);
+        assert_eq!(child.metrics["rows"], 3.0);
+        assert!(
+            !child.meta.contains_key("_dd.p.tid"),
+            "trace-level tags go on the first span only"
+        );
+        assert!(!child.metrics.contains_key("_dd.top_level"));
+        assert!(!child.metrics.contains_key("_sampling_priority_v1"));
+    }
+
+    #[test]
+    fn version_only_on_the_configured_service() {
+        let config = crate::Config::builder()
+            .service("main")
+            .version("9")
+            .build();
+        let encoder = Encoder::new(&config);
+        let mut chunk = chunk(config);
+        chunk.spans[0].set_service("other".into());
+        let traces = decode(&chunk, &encoder);
+        let other = traces[0].iter().find(|s| s.span_id == 11).unwrap();
+        assert_eq!(other.service, "other");
+        assert!(!other.meta.contains_key("version"));
+    }
+
+    #[test]
+    fn msgpack_lengths_at_format_boundaries() {
+        for len in [0usize, 15, 16, 31, 32, 255, 256, 65_535, 65_536, 70_000] {
+            let s = "a".repeat(len);
+            let mut out = Vec::new();
+            write_str(&mut out, &s);
+            let back: String = rmp_serde::from_slice(&out).unwrap();
+            assert_eq!(back.len(), len);
+
+            let mut out = Vec::new();
+            write_array_len(&mut out, len);
+            for _ in 0..len {
+                write_uint(&mut out, 1);
+            }
+            let back: Vec<u8> = rmp_serde::from_slice(&out).unwrap();
+            assert_eq!(back.len(), len);
+        }
+        for n in [0u64, 127, 128, 255, 65_536, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            write_uint(&mut out, n);
+            assert_eq!(rmp_serde::from_slice::<u64>(&out).unwrap(), n);
+        }
+        for n in [
+            0i64,
+            127,
+            128,
+            -1,
+            -129,
+            i64::from(i32::MIN),
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut out = Vec::new();
+            write_int(&mut out, n);
+            assert_eq!(rmp_serde::from_slice::<i64>(&out).unwrap(), n);
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! The per-thread span stack and per-thread buffers of finished spans.
+//!
+//! The stack's top is the active span: the parent of spans started on this
+//! thread. Spans that start and finish on this thread (the common case, and
+//! every sync `#[dd_span]` function) live in the stack while open and go to a
+//! per-thread *segment* of their trace when they finish: no lock, no atomic,
+//! no allocation for static names. A segment is merged into its trace, under
+//! one lock, when the outermost span of that trace on this thread leaves the
+//! stack (or when a partial flush is due).
+//!
+//! Guards remove their own frame by span id, so dropping guards out of order
+//! never corrupts the stack.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crate::clock;
+use crate::context::SpanContext;
+use crate::id;
+use crate::record::SpanRecord;
+use crate::span::SpanInner;
+use crate::spec::SpanSpec;
+use crate::tag::TagValue;
+use crate::trace::TraceShared;
+use crate::tracer;
+
+thread_local! {
+    static STACK: RefCell<LocalStack> = const { RefCell::new(LocalStack::new()) };
+}
+
+enum FrameKind {
+    /// A span started here; its data lives in the stack while it is open.
+    Local(SpanRecord),
+    /// A [`crate::Span`] entered here (`Span::enter`, or a future being polled);
+    /// its data stays in the span.
+    Entered,
+}
+
+struct Frame {
+    span_id: u64,
+    segment: usize,
+    /// The span's service when it differs from the tracer's default.
+    service: Option<Cow<'static, str>>,
+    kind: FrameKind,
+}
+
+struct Segment {
+    trace: Arc<TraceShared>,
+    finished: Vec<SpanRecord>,
+    frames: usize,
+}
+
+struct LocalStack {
+    frames: Vec<Frame>,
+    segments: Vec<Option<Segment>>,
+}
+
+/// What a span started here needs from the active span.
+pub(crate) struct ActiveParent {
+    pub(crate) trace: Arc<TraceShared>,
+    pub(crate) span_id: u64,
+    pub(crate) service: Option<Cow<'static, str>>,
+}
+
+impl LocalStack {
+    const fn new() -> LocalStack {
+        LocalStack {
+            frames: Vec::new(),
+            segments: Vec::new(),
+        }
+    }
+
+    /// The slot of this thread's segment of `trace`, creating it. A new
+    /// segment holds the trace open; `acquired` says the caller already
+    /// registered that hold.
+    fn segment_for(&mut self, trace: &Arc<TraceShared>, acquired: bool) -> Option<usize> {
+        if let Some(slot) = self
+            .segments
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| Arc::ptr_eq(&s.trace, trace)))
+        {
+            if acquired {
+                // The caller's hold is not needed: this segment holds the trace.
+                trace.release(Vec::new());
+            }
+            return Some(slot);
+        }
+        if !acquired && !trace.try_acquire() {
+            return None;
+        }
+        let segment = Segment {
+            trace: Arc::clone(trace),
+            finished: Vec::new(),
+            frames: 0,
+        };
+        match self.segments.iter().position(Option::is_none) {
+            Some(slot) => {
+                self.segments[slot] = Some(segment);
+                Some(slot)
+            }
+            None => {
+                self.segments.push(Some(segment));
+                Some(self.segments.len() - 1)
+            }
+        }
+    }
+
+    /// Frames only point at live segments; `None` would be a bug, and is
+    /// survived by recording nothing rather than by panicking.
+    fn segment(&mut self, slot: usize) -> Option<&mut Segment> {
+        self.segments.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    fn push_local(&mut self, spec: &'static SpanSpec) -> u64 {
+        let span_id = id::new_span_id();
+        let (slot, parent_id, parent_service) = match self.frames.last() {
+            Some(top) => (top.segment, top.span_id, top.service.clone()),
+            None => {
+                let Some(core) = tracer::current() else {
+                    return 0;
+                };
+                let service = spec.service.unwrap_or(&core.config.service);
+                let trace = TraceShared::begin(core.clone(), span_id, None, service);
+                match self.segment_for(&trace, true) {
+                    Some(slot) => (slot, 0, None),
+                    None => return 0,
+                }
+            }
+        };
+        let Some(segment) = self.segment(slot) else {
+            return 0;
+        };
+        segment.frames += 1;
+        let top_level = parent_id == 0
+            || spec.service.is_some_and(|service| {
+                service
+                    != parent_service
+                        .as_deref()
+                        .unwrap_or(&segment.trace.tracer.config.service)
+            });
+        let mut record = SpanRecord::new(span_id, parent_id, spec);
+        let service = match spec.service {
+            Some(service) => Some(Cow::Borrowed(service)),
+            None => {
+                if let Some(inherited) = &parent_service {
+                    record.set_service(inherited.clone());
+                }
+                parent_service
+            }
+        };
+        record.top_level = top_level;
+        self.frames.push(Frame {
+            span_id,
+            segment: slot,
+            service,
+            kind: FrameKind::Local(record),
+        });
+        span_id
+    }
+
+    fn push_entered(&mut self, span: &Arc<SpanInner>) -> bool {
+        let Some(slot) = self.segment_for(&span.trace, false) else {
+            return false;
+        };
+        let Some(segment) = self.segment(slot) else {
+            return false;
+        };
+        segment.frames += 1;
+        self.frames.push(Frame {
+            span_id: span.span_id,
+            segment: slot,
+            service: span.service.clone(),
+            kind: FrameKind::Entered,
+        });
+        true
+    }
+
+    /// Removes the frame of `span_id` (normally the top) and finishes it if
+    /// it is a local span.
+    fn pop(&mut self, span_id: u64, end: clock::Instant) {
+        let Some(position) = self.frames.iter().rposition(|f| f.span_id == span_id) else {
+            return;
+        };
+        let frame = self.frames.remove(position);
+        let Some(segment) = self.segment(frame.segment) else {
+            return;
+        };
+        if let FrameKind::Local(mut record) = frame.kind {
+            record.finish(end);
+            segment.finished.push(record);
+            let config = &segment.trace.tracer.config;
+            if config.partial_flush_enabled
+                && segment.finished.len() >= config.partial_flush_min_spans
+            {
+                let capacity = segment.finished.len();
+                let finished =
+                    std::mem::replace(&mut segment.finished, Vec::with_capacity(capacity));
+                segment.trace.merge(finished);
+            }
+        }
+        segment.frames -= 1;
+        if segment.frames == 0 {
+            if let Some(segment) = self.segments[frame.segment].take() {
+                segment.trace.release(segment.finished);
+            }
+            while matches!(self.segments.last(), Some(None)) {
+                self.segments.pop();
+            }
+        }
+    }
+}
+
+impl Drop for LocalStack {
+    /// Thread exit: spans whose guards were leaked are finished now, and every
+    /// segment is merged, so nothing buffered on this thread is lost.
+    fn drop(&mut self) {
+        let end = clock::now();
+        while let Some(frame) = self.frames.last() {
+            let span_id = frame.span_id;
+            self.pop(span_id, end);
+        }
+    }
+}
+
+fn with_stack<R>(f: impl FnOnce(&mut LocalStack) -> R) -> Option<R> {
+    // `try_with`: spans during thread teardown are not recorded; `try_borrow_mut`:
+    // never panic, even if the stack were re-entered.
+    STACK
+        .try_with(|stack| stack.try_borrow_mut().ok().map(|mut stack| f(&mut stack)))
+        .ok()
+        .flatten()
+}
+
+pub(crate) fn enter(span: &Arc<SpanInner>) -> bool {
+    with_stack(|stack| stack.push_entered(span)).unwrap_or(false)
+}
+
+pub(crate) fn exit(span_id: u64) {
+    let end = clock::now();
+    with_stack(|stack| stack.pop(span_id, end));
+}
+
+/// The active span, for a span about to start as its child. Registers a hold
+/// on the trace for the new span.
+pub(crate) fn active_parent() -> Option<ActiveParent> {
+    with_stack(|stack| {
+        let top = stack.frames.last()?;
+        let (span_id, service, slot) = (top.span_id, top.service.clone(), top.segment);
+        let trace = Arc::clone(&stack.segment(slot)?.trace);
+        trace.try_acquire().then_some(ActiveParent {
+            trace,
+            span_id,
+            service,
+        })
+    })
+    .flatten()
+}
+
+pub(crate) fn active_context() -> Option<SpanContext> {
+    with_stack(|stack| {
+        let top = stack.frames.last()?;
+        let (span_id, service, slot) = (top.span_id, top.service.clone(), top.segment);
+        Some(SpanContext::local(
+            &stack.segment(slot)?.trace,
+            span_id,
+            service,
+        ))
+    })
+    .flatten()
+}
+
+/// A span that lives on this thread, from its start until the guard drops:
+/// the fastest kind of span, used by `#[dd_span]` on sync functions.
+///
+/// While the guard lives, the span is the active span of this thread. The
+/// guard is neither `Send` nor `Sync`: the span must finish on the thread
+/// that started it. When tracing is off, the guard is empty and costs one
+/// load.
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::{LocalSpanGuard, SpanSpec};
+///
+/// static SPEC: SpanSpec = SpanSpec::new("parse.config");
+/// fn parse() {
+///     let _span = LocalSpanGuard::start(&SPEC);
+///     // ... the span covers the rest of this scope
+/// }
+/// parse();
+/// ```
+#[must_use = "the span finishes when the guard drops"]
+pub struct LocalSpanGuard {
+    span_id: u64,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl LocalSpanGuard {
+    /// Starts a span described by a static [`SpanSpec`] as a child of the
+    /// active span (or as a new root) and makes it active.
+    #[inline]
+    pub fn start(spec: &'static SpanSpec) -> LocalSpanGuard {
+        let span_id = if tracer::is_running() {
+            with_stack(|stack| stack.push_local(spec)).unwrap_or(0)
+        } else {
+            0
+        };
+        LocalSpanGuard {
+            span_id,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Whether this guard records a span (tracing on and a tracer running).
+    pub fn is_recording(&self) -> bool {
+        self.span_id != 0
+    }
+
+    /// The span's id (0 when not recording).
+    pub fn span_id(&self) -> u64 {
+        self.span_id
+    }
+
+    /// Sets a tag on this span.
+    pub fn set_tag(&self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
+        self.with_record(|record| record.set_tag(key.into(), value.into()));
+    }
+
+    /// Marks this span as an error with `error.message`, `error.type` and
+    /// (when given) `error.stack`.
+    pub fn set_error_fields(&self, message: String, error_type: String, stack: Option<String>) {
+        self.with_record(|record| record.set_error_fields(message, error_type, stack));
+    }
+
+    fn with_record(&self, f: impl FnOnce(&mut SpanRecord)) {
+        if self.span_id == 0 {
+            return;
+        }
+        with_stack(|stack| {
+            let frame = stack
+                .frames
+                .iter_mut()
+                .rev()
+                .find(|f| f.span_id == self.span_id);
+            if let Some(Frame {
+                kind: FrameKind::Local(record),
+                ..
+            }) = frame
+            {
+                f(record);
+            }
+        });
+    }
+}
+
+impl Drop for LocalSpanGuard {
+    #[inline]
+    fn drop(&mut self) {
+        if self.span_id != 0 {
+            exit(self.span_id);
+        }
+    }
+}
+
+impl std::fmt::Debug for LocalSpanGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalSpanGuard")
+            .field("span_id", &self.span_id)
+            .finish()
+    }
+}

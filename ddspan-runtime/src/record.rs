@@ -1,0 +1,235 @@
+//! A span's data, from its start until the writer encodes it.
+
+use std::borrow::Cow;
+
+use crate::clock::{self, Instant};
+use crate::spec::SpanSpec;
+use crate::tag::{self, TagValue, MAX_TAGS_PER_SPAN, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
+
+/// When a span started: a span clock reading (the usual case, converted to
+/// unix time by the writer) or an explicit wall-clock time.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum StartTime {
+    Clock(Instant),
+    UnixNanos(u64),
+}
+
+/// One span, in 64 bytes: what is known at compile time stays behind a
+/// `&'static SpanSpec`, and anything set at run time lives in a box that
+/// spans without dynamic data never allocate. Finished spans are moved a few
+/// times on their way to the writer, so small records matter.
+/// The trace id and sampling decision live once per trace in
+/// [`crate::trace::TraceShared`].
+#[derive(Debug)]
+pub(crate) struct SpanRecord {
+    pub(crate) span_id: u64,
+    pub(crate) parent_id: u64,
+    pub(crate) start: StartTime,
+    pub(crate) duration_ns: u64,
+    pub(crate) spec: &'static SpanSpec,
+    extra: Option<Box<SpanExtra>>,
+    pub(crate) error: bool,
+    /// A service entry span: the local root, or a span whose service differs
+    /// from its parent's. Computed at start, so partial flushes agree.
+    pub(crate) top_level: bool,
+}
+
+/// What a span sets at run time.
+#[derive(Debug, Default)]
+struct SpanExtra {
+    name: Option<Cow<'static, str>>,
+    resource: Option<Cow<'static, str>>,
+    service: Option<Cow<'static, str>>,
+    span_type: Option<Cow<'static, str>>,
+    meta: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    metrics: Vec<(Cow<'static, str>, f64)>,
+    /// Tags that did not fit under [`MAX_TAGS_PER_SPAN`].
+    tags_dropped: u32,
+}
+
+/// The spec of spans whose every field is set at run time.
+pub(crate) static DYNAMIC: SpanSpec = SpanSpec::new("");
+
+impl SpanRecord {
+    pub(crate) fn new(span_id: u64, parent_id: u64, spec: &'static SpanSpec) -> SpanRecord {
+        SpanRecord {
+            span_id,
+            parent_id,
+            start: StartTime::Clock(clock::now()),
+            duration_ns: 0,
+            spec,
+            extra: None,
+            error: false,
+            top_level: false,
+        }
+    }
+
+    /// A span whose name is set at run time.
+    pub(crate) fn named(span_id: u64, parent_id: u64, name: Cow<'static, str>) -> SpanRecord {
+        let mut record = SpanRecord::new(span_id, parent_id, &DYNAMIC);
+        record.extra_mut().name = Some(name);
+        record
+    }
+
+    fn extra_mut(&mut self) -> &mut SpanExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        self.extra
+            .as_ref()
+            .and_then(|e| e.name.as_deref())
+            .unwrap_or(self.spec.name)
+    }
+
+    pub(crate) fn resource(&self) -> Option<&str> {
+        self.extra
+            .as_ref()
+            .and_then(|e| e.resource.as_deref())
+            .or(self.spec.resource)
+    }
+
+    /// The span's service; `None` is the tracer's configured service.
+    pub(crate) fn service(&self) -> Option<&str> {
+        self.extra
+            .as_ref()
+            .and_then(|e| e.service.as_deref())
+            .or(self.spec.service)
+    }
+
+    pub(crate) fn span_type(&self) -> Option<&str> {
+        self.extra
+            .as_ref()
+            .and_then(|e| e.span_type.as_deref())
+            .or(self.spec.span_type)
+    }
+
+    pub(crate) fn meta(&self) -> &[(Cow<'static, str>, Cow<'static, str>)] {
+        self.extra.as_ref().map_or(&[], |e| &e.meta)
+    }
+
+    pub(crate) fn metrics(&self) -> &[(Cow<'static, str>, f64)] {
+        self.extra.as_ref().map_or(&[], |e| &e.metrics)
+    }
+
+    pub(crate) fn tags_dropped(&self) -> u32 {
+        self.extra.as_ref().map_or(0, |e| e.tags_dropped)
+    }
+
+    pub(crate) fn set_resource(&mut self, resource: Cow<'static, str>) {
+        self.extra_mut().resource = Some(resource);
+    }
+
+    pub(crate) fn set_service(&mut self, service: Cow<'static, str>) {
+        self.extra_mut().service = Some(service);
+    }
+
+    pub(crate) fn set_span_type(&mut self, span_type: Cow<'static, str>) {
+        self.extra_mut().span_type = Some(span_type);
+    }
+
+    /// Stamps the duration; a span that ends before it starts lasts 0 ns.
+    pub(crate) fn finish(&mut self, end: Instant) {
+        self.duration_ns = match self.start {
+            StartTime::Clock(start) => {
+                u64::try_from(end.saturating_duration_since(start).as_nanos()).unwrap_or(u64::MAX)
+            }
+            StartTime::UnixNanos(start) => clock::unix_nanos(end).saturating_sub(start),
+        };
+    }
+
+    /// Stamps the duration from an explicit wall-clock end.
+    pub(crate) fn finish_at_unix(&mut self, end_unix_ns: u64) {
+        self.duration_ns = end_unix_ns.saturating_sub(self.start_unix_nanos());
+    }
+
+    pub(crate) fn start_unix_nanos(&self) -> u64 {
+        match self.start {
+            StartTime::Clock(start) => clock::unix_nanos(start),
+            StartTime::UnixNanos(start) => start,
+        }
+    }
+
+    /// Sets a tag: strings to `meta`, numbers to `metrics`. A key set again
+    /// replaces its earlier value in either map.
+    pub(crate) fn set_tag(&mut self, key: Cow<'static, str>, value: TagValue) {
+        let key = tag::bound(key, MAX_TAG_KEY_LEN);
+        let extra = self.extra_mut();
+        extra.meta.retain(|(k, _)| *k != key);
+        extra.metrics.retain(|(k, _)| *k != key);
+        if extra.meta.len() + extra.metrics.len() >= MAX_TAGS_PER_SPAN {
+            extra.tags_dropped = extra.tags_dropped.saturating_add(1);
+            return;
+        }
+        match value {
+            TagValue::Str(value) => extra.meta.push((key, tag::bound(value, MAX_TAG_VALUE_LEN))),
+            TagValue::Number(value) => extra.metrics.push((key, value)),
+        }
+    }
+
+    /// Marks the span as an error with Datadog's error fields.
+    pub(crate) fn set_error_fields(
+        &mut self,
+        message: String,
+        error_type: String,
+        stack: Option<String>,
+    ) {
+        self.error = true;
+        self.set_tag(Cow::Borrowed("error.message"), TagValue::from(message));
+        self.set_tag(Cow::Borrowed("error.type"), TagValue::from(error_type));
+        if let Some(stack) = stack {
+            self.set_tag(Cow::Borrowed("error.stack"), TagValue::from(stack));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_replace_across_meta_and_metrics() {
+        let mut record = SpanRecord::named(1, 0, Cow::Borrowed("op"));
+        record.set_tag("k".into(), TagValue::from("text"));
+        record.set_tag("k".into(), TagValue::from(3));
+        assert!(record.meta().is_empty());
+        assert_eq!(record.metrics(), &[("k".into(), 3.0)]);
+    }
+
+    #[test]
+    fn tag_count_is_bounded() {
+        let mut record = SpanRecord::named(1, 0, Cow::Borrowed("op"));
+        for i in 0..MAX_TAGS_PER_SPAN + 5 {
+            record.set_tag(format!("k{i}").into(), TagValue::from(1));
+        }
+        assert_eq!(record.metrics().len(), MAX_TAGS_PER_SPAN);
+        assert_eq!(record.tags_dropped(), 5);
+    }
+
+    #[test]
+    fn records_stay_small() {
+        assert!(
+            std::mem::size_of::<SpanRecord>() <= 64,
+            "{}",
+            std::mem::size_of::<SpanRecord>()
+        );
+    }
+
+    #[test]
+    fn static_spans_allocate_nothing_extra() {
+        static SPEC: SpanSpec = SpanSpec::new("op").with_resource("r");
+        let record = SpanRecord::new(1, 0, &SPEC);
+        assert!(record.extra.is_none());
+        assert_eq!((record.name(), record.resource()), ("op", Some("r")));
+    }
+
+    #[test]
+    fn explicit_start_gives_wall_clock_duration() {
+        let mut record = SpanRecord::named(1, 0, Cow::Borrowed("op"));
+        record.start = StartTime::UnixNanos(1_000);
+        record.finish_at_unix(5_000);
+        assert_eq!(record.duration_ns, 4_000);
+        record.finish_at_unix(10);
+        assert_eq!(record.duration_ns, 0);
+    }
+}

@@ -1,0 +1,304 @@
+//! Priority sampling: the local root of a trace decides whether it is kept.
+//!
+//! With a rule rate (`DD_TRACE_SAMPLE_RATE`) the rule decides (priority 2 or
+//! -1, mechanism 3, `_dd.rule_psr`), and kept traces pass a rate limiter
+//! (`DD_TRACE_RATE_LIMIT`, `_dd.limit_psr`). Otherwise the agent's
+//! `rate_by_service` from its last response decides (priority 1 or 0,
+//! mechanism 1, `_dd.agent_psr`); before the agent has answered, every trace
+//! is kept (mechanism 0). The decision is a pure function of the trace id
+//! and the rate (Datadog's Knuth hash), so every tracer agrees on it.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+use std::time::Instant;
+
+/// `USER_REJECT`: dropped by a user rule.
+pub(crate) const USER_REJECT: i8 = -1;
+/// `AUTO_REJECT`: dropped by the agent's rate.
+pub(crate) const AUTO_REJECT: i8 = 0;
+/// `AUTO_KEEP`: kept by the agent's rate.
+pub(crate) const AUTO_KEEP: i8 = 1;
+/// `USER_KEEP`: kept by a user rule.
+pub(crate) const USER_KEEP: i8 = 2;
+
+/// Sampling mechanisms, as carried in `_dd.p.dm` (`-N`).
+pub(crate) const MECHANISM_DEFAULT: u8 = 0;
+pub(crate) const MECHANISM_AGENT_RATE: u8 = 1;
+pub(crate) const MECHANISM_RULE: u8 = 3;
+
+const KNUTH_FACTOR: u64 = 1_111_111_111_111_111_111;
+
+/// What the root decided, and the rates that explain it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct SamplingDecision {
+    pub(crate) priority: i8,
+    /// `None` when the decision came from upstream (no local mechanism).
+    pub(crate) mechanism: Option<u8>,
+    pub(crate) agent_rate: Option<f64>,
+    pub(crate) rule_rate: Option<f64>,
+    pub(crate) limit_rate: Option<f64>,
+}
+
+impl SamplingDecision {
+    /// A decision inherited from an upstream service.
+    pub(crate) fn inherited(priority: i8) -> SamplingDecision {
+        SamplingDecision {
+            priority,
+            mechanism: None,
+            agent_rate: None,
+            rule_rate: None,
+            limit_rate: None,
+        }
+    }
+
+    pub(crate) fn keep(&self) -> bool {
+        self.priority > 0
+    }
+}
+
+/// Whether a trace id falls within a rate, the way every Datadog tracer
+/// computes it (on the lower 64 bits of the trace id).
+pub(crate) fn sampled_by_rate(trace_id_low: u64, rate: f64) -> bool {
+    if rate >= 1.0 {
+        return true;
+    }
+    if rate <= 0.0 || rate.is_nan() {
+        return false;
+    }
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let threshold = (rate * u64::MAX as f64) as u64;
+    trace_id_low.wrapping_mul(KNUTH_FACTOR) < threshold
+}
+
+pub(crate) struct Sampler {
+    rule_rate: Option<f64>,
+    limiter: Mutex<RateLimiter>,
+    agent_rates: RwLock<HashMap<String, f64>>,
+}
+
+impl Sampler {
+    pub(crate) fn new(rule_rate: Option<f64>, rate_limit: f64) -> Sampler {
+        Sampler {
+            rule_rate,
+            limiter: Mutex::new(RateLimiter::new(rate_limit)),
+            agent_rates: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn decide(
+        &self,
+        trace_id_low: u64,
+        service: &str,
+        env: Option<&str>,
+    ) -> SamplingDecision {
+        if let Some(rate) = self.rule_rate {
+            let mut decision = SamplingDecision {
+                priority: USER_REJECT,
+                mechanism: Some(MECHANISM_RULE),
+                agent_rate: None,
+                rule_rate: Some(rate),
+                limit_rate: None,
+            };
+            if sampled_by_rate(trace_id_low, rate) {
+                let mut limiter = self
+                    .limiter
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let allowed = limiter.allow(Instant::now());
+                decision.limit_rate = Some(limiter.effective_rate());
+                if allowed {
+                    decision.priority = USER_KEEP;
+                }
+            }
+            return decision;
+        }
+        let rates = self
+            .agent_rates
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let key = format!("service:{service},env:{}", env.unwrap_or_default());
+        let (rate, mechanism) = match rates.get(&key).or_else(|| rates.get("service:,env:")) {
+            Some(rate) => (*rate, MECHANISM_AGENT_RATE),
+            None => (1.0, MECHANISM_DEFAULT),
+        };
+        SamplingDecision {
+            priority: if sampled_by_rate(trace_id_low, rate) {
+                AUTO_KEEP
+            } else {
+                AUTO_REJECT
+            },
+            mechanism: Some(mechanism),
+            agent_rate: Some(rate),
+            rule_rate: None,
+            limit_rate: None,
+        }
+    }
+
+    /// Takes the agent's `rate_by_service` from a trace response body. A body
+    /// that is not the expected JSON leaves the rates as they were.
+    pub(crate) fn update_agent_rates(&self, body: &str) -> bool {
+        #[derive(serde::Deserialize)]
+        struct AgentResponse {
+            rate_by_service: HashMap<String, f64>,
+        }
+        let Ok(response) = serde_json::from_str::<AgentResponse>(body) else {
+            return false;
+        };
+        let rates: HashMap<String, f64> = response
+            .rate_by_service
+            .into_iter()
+            .filter(|(_, rate)| (0.0..=1.0).contains(rate))
+            .collect();
+        *self
+            .agent_rates
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = rates;
+        true
+    }
+}
+
+/// A per-second budget for rule-kept traces, with the kept ratio of the
+/// current and previous second as its effective rate.
+struct RateLimiter {
+    per_second: f64,
+    tokens: f64,
+    last: Option<Instant>,
+    window_start: Option<Instant>,
+    allowed: [u64; 2],
+    seen: [u64; 2],
+}
+
+impl RateLimiter {
+    fn new(per_second: f64) -> RateLimiter {
+        RateLimiter {
+            per_second,
+            tokens: per_second,
+            last: None,
+            window_start: None,
+            allowed: [0; 2],
+            seen: [0; 2],
+        }
+    }
+
+    fn allow(&mut self, now: Instant) -> bool {
+        let window_start = *self.window_start.get_or_insert(now);
+        let elapsed_windows = now.duration_since(window_start).as_secs();
+        if elapsed_windows >= 1 {
+            // Keep the previous second only if it is the one just before now.
+            if elapsed_windows == 1 {
+                self.allowed = [self.allowed[1], 0];
+                self.seen = [self.seen[1], 0];
+            } else {
+                self.allowed = [0; 2];
+                self.seen = [0; 2];
+            }
+            self.window_start =
+                Some(window_start + std::time::Duration::from_secs(elapsed_windows));
+        }
+        if let Some(last) = self.last {
+            let refill = now.duration_since(last).as_secs_f64() * self.per_second;
+            self.tokens = (self.tokens + refill).min(self.per_second.max(1.0));
+        }
+        self.last = Some(now);
+        self.seen[1] += 1;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.allowed[1] += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn effective_rate(&self) -> f64 {
+        let seen = self.seen[0] + self.seen[1];
+        if seen == 0 {
+            return 1.0;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let rate = (self.allowed[0] + self.allowed[1]) as f64 / seen as f64;
+        rate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knuth_sampling_matches_rate() {
+        let kept = (1..=100_000u64)
+            .map(|i| crate::id::random_u64() ^ i)
+            .filter(|id| sampled_by_rate(*id, 0.3))
+            .count();
+        assert!(
+            (27_000..33_000).contains(&kept),
+            "{kept} of 100000 kept at 0.3"
+        );
+        assert!(sampled_by_rate(42, 1.0));
+        assert!(!sampled_by_rate(42, 0.0));
+    }
+
+    #[test]
+    fn knuth_sampling_is_deterministic_per_id() {
+        // 1 * factor is below half the range, so id 1 is kept at 0.5 by every tracer.
+        assert!(sampled_by_rate(1, 0.5));
+        // 9 * factor = 9999999999999999999, above half the range.
+        assert!(!sampled_by_rate(9, 0.5));
+    }
+
+    #[test]
+    fn default_keeps_until_agent_rates_arrive() {
+        let sampler = Sampler::new(None, 100.0);
+        let decision = sampler.decide(5, "svc", Some("prod"));
+        assert_eq!(decision.priority, AUTO_KEEP);
+        assert_eq!(decision.mechanism, Some(MECHANISM_DEFAULT));
+        assert_eq!(decision.agent_rate, Some(1.0));
+
+        assert!(sampler.update_agent_rates(
+            r#"{"rate_by_service":{"service:svc,env:prod":0.0,"service:,env:":1.0}}"#
+        ));
+        let decision = sampler.decide(5, "svc", Some("prod"));
+        assert_eq!(decision.priority, AUTO_REJECT);
+        assert_eq!(decision.mechanism, Some(MECHANISM_AGENT_RATE));
+        let other = sampler.decide(5, "other", None);
+        assert_eq!(other.priority, AUTO_KEEP);
+        assert_eq!(other.mechanism, Some(MECHANISM_AGENT_RATE));
+    }
+
+    #[test]
+    fn garbage_agent_response_keeps_rates() {
+        let sampler = Sampler::new(None, 100.0);
+        assert!(sampler.update_agent_rates(r#"{"rate_by_service":{"service:,env:":0.0}}"#));
+        assert!(!sampler.update_agent_rates("<html>bad gateway</html>"));
+        assert!(!sampler.update_agent_rates("OK"));
+        assert_eq!(sampler.decide(5, "svc", None).priority, AUTO_REJECT);
+    }
+
+    #[test]
+    fn rule_rate_and_limiter() {
+        let sampler = Sampler::new(Some(1.0), 10.0);
+        let decisions: Vec<SamplingDecision> =
+            (1..=50).map(|id| sampler.decide(id, "svc", None)).collect();
+        let kept = decisions.iter().filter(|d| d.priority == USER_KEEP).count();
+        assert_eq!(kept, 10, "the limiter keeps its per-second budget");
+        assert!(decisions
+            .iter()
+            .all(|d| d.mechanism == Some(MECHANISM_RULE)));
+        assert!(decisions.iter().all(|d| d.rule_rate == Some(1.0)));
+        let last = decisions.last().unwrap();
+        assert_eq!(last.priority, USER_REJECT);
+        assert!((last.limit_rate.unwrap() - 0.2).abs() < 1e-9);
+
+        let never = Sampler::new(Some(0.0), 10.0).decide(1, "svc", None);
+        assert_eq!(never.priority, USER_REJECT);
+        assert_eq!(
+            never.limit_rate, None,
+            "the limiter only sees rule-kept traces"
+        );
+    }
+}

@@ -1,0 +1,381 @@
+//! Spans that can move between threads: roots, manual spans, and the spans
+//! of futures.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use crate::clock;
+use crate::context::SpanContext;
+use crate::id;
+use crate::local;
+use crate::record::{SpanRecord, StartTime};
+use crate::tag::TagValue;
+use crate::trace::TraceShared;
+use crate::tracer;
+
+/// The shared part of a [`Span`]: the thread stack refers to it while the
+/// span is entered.
+pub(crate) struct SpanInner {
+    pub(crate) trace: Arc<TraceShared>,
+    pub(crate) span_id: u64,
+    pub(crate) service: Option<Cow<'static, str>>,
+    /// `None` once finished.
+    record: Mutex<Option<SpanRecord>>,
+}
+
+impl SpanInner {
+    fn with_record(&self, f: impl FnOnce(&mut SpanRecord)) {
+        if let Some(record) = self
+            .record
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            f(record);
+        }
+    }
+
+    fn finish(&self, end: impl FnOnce(&mut SpanRecord)) {
+        let record = self
+            .record
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut record) = record {
+            end(&mut record);
+            self.trace.release(vec![record]);
+        }
+    }
+}
+
+/// A span that may be sent to and finished on any thread. It finishes when
+/// [`Span::finish`] is called or when it is dropped; finishing twice is
+/// harmless.
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::tracer;
+///
+/// let span = tracer::start_span("upload");
+/// span.set_tag("bytes", 1024);
+/// span.set_tag("bucket", "media");
+/// std::thread::spawn(move || span.finish()).join().unwrap();
+/// ```
+#[must_use = "a span finishes when dropped"]
+pub struct Span {
+    inner: Option<Arc<SpanInner>>,
+}
+
+impl Span {
+    /// A span that records nothing.
+    pub fn noop() -> Span {
+        Span { inner: None }
+    }
+
+    /// Whether this span records anything.
+    pub fn is_recording(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// Sets a tag: strings go to `meta`; integers, floats and booleans to
+    /// `metrics`.
+    pub fn set_tag(&self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
+        if let Some(inner) = &self.inner {
+            inner.with_record(|record| record.set_tag(key.into(), value.into()));
+        }
+    }
+
+    /// Sets the resource.
+    pub fn set_resource(&self, resource: impl Into<Cow<'static, str>>) {
+        if let Some(inner) = &self.inner {
+            inner.with_record(|record| record.set_resource(resource.into()));
+        }
+    }
+
+    /// Marks or unmarks the span as an error (Python's `span.error = 1`).
+    pub fn set_error_flag(&self, error: bool) {
+        if let Some(inner) = &self.inner {
+            inner.with_record(|record| record.error = error);
+        }
+    }
+
+    /// Marks the span as an error with `error.message`, `error.type` and
+    /// (when given) `error.stack`.
+    pub fn set_error_fields(&self, message: String, error_type: String, stack: Option<String>) {
+        if let Some(inner) = &self.inner {
+            inner.with_record(|record| record.set_error_fields(message, error_type, stack));
+        }
+    }
+
+    /// This span's context, to parent spans on other threads or services.
+    /// `None` for a span that records nothing.
+    pub fn context(&self) -> Option<SpanContext> {
+        self.inner
+            .as_ref()
+            .map(|inner| SpanContext::local(&inner.trace, inner.span_id, inner.service.clone()))
+    }
+
+    /// Finishes the span now.
+    pub fn finish(&self) {
+        if let Some(inner) = &self.inner {
+            let end = clock::now();
+            inner.finish(|record| record.finish(end));
+        }
+    }
+
+    /// Finishes the span at a given wall-clock time.
+    pub fn finish_at(&self, end: SystemTime) {
+        if let Some(inner) = &self.inner {
+            inner.finish(|record| record.finish_at_unix(clock::system_time_nanos(end)));
+        }
+    }
+
+    /// Makes this span the active span of this thread until the returned
+    /// guard drops.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = ddspan_runtime::tracer::start_span("batch");
+    /// {
+    ///     let _entered = span.enter();
+    ///     let _item = ddspan_runtime::tracer::trace("item"); // child of "batch"
+    /// }
+    /// ```
+    pub fn enter(&self) -> Entered<'_> {
+        Entered {
+            span_id: self.enter_raw(),
+            _span: PhantomData,
+        }
+    }
+
+    /// Enters the span and keeps it: the span is active until the returned
+    /// guard drops, and then finishes.
+    pub fn entered(self) -> ActiveSpan {
+        let span_id = self.enter_raw();
+        ActiveSpan {
+            span: self,
+            span_id,
+            _not_send: PhantomData,
+        }
+    }
+
+    fn enter_raw(&self) -> u64 {
+        match &self.inner {
+            Some(inner) if local::enter(inner) => inner.span_id,
+            _ => 0,
+        }
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl std::fmt::Debug for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Span")
+            .field("context", &self.context())
+            .finish()
+    }
+}
+
+/// The guard of [`Span::enter`]: the span is active until it drops.
+#[must_use = "the span is active only while the guard lives"]
+pub struct Entered<'a> {
+    span_id: u64,
+    _span: PhantomData<(&'a Span, *const ())>,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        if self.span_id != 0 {
+            local::exit(self.span_id);
+        }
+    }
+}
+
+/// A span that is active on this thread until this guard drops, and then
+/// finishes: Python's `with tracer.trace(name) as span`.
+#[must_use = "the span finishes when the guard drops"]
+pub struct ActiveSpan {
+    span: Span,
+    span_id: u64,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl std::ops::Deref for ActiveSpan {
+    type Target = Span;
+
+    fn deref(&self) -> &Span {
+        &self.span
+    }
+}
+
+impl Drop for ActiveSpan {
+    fn drop(&mut self) {
+        if self.span_id != 0 {
+            local::exit(self.span_id);
+        }
+        self.span.finish();
+    }
+}
+
+/// Where a new span's parent comes from.
+enum Parent {
+    /// The active span of this thread, else a new root.
+    Active,
+    /// This context, or a new root when `None`.
+    Explicit(Option<SpanContext>),
+}
+
+/// Options for a new [`Span`]; see [`tracer::span`].
+#[must_use = "call .start() to start the span"]
+pub struct SpanBuilder {
+    name: Cow<'static, str>,
+    resource: Option<Cow<'static, str>>,
+    service: Option<Cow<'static, str>>,
+    span_type: Option<Cow<'static, str>>,
+    tags: Vec<(Cow<'static, str>, TagValue)>,
+    parent: Parent,
+    start_time: Option<SystemTime>,
+}
+
+impl SpanBuilder {
+    pub(crate) fn new(name: Cow<'static, str>) -> SpanBuilder {
+        SpanBuilder {
+            name,
+            resource: None,
+            service: None,
+            span_type: None,
+            tags: Vec::new(),
+            parent: Parent::Active,
+            start_time: None,
+        }
+    }
+
+    /// Sets the resource (the name by default).
+    pub fn resource(mut self, resource: impl Into<Cow<'static, str>>) -> SpanBuilder {
+        self.resource = Some(resource.into());
+        self
+    }
+
+    /// Sets the service (the parent's, else the tracer's, by default).
+    pub fn service(mut self, service: impl Into<Cow<'static, str>>) -> SpanBuilder {
+        self.service = Some(service.into());
+        self
+    }
+
+    /// Sets the span type (`web`, `sql`, `http`, ...).
+    pub fn span_type(mut self, span_type: impl Into<Cow<'static, str>>) -> SpanBuilder {
+        self.span_type = Some(span_type.into());
+        self
+    }
+
+    /// Adds a tag.
+    pub fn tag(
+        mut self,
+        key: impl Into<Cow<'static, str>>,
+        value: impl Into<TagValue>,
+    ) -> SpanBuilder {
+        self.tags.push((key.into(), value.into()));
+        self
+    }
+
+    /// Makes the span a child of this context; `None` makes it a new root,
+    /// so the result of an extraction can be passed straight in.
+    pub fn child_of(mut self, parent: impl Into<Option<SpanContext>>) -> SpanBuilder {
+        self.parent = Parent::Explicit(parent.into());
+        self
+    }
+
+    /// Sets an explicit wall-clock start time.
+    pub fn start_time(mut self, start: SystemTime) -> SpanBuilder {
+        self.start_time = Some(start);
+        self
+    }
+
+    /// Starts the span (not made active; see [`Span::enter`]).
+    pub fn start(self) -> Span {
+        match self.try_start() {
+            Some(inner) => Span {
+                inner: Some(Arc::new(inner)),
+            },
+            None => Span::noop(),
+        }
+    }
+
+    fn try_start(self) -> Option<SpanInner> {
+        let core = tracer::current()?;
+        let span_id = id::new_span_id();
+        let own_service = self.service;
+        let (trace, parent_id, parent_service, parent_is_local) = match self.parent {
+            Parent::Active => match local::active_parent() {
+                Some(parent) => (parent.trace, parent.span_id, parent.service, true),
+                None => {
+                    let service = own_service.as_deref().unwrap_or(&core.config.service);
+                    (
+                        TraceShared::begin(core.clone(), span_id, None, service),
+                        0,
+                        None,
+                        false,
+                    )
+                }
+            },
+            Parent::Explicit(None) => {
+                let service = own_service.as_deref().unwrap_or(&core.config.service);
+                (
+                    TraceShared::begin(core.clone(), span_id, None, service),
+                    0,
+                    None,
+                    false,
+                )
+            }
+            Parent::Explicit(Some(context)) => {
+                let joined = context
+                    .local_trace
+                    .clone()
+                    .filter(|trace| trace.try_acquire());
+                let is_local = context.local_trace.is_some();
+                let trace = joined.unwrap_or_else(|| {
+                    let service = own_service.as_deref().unwrap_or(&core.config.service);
+                    TraceShared::begin(core.clone(), span_id, Some(&context), service)
+                });
+                (trace, context.span_id, context.service.clone(), is_local)
+            }
+        };
+        let top_level = !parent_is_local
+            || own_service.as_deref().is_some_and(|service| {
+                service != parent_service.as_deref().unwrap_or(&core.config.service)
+            });
+        let service = own_service.or(parent_service);
+        let mut record = SpanRecord::named(span_id, parent_id, self.name);
+        if let Some(resource) = self.resource {
+            record.set_resource(resource);
+        }
+        if let Some(span_type) = self.span_type {
+            record.set_span_type(span_type);
+        }
+        if let Some(service) = &service {
+            record.set_service(service.clone());
+        }
+        record.top_level = top_level;
+        for (key, value) in self.tags {
+            record.set_tag(key, value);
+        }
+        if let Some(start) = self.start_time {
+            record.start = StartTime::UnixNanos(clock::system_time_nanos(start));
+        }
+        Some(SpanInner {
+            trace,
+            span_id,
+            service,
+            record: Mutex::new(Some(record)),
+        })
+    }
+}

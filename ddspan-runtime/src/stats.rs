@@ -1,0 +1,128 @@
+//! Exact accounting of what the tracer sent and what it lost.
+//!
+//! Application threads touch these counters only when they drop something;
+//! everything else is counted by the writer thread, per chunk.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// A snapshot of the tracer's counters since it started.
+///
+/// Every span handed to the writer ends in exactly one of: sent, dropped
+/// because the send failed, or still pending; spans that never reached the
+/// writer are counted as dropped because the queue was full or the tracer was
+/// stopped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Trace chunks handed to the writer.
+    pub traces_queued: u64,
+    /// Spans handed to the writer.
+    pub spans_queued: u64,
+    /// Trace chunks the agent accepted.
+    pub traces_sent: u64,
+    /// Spans the agent accepted.
+    pub spans_sent: u64,
+    /// Payloads the agent accepted.
+    pub payloads_sent: u64,
+    /// Chunks dropped because the writer's queue was full.
+    pub traces_dropped_queue_full: u64,
+    /// Spans dropped because the writer's queue was full.
+    pub spans_dropped_queue_full: u64,
+    /// Spans finished after the tracer was stopped.
+    pub spans_dropped_stopped: u64,
+    /// Chunks dropped after a 4xx answer or after the last retry failed.
+    pub traces_dropped_send_failed: u64,
+    /// Spans dropped after a 4xx answer or after the last retry failed.
+    pub spans_dropped_send_failed: u64,
+    /// Requests to the agent that failed (connection error, timeout, 4xx, 5xx).
+    pub send_failures: u64,
+    /// Requests repeated after a connection error, a timeout or a 5xx.
+    pub retries: u64,
+    /// Tags not kept because a span already had the most it may keep.
+    pub tags_dropped: u64,
+}
+
+impl Stats {
+    /// Every span lost, for whatever reason.
+    pub fn spans_dropped(&self) -> u64 {
+        self.spans_dropped_queue_full + self.spans_dropped_stopped + self.spans_dropped_send_failed
+    }
+}
+
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} spans in {} traces sent; dropped: {} spans ({} traces) with the queue full, \
+             {} spans after stop, {} spans ({} traces) the agent did not take; \
+             {} failed requests, {} retries",
+            self.spans_sent,
+            self.traces_sent,
+            self.spans_dropped_queue_full,
+            self.traces_dropped_queue_full,
+            self.spans_dropped_stopped,
+            self.spans_dropped_send_failed,
+            self.traces_dropped_send_failed,
+            self.send_failures,
+            self.retries,
+        )
+    }
+}
+
+macro_rules! counters {
+    ($($field:ident),*) => {
+        #[derive(Default)]
+        pub(crate) struct Counters {
+            $(pub(crate) $field: AtomicU64,)*
+            warned_queue_full: AtomicBool,
+            warned_stopped: AtomicBool,
+        }
+
+        impl Counters {
+            pub(crate) fn snapshot(&self) -> Stats {
+                Stats { $($field: self.$field.load(Ordering::Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters!(
+    traces_queued,
+    spans_queued,
+    traces_sent,
+    spans_sent,
+    payloads_sent,
+    traces_dropped_queue_full,
+    spans_dropped_queue_full,
+    spans_dropped_stopped,
+    traces_dropped_send_failed,
+    spans_dropped_send_failed,
+    send_failures,
+    retries,
+    tags_dropped
+);
+
+pub(crate) fn add(counter: &AtomicU64, n: usize) {
+    counter.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+impl Counters {
+    pub(crate) fn dropped_queue_full(&self, spans: usize) {
+        add(&self.traces_dropped_queue_full, 1);
+        add(&self.spans_dropped_queue_full, spans);
+        if !self.warned_queue_full.swap(true, Ordering::Relaxed) {
+            crate::log::warn(format_args!(
+                "the writer's queue is full (the agent is slow or down): dropping traces; \
+                 a summary follows at shutdown and every minute while it lasts"
+            ));
+        }
+    }
+
+    pub(crate) fn dropped_stopped(&self, spans: usize) {
+        add(&self.spans_dropped_stopped, spans);
+        if !self.warned_stopped.swap(true, Ordering::Relaxed) {
+            crate::log::warn(format_args!(
+                "spans finished after the tracer stopped are dropped"
+            ));
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! A local trace: the spans of one trace id in this process, gathered until
+//! every one of them has finished, then handed to the writer as one chunk.
+//!
+//! `open` counts what may still add spans: unfinished [`crate::Span`]s and
+//! per-thread segments (see `local.rs`) that hold finished spans not yet
+//! merged. Merging a segment costs one uncontended lock per segment, not per
+//! span.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::context::SpanContext;
+use crate::record::SpanRecord;
+use crate::sampling::SamplingDecision;
+use crate::tracer::TracerCore;
+
+fn no_tags() -> Arc<[(String, String)]> {
+    static EMPTY: std::sync::LazyLock<Arc<[(String, String)]>> =
+        std::sync::LazyLock::new(|| Arc::from([]));
+    Arc::clone(&EMPTY)
+}
+
+pub(crate) struct TraceShared {
+    pub(crate) trace_id: u128,
+    /// The span that began this local trace (its parent is remote or none).
+    pub(crate) root_span_id: u64,
+    pub(crate) tracer: Arc<TracerCore>,
+    /// Propagated from upstream: `_dd.origin`.
+    pub(crate) origin: Option<Arc<str>>,
+    /// Propagated trace tags (`_dd.p.*`), other than `_dd.p.tid` and `_dd.p.dm`.
+    pub(crate) propagated_tags: Arc<[(String, String)]>,
+    state: Mutex<TraceState>,
+}
+
+struct TraceState {
+    spans: Vec<SpanRecord>,
+    open: usize,
+    closed: bool,
+    sampling: SamplingDecision,
+}
+
+/// What the writer receives: finished spans of one trace, and the trace's
+/// shared fields.
+pub(crate) struct Chunk {
+    pub(crate) trace: Arc<TraceShared>,
+    pub(crate) spans: Vec<SpanRecord>,
+    pub(crate) sampling: SamplingDecision,
+}
+
+impl TraceShared {
+    /// Begins a local trace whose first span is `root_span_id`: a new trace,
+    /// or the continuation of a remote (or already sent) parent. The root
+    /// decides sampling unless the parent carries a decision.
+    pub(crate) fn begin(
+        tracer: Arc<TracerCore>,
+        root_span_id: u64,
+        parent: Option<&SpanContext>,
+        service: &str,
+    ) -> Arc<TraceShared> {
+        let trace_id = match parent {
+            Some(parent) => parent.trace_id,
+            None => crate::id::new_trace_id(tracer.config.trace_id_128_bit),
+        };
+        let sampling = match parent.and_then(|p| p.sampling_priority) {
+            Some(priority) => SamplingDecision::inherited(priority),
+            None => tracer.sampler.decide(
+                crate::id::low_bits(trace_id),
+                service,
+                tracer.config.env.as_deref(),
+            ),
+        };
+        let (origin, propagated_tags) = match parent {
+            Some(parent) => (parent.origin.clone(), Arc::clone(&parent.propagated_tags)),
+            None => (None, no_tags()),
+        };
+        TraceShared::new(
+            tracer,
+            trace_id,
+            root_span_id,
+            sampling,
+            origin,
+            propagated_tags,
+        )
+    }
+
+    /// A new local trace with one open holder (its first span or segment).
+    pub(crate) fn new(
+        tracer: Arc<TracerCore>,
+        trace_id: u128,
+        root_span_id: u64,
+        sampling: SamplingDecision,
+        origin: Option<Arc<str>>,
+        propagated_tags: Arc<[(String, String)]>,
+    ) -> Arc<TraceShared> {
+        Arc::new(TraceShared {
+            trace_id,
+            root_span_id,
+            tracer,
+            origin,
+            propagated_tags,
+            state: Mutex::new(TraceState {
+                spans: Vec::new(),
+                open: 1,
+                closed: false,
+                sampling,
+            }),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, TraceState> {
+        // A panic while holding this lock cannot leave the state half-updated
+        // in a way that matters more than losing the trace; keep going.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers one more holder; `false` if the trace was already sent whole.
+    pub(crate) fn try_acquire(&self) -> bool {
+        let mut state = self.state();
+        if state.closed {
+            return false;
+        }
+        state.open += 1;
+        true
+    }
+
+    pub(crate) fn sampling(&self) -> SamplingDecision {
+        self.state().sampling
+    }
+
+    /// Adds finished spans and releases one holder; hands the trace, or a part
+    /// of it, to the writer when it is due.
+    pub(crate) fn release(self: &Arc<Self>, finished: Vec<SpanRecord>) {
+        self.add(finished, true);
+    }
+
+    /// Adds finished spans without releasing a holder (a per-thread buffer
+    /// that reached the partial-flush size).
+    pub(crate) fn merge(self: &Arc<Self>, finished: Vec<SpanRecord>) {
+        self.add(finished, false);
+    }
+
+    fn add(self: &Arc<Self>, finished: Vec<SpanRecord>, release: bool) {
+        let chunk = {
+            let mut state = self.state();
+            if state.spans.is_empty() {
+                state.spans = finished;
+            } else {
+                state.spans.extend(finished);
+            }
+            if release {
+                state.open = state.open.saturating_sub(1);
+            }
+            let config = &self.tracer.config;
+            if state.open == 0 {
+                state.closed = true;
+                Some(std::mem::take(&mut state.spans))
+            } else if config.partial_flush_enabled
+                && state.spans.len() >= config.partial_flush_min_spans
+            {
+                Some(std::mem::take(&mut state.spans))
+            } else {
+                None
+            }
+            .filter(|spans| !spans.is_empty())
+            .map(|spans| Chunk {
+                trace: Arc::clone(self),
+                spans,
+                sampling: state.sampling,
+            })
+        };
+        if let Some(chunk) = chunk {
+            self.tracer.submit(chunk);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampling::SamplingDecision;
+    use std::borrow::Cow;
+
+    fn record(id: u64) -> SpanRecord {
+        SpanRecord::named(id, 0, Cow::Borrowed("op"))
+    }
+
+    #[test]
+    fn chunk_is_sent_when_the_last_holder_releases() {
+        let (tracer, chunks) = TracerCore::capturing(crate::Config::builder().build());
+        let trace = TraceShared::new(
+            tracer,
+            7,
+            1,
+            SamplingDecision::inherited(1),
+            None,
+            Arc::from([]),
+        );
+        assert!(trace.try_acquire());
+        trace.release(vec![record(2)]);
+        assert!(
+            chunks.lock().unwrap().is_empty(),
+            "one holder is still open"
+        );
+        trace.release(vec![record(1)]);
+        let chunks = chunks.lock().unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].len(), 2);
+        assert!(!trace.try_acquire(), "a sent trace takes no new holders");
+    }
+
+    #[test]
+    fn partial_flush_sends_finished_spans_early() {
+        let config = crate::Config::builder()
+            .partial_flush_enabled(true)
+            .partial_flush_min_spans(3usize)
+            .build();
+        let (tracer, chunks) = TracerCore::capturing(config);
+        let trace = TraceShared::new(
+            tracer,
+            7,
+            1,
+            SamplingDecision::inherited(1),
+            None,
+            Arc::from([]),
+        );
+        for id in 2..=4 {
+            assert!(trace.try_acquire());
+            trace.release(vec![record(id)]);
+        }
+        assert_eq!(
+            chunks.lock().unwrap().len(),
+            1,
+            "three finished spans form a part"
+        );
+        trace.release(vec![record(1)]);
+        let chunks = chunks.lock().unwrap();
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0].len(), 3);
+        assert_eq!(chunks[1].len(), 1);
+    }
+}

@@ -1,0 +1,365 @@
+//! The tracer: start, stop, flush, and the entry points that create spans.
+//!
+//! The tracer starts by itself from the environment on the first span, so
+//! instrumented code needs no set-up; [`start`] configures it in code.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub use crate::config::{AgentUrl, Config, ConfigBuilder};
+pub use crate::context::SpanContext;
+pub use crate::span::{ActiveSpan, Span, SpanBuilder};
+pub use crate::stats::Stats;
+
+use crate::sampling::Sampler;
+use crate::stats::Counters;
+use crate::trace::Chunk;
+use crate::writer::{self, WriterMessage};
+
+const UNINITIALIZED: u8 = 0;
+const RUNNING: u8 = 1;
+const OFF: u8 = 2;
+
+/// The one word every span start reads: is there a running tracer?
+static STATE: AtomicU8 = AtomicU8::new(UNINITIALIZED);
+static CURRENT: RwLock<Option<Arc<TracerCore>>> = RwLock::new(None);
+/// Serialises start and stop.
+static LIFECYCLE: Mutex<()> = Mutex::new(());
+/// The final counters of the last tracer stopped.
+static LAST_STATS: Mutex<Option<Stats>> = Mutex::new(None);
+
+/// A running tracer: its configuration, sampler, counters and writer.
+pub(crate) struct TracerCore {
+    pub(crate) config: Config,
+    pub(crate) sampler: Sampler,
+    pub(crate) counters: Arc<Counters>,
+    sink: Sink,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+enum Sink {
+    Writer(SyncSender<WriterMessage>),
+    #[cfg(test)]
+    Capture(Arc<Mutex<Vec<Vec<u64>>>>),
+}
+
+impl TracerCore {
+    fn launch(config: Config) -> Arc<TracerCore> {
+        let counters = Arc::new(Counters::default());
+        let sampler = Sampler::new(config.sample_rate, config.rate_limit);
+        let (sender, receiver) = std::sync::mpsc::sync_channel(config.queue_capacity);
+        let core = Arc::new(TracerCore {
+            config,
+            sampler,
+            counters,
+            sink: Sink::Writer(sender),
+            worker: Mutex::new(None),
+        });
+        match writer::spawn(&core, receiver) {
+            Ok(handle) => {
+                *core.worker.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle)
+            }
+            Err(error) => crate::log::warn(format_args!(
+                "could not start the writer thread ({error}); traces will be dropped"
+            )),
+        }
+        core
+    }
+
+    /// A tracer whose chunks are kept in memory as lists of span ids (unit tests).
+    #[cfg(test)]
+    pub(crate) fn capturing(config: Config) -> (Arc<TracerCore>, Arc<Mutex<Vec<Vec<u64>>>>) {
+        let chunks = Arc::new(Mutex::new(Vec::new()));
+        let core = Arc::new(TracerCore {
+            sampler: Sampler::new(config.sample_rate, config.rate_limit),
+            config,
+            counters: Arc::new(Counters::default()),
+            sink: Sink::Capture(Arc::clone(&chunks)),
+            worker: Mutex::new(None),
+        });
+        (core, chunks)
+    }
+
+    /// Hands a finished chunk to the writer without ever blocking; a full
+    /// queue drops the chunk and counts it.
+    pub(crate) fn submit(&self, chunk: Chunk) {
+        match &self.sink {
+            Sink::Writer(sender) => {
+                let spans = chunk.spans.len();
+                match sender.try_send(WriterMessage::Chunk(chunk)) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => self.counters.dropped_queue_full(spans),
+                    Err(TrySendError::Disconnected(_)) => self.counters.dropped_stopped(spans),
+                }
+            }
+            #[cfg(test)]
+            Sink::Capture(chunks) => chunks
+                .lock()
+                .unwrap()
+                .push(chunk.spans.iter().map(|s| s.span_id).collect()),
+        }
+    }
+
+    /// Sends a control message, waiting at most `timeout` for queue room.
+    fn control(
+        &self,
+        message: impl Fn(SyncSender<()>) -> WriterMessage,
+        timeout: Duration,
+    ) -> bool {
+        #[allow(irrefutable_let_patterns)] // the capture sink exists in unit tests only
+        let Sink::Writer(sender) = &self.sink
+        else {
+            return true;
+        };
+        let deadline = std::time::Instant::now() + timeout;
+        let (reply, done) = std::sync::mpsc::sync_channel(1);
+        let mut pending = message(reply);
+        loop {
+            match sender.try_send(pending) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(back)) => {
+                    if std::time::Instant::now() >= deadline {
+                        return false;
+                    }
+                    pending = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        done.recv_timeout(left).is_ok()
+    }
+
+    fn flush(&self, timeout: Duration) -> bool {
+        self.control(WriterMessage::Flush, timeout)
+    }
+
+    fn shutdown(&self) -> bool {
+        let timeout = self.config.shutdown_timeout;
+        let delivered = self.control(WriterMessage::Shutdown, timeout);
+        if delivered {
+            if let Some(worker) = self
+                .worker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+            {
+                let _ = worker.join();
+            }
+        }
+        delivered
+    }
+}
+
+/// Whether spans are recorded now. One relaxed load; starts the tracer from
+/// the environment the first time it is asked.
+#[inline]
+pub(crate) fn is_running() -> bool {
+    match STATE.load(Ordering::Relaxed) {
+        RUNNING => true,
+        OFF => false,
+        _ => start_from_env(),
+    }
+}
+
+#[cold]
+fn start_from_env() -> bool {
+    let _lifecycle = LIFECYCLE.lock().unwrap_or_else(PoisonError::into_inner);
+    if STATE.load(Ordering::Acquire) == UNINITIALIZED {
+        install(Config::from_env());
+    }
+    STATE.load(Ordering::Acquire) == RUNNING
+}
+
+/// The running tracer, for a span that begins a new local trace.
+pub(crate) fn current() -> Option<Arc<TracerCore>> {
+    if !is_running() {
+        return None;
+    }
+    CURRENT
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+fn install(config: Config) {
+    *LAST_STATS.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    crate::log::set_debug(config.debug);
+    if config.startup_logs {
+        crate::log::info(format_args!(
+            "tracer {} started: service={:?} env={:?} version={:?} agent_url={} enabled={} sample_rate={:?} rate_limit={}",
+            env!("CARGO_PKG_VERSION"),
+            config.service,
+            config.env.as_deref().unwrap_or(""),
+            config.version.as_deref().unwrap_or(""),
+            config.agent_url,
+            config.enabled,
+            config.sample_rate,
+            config.rate_limit,
+        ));
+    }
+    if !config.enabled {
+        *CURRENT.write().unwrap_or_else(PoisonError::into_inner) = None;
+        STATE.store(OFF, Ordering::Release);
+        return;
+    }
+    let core = TracerCore::launch(config);
+    *CURRENT.write().unwrap_or_else(PoisonError::into_inner) = Some(core);
+    STATE.store(RUNNING, Ordering::Release);
+}
+
+/// Starts the tracer with this configuration. A tracer already running is
+/// stopped first (delivering what it holds), so tests and programs can
+/// reconfigure.
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::tracer::{self, Config};
+///
+/// tracer::start(Config::builder().service("billing").env("staging").build());
+/// let _span = tracer::trace("invoice.render");
+/// ```
+pub fn start(config: Config) {
+    let _lifecycle = LIFECYCLE.lock().unwrap_or_else(PoisonError::into_inner);
+    stop_locked();
+    install(config);
+}
+
+/// Delivers everything finished so far and stops the writer; spans started
+/// afterwards are not recorded until [`start`] is called again. Returns
+/// whether everything was delivered within the configured shutdown timeout
+/// (`false` also when the agent could not be reached).
+///
+/// # Examples
+///
+/// ```
+/// ddspan_runtime::tracer::stop();
+/// ```
+pub fn stop() -> bool {
+    let _lifecycle = LIFECYCLE.lock().unwrap_or_else(PoisonError::into_inner);
+    stop_locked()
+}
+
+fn stop_locked() -> bool {
+    STATE.store(OFF, Ordering::Release);
+    let core = CURRENT
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    match core {
+        Some(core) => {
+            let delivered = core.shutdown();
+            let stats = core.counters.snapshot();
+            *LAST_STATS.lock().unwrap_or_else(PoisonError::into_inner) = Some(stats);
+            if stats.spans_dropped() > 0 {
+                crate::log::warn(format_args!("at shutdown: {stats}"));
+            }
+            delivered && stats.spans_dropped() == 0
+        }
+        None => true,
+    }
+}
+
+/// Sends every trace finished so far to the agent now, waiting up to
+/// `timeout`. Returns `true` when the writer confirmed the send attempt
+/// within the timeout. Traces whose spans are still open are not sent.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// ddspan_runtime::tracer::flush(Duration::from_secs(1));
+/// ```
+pub fn flush(timeout: Duration) -> bool {
+    match CURRENT
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+    {
+        Some(core) => core.flush(timeout),
+        None => true,
+    }
+}
+
+/// The running tracer's counters: sent, dropped and failed spans and traces;
+/// after [`stop`], the stopped tracer's final counters.
+///
+/// # Examples
+///
+/// ```
+/// let stats = ddspan_runtime::tracer::stats();
+/// assert!(stats.spans_sent <= stats.spans_queued);
+/// ```
+pub fn stats() -> Stats {
+    CURRENT
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .map(|core| core.counters.snapshot())
+        .or_else(|| *LAST_STATS.lock().unwrap_or_else(PoisonError::into_inner))
+        .unwrap_or_default()
+}
+
+/// Starts a span and makes it the active span of this thread until the
+/// returned guard drops: Python's `with tracer.trace(name)`.
+///
+/// # Examples
+///
+/// ```
+/// let _request = ddspan_runtime::tracer::trace("http.request");
+/// let _query = ddspan_runtime::tracer::trace("db.query"); // a child of http.request
+/// ```
+pub fn trace(name: impl Into<Cow<'static, str>>) -> ActiveSpan {
+    span(name).start().entered()
+}
+
+/// Starts a span that is not made active: a child of the active span, or a
+/// new root.
+///
+/// # Examples
+///
+/// ```
+/// let span = ddspan_runtime::tracer::start_span("background.job");
+/// span.set_tag("job.id", 42);
+/// span.finish();
+/// ```
+pub fn start_span(name: impl Into<Cow<'static, str>>) -> Span {
+    span(name).start()
+}
+
+/// A builder for a span with options.
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::tracer;
+///
+/// let parent = tracer::start_span("parent");
+/// let child = tracer::span("child")
+///     .resource("SELECT 1")
+///     .span_type("sql")
+///     .tag("db.system", "postgresql")
+///     .child_of(parent.context())
+///     .start();
+/// ```
+pub fn span(name: impl Into<Cow<'static, str>>) -> SpanBuilder {
+    SpanBuilder::new(name.into())
+}
+
+/// The context of the active span on this thread (or in this future), if any.
+///
+/// # Examples
+///
+/// ```
+/// let _span = ddspan_runtime::tracer::trace("op");
+/// let context = ddspan_runtime::tracer::active_context();
+/// ```
+pub fn active_context() -> Option<SpanContext> {
+    crate::local::active_context()
+}

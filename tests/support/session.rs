@@ -1,0 +1,68 @@
+//! One traced test: its own test agent, the global tracer pointed at it, and
+//! a lock so tests of one binary never share the (process-wide) tracer.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use ddspan::tracer::{self, AgentUrl, Config, ConfigBuilder};
+use serde_json::Value;
+
+use super::agent::TestAgent;
+
+static TRACER_LOCK: Mutex<()> = Mutex::new(());
+
+/// A test's tracer, running against its own ddapm-test-agent until dropped.
+pub struct Traced {
+    /// The test agent this test's spans go to.
+    pub agent: TestAgent,
+    _lock: MutexGuard<'static, ()>,
+}
+
+/// Starts a test agent and the tracer with the tests' defaults (service
+/// `ddspan-tests`, env `test`, version `0.0.1`, a 100 ms flush interval),
+/// adjusted by `configure`.
+pub fn traced_with(configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Traced {
+    // Start the agent before taking the lock, so agents of parallel tests boot together.
+    let agent = TestAgent::start();
+    traced_on(agent, configure, true)
+}
+
+/// [`traced_with`] and no adjustments.
+pub fn traced() -> Traced {
+    traced_with(|b| b)
+}
+
+/// The tracer pointed at an agent already started (e.g. on a unix socket);
+/// `http` false means the caller's `configure` sets the agent URL.
+pub fn traced_on(
+    agent: TestAgent,
+    configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+    http: bool,
+) -> Traced {
+    let lock = TRACER_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut builder = Config::builder()
+        .service("ddspan-tests")
+        .env("test")
+        .version("0.0.1")
+        .startup_logs(false)
+        .flush_interval(Duration::from_millis(100));
+    if http {
+        builder = builder.agent_url(AgentUrl::Http(agent.url()));
+    }
+    tracer::start(configure(builder).build());
+    Traced { agent, _lock: lock }
+}
+
+impl Traced {
+    /// Flushes the tracer and waits until the agent holds `spans` spans.
+    pub fn collect(&self, spans: usize) -> Vec<Vec<Value>> {
+        assert!(tracer::flush(Duration::from_secs(10)), "flush timed out");
+        self.agent.wait_for_spans(spans, Duration::from_secs(20))
+    }
+}
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        tracer::stop();
+    }
+}
