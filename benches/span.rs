@@ -35,7 +35,12 @@ fn start_tracer(enabled: bool) {
             .startup_logs(false)
             .partial_flush_enabled(true)
             .partial_flush_min_spans(1000usize)
-            .queue_capacity(1usize << 16)
+            .queue_capacity(
+                std::env::var("QCAP")
+                    .ok()
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(1 << 16),
+            )
             .max_retries(0u32)
             .build(),
     );

@@ -32,12 +32,9 @@ pub(crate) fn system_time_nanos(time: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// Seconds since the unix epoch, now.
+/// Seconds since the unix epoch, now, from the span clock (no system call).
 pub(crate) fn unix_seconds_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    unix_nanos(now()) / 1_000_000_000
 }
 
 #[cfg(test)]

@@ -27,20 +27,37 @@ pub(crate) const ARRAY32_HEADER_LEN: usize = 5;
 
 pub(crate) struct Encoder {
     service: String,
-    env: Option<String>,
-    version: Option<String>,
-    global_tags: Vec<(String, String)>,
+    /// `DD_TAGS`, `env` and `version`, deduplicated (`DD_ENV` and
+    /// `DD_VERSION` win over the same keys in `DD_TAGS`).
+    base_meta: Vec<(String, String)>,
+    /// The same without `version`, for spans of other services.
+    base_meta_other_service: Vec<(String, String)>,
     runtime_id: String,
     process_id: f64,
 }
 
 impl Encoder {
     pub(crate) fn new(config: &Config) -> Encoder {
+        let mut base_meta_other_service: Vec<(String, String)> = Vec::new();
+        let put = |list: &mut Vec<(String, String)>, key: &str, value: &str| {
+            list.retain(|(k, _)| k != key);
+            list.push((key.to_owned(), value.to_owned()));
+        };
+        for (key, value) in &config.global_tags {
+            put(&mut base_meta_other_service, key, value);
+        }
+        if let Some(env) = &config.env {
+            put(&mut base_meta_other_service, "env", env);
+        }
+        let mut base_meta = base_meta_other_service.clone();
+        if let Some(version) = &config.version {
+            put(&mut base_meta, "version", version);
+        }
+        base_meta_other_service.retain(|(k, _)| k != "version");
         Encoder {
             service: config.service.clone(),
-            env: config.env.clone(),
-            version: config.version.clone(),
-            global_tags: config.global_tags.clone(),
+            base_meta,
+            base_meta_other_service,
             runtime_id: runtime_id().to_owned(),
             process_id: f64::from(std::process::id()),
         }
@@ -101,41 +118,70 @@ impl Encoder {
         chunk_metrics: &[(&'static str, f64)],
     ) {
         let service = span.service().unwrap_or(&self.service);
-
-        let mut meta: Vec<(&str, &str)> = Vec::with_capacity(8 + span.meta().len());
-        if let Some(env) = &self.env {
-            upsert(&mut meta, "env", env.as_str());
-        }
-        if let (Some(version), true) = (&self.version, service == self.service) {
-            upsert(&mut meta, "version", version.as_str());
-        }
-        for (key, value) in &self.global_tags {
-            upsert(&mut meta, key, value);
-        }
-        for (key, value) in chunk_meta {
-            upsert(&mut meta, key, value);
-        }
-        let mut metrics: Vec<(&str, f64)> = Vec::with_capacity(4 + span.metrics().len());
-        if span.top_level {
-            upsert(&mut metrics, "_dd.top_level", 1.0);
-        }
-        for (key, value) in chunk_metrics {
-            upsert(&mut metrics, key, *value);
-        }
-        for tag in span.spec.tags {
-            match tag.value {
-                StaticValue::Str(value) => upsert(&mut meta, tag.key, value),
-                StaticValue::Number(value) => upsert(&mut metrics, tag.key, value),
-            }
-        }
-        for (key, value) in span.meta() {
-            metrics.retain(|(k, _)| *k != key.as_ref());
-            upsert(&mut meta, key, value);
-        }
-        for (key, value) in span.metrics() {
-            meta.retain(|(k, _)| *k != key.as_ref());
-            upsert(&mut metrics, key, *value);
-        }
+        // Precedence, lowest first: tracer-wide tags, chunk-level fields,
+        // the span's static tags, its run-time tags. Nothing is collected:
+        // each group is filtered against the later ones, counted, written.
+        let base = if service == self.service {
+            &self.base_meta
+        } else {
+            &self.base_meta_other_service
+        };
+        let dynamic_meta = span.meta();
+        let dynamic_metrics = span.metrics();
+        let set_at_run_time = |key: &str| {
+            dynamic_meta.iter().any(|(k, _)| k == key)
+                || dynamic_metrics.iter().any(|(k, _)| k == key)
+        };
+        let set_on_span =
+            |key: &str| set_at_run_time(key) || span.spec.tags.iter().any(|t| t.key == key);
+        let base_meta = || {
+            base.iter()
+                .filter(|(k, _)| !set_on_span(k) && !chunk_meta.iter().any(|(c, _)| c == k))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+        };
+        let chunk_meta = || {
+            chunk_meta
+                .iter()
+                .filter(|(k, _)| !set_on_span(k))
+                .map(|(k, v)| (k.as_ref(), v.as_str()))
+        };
+        let static_meta = || {
+            span.spec.tags.iter().filter_map(|t| match t.value {
+                StaticValue::Str(v) if !set_at_run_time(t.key) => Some((t.key, v)),
+                _ => None,
+            })
+        };
+        let dynamic_meta = || dynamic_meta.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
+        let top_level: &[(&str, f64)] = if span.top_level {
+            &[("_dd.top_level", 1.0)]
+        } else {
+            &[]
+        };
+        let base_metrics = || {
+            top_level
+                .iter()
+                .chain(chunk_metrics)
+                .filter(|(k, _)| !set_on_span(k))
+                .copied()
+        };
+        let static_metrics = || {
+            span.spec.tags.iter().filter_map(|t| match t.value {
+                StaticValue::Number(v) if !set_at_run_time(t.key) => Some((t.key, v)),
+                _ => None,
+            })
+        };
+        let dynamic_metrics = || dynamic_metrics.iter().map(|(k, v)| (k.as_ref(), *v));
+        let meta = || {
+            base_meta()
+                .chain(chunk_meta())
+                .chain(static_meta())
+                .chain(dynamic_meta())
+        };
+        let metrics = || {
+            base_metrics()
+                .chain(static_metrics())
+                .chain(dynamic_metrics())
+        };
 
         write_map_len(out, 12);
         write_str(out, "trace_id");
@@ -165,16 +211,16 @@ impl Encoder {
         write_str(out, "error");
         write_int(out, i64::from(span.error));
         write_str(out, "meta");
-        write_map_len(out, meta.len());
-        for (key, value) in &meta {
+        write_map_len(out, meta().count());
+        for (key, value) in meta() {
             write_str(out, truncated(key, MAX_TAG_KEY_LEN));
             write_str(out, truncated(value, MAX_TAG_VALUE_LEN));
         }
         write_str(out, "metrics");
-        write_map_len(out, metrics.len());
-        for (key, value) in &metrics {
+        write_map_len(out, metrics().count());
+        for (key, value) in metrics() {
             write_str(out, truncated(key, MAX_TAG_KEY_LEN));
-            write_f64(out, *value);
+            write_f64(out, value);
         }
     }
 }
@@ -200,13 +246,6 @@ fn chunk_metrics(sampling: &SamplingDecision, process_id: f64) -> Vec<(&'static 
 pub(crate) fn runtime_id() -> &'static str {
     static RUNTIME_ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(id::uuid_v4);
     &RUNTIME_ID
-}
-
-fn upsert<'a, V>(list: &mut Vec<(&'a str, V)>, key: &'a str, value: V) {
-    match list.iter_mut().find(|(k, _)| *k == key) {
-        Some(entry) => entry.1 = value,
-        None => list.push((key, value)),
-    }
 }
 
 pub(crate) fn write_array_len(out: &mut Vec<u8>, len: usize) {
@@ -422,6 +461,37 @@ mod tests {
         let other = traces[0].iter().find(|s| s.span_id == 11).unwrap();
         assert_eq!(other.service, "other");
         assert!(!other.meta.contains_key("version"));
+    }
+
+    #[test]
+    fn precedence_of_tags() {
+        static SPEC: SpanSpec = SpanSpec::new("op").with_tags(&[
+            StaticTag::str("team", "from-spec"),
+            StaticTag::str("k", "static"),
+        ]);
+        let config = crate::Config::builder()
+            .service("svc")
+            .env("prod")
+            .global_tag("env", "from-dd-tags")
+            .global_tag("team", "from-dd-tags")
+            .build();
+        let encoder = Encoder::new(&config);
+        let mut chunk = chunk(config);
+        let mut span = SpanRecord::new(12, 10, &SPEC);
+        span.set_tag("k".into(), TagValue::from(5));
+        chunk.spans.push(span);
+        let traces = decode(&chunk, &encoder);
+        let span = traces[0].iter().find(|s| s.span_id == 12).unwrap();
+        assert_eq!(span.meta["env"], "prod", "DD_ENV wins over env in DD_TAGS");
+        assert_eq!(
+            span.meta["team"], "from-spec",
+            "a span's tag wins over DD_TAGS"
+        );
+        assert_eq!(
+            span.metrics["k"], 5.0,
+            "a run-time tag wins over a static one"
+        );
+        assert!(!span.meta.contains_key("k"));
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod future;
 mod id;
 mod local;
 mod log;
+mod pool;
 mod record;
 mod sampling;
 mod span;

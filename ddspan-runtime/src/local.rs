@@ -19,6 +19,7 @@ use std::sync::Arc;
 use crate::clock;
 use crate::context::SpanContext;
 use crate::id;
+use crate::pool;
 use crate::record::SpanRecord;
 use crate::span::SpanInner;
 use crate::spec::SpanSpec;
@@ -189,14 +190,15 @@ impl LocalStack {
         };
         if let FrameKind::Local(mut record) = frame.kind {
             record.finish(end);
+            if segment.finished.capacity() == 0 {
+                segment.finished = pool::take();
+            }
             segment.finished.push(record);
             let config = &segment.trace.tracer.config;
             if config.partial_flush_enabled
                 && segment.finished.len() >= config.partial_flush_min_spans
             {
-                let capacity = segment.finished.len();
-                let finished =
-                    std::mem::replace(&mut segment.finished, Vec::with_capacity(capacity));
+                let finished = std::mem::replace(&mut segment.finished, pool::take());
                 segment.trace.merge(finished);
             }
         }

@@ -77,24 +77,30 @@ pub(crate) fn sampled_by_rate(trace_id_low: u64, rate: f64) -> bool {
 pub(crate) struct Sampler {
     rule_rate: Option<f64>,
     limiter: Mutex<RateLimiter>,
-    agent_rates: RwLock<HashMap<String, f64>>,
+    /// The environment whose agent rates apply to this process.
+    env: String,
+    agent_rates: RwLock<AgentRates>,
+}
+
+/// The agent's rates for this process's environment, keyed by service so a
+/// root's look-up builds no string.
+#[derive(Default)]
+struct AgentRates {
+    by_service: HashMap<String, f64>,
+    default: Option<f64>,
 }
 
 impl Sampler {
-    pub(crate) fn new(rule_rate: Option<f64>, rate_limit: f64) -> Sampler {
+    pub(crate) fn new(rule_rate: Option<f64>, rate_limit: f64, env: Option<&str>) -> Sampler {
         Sampler {
             rule_rate,
             limiter: Mutex::new(RateLimiter::new(rate_limit)),
-            agent_rates: RwLock::new(HashMap::new()),
+            env: env.unwrap_or_default().to_owned(),
+            agent_rates: RwLock::new(AgentRates::default()),
         }
     }
 
-    pub(crate) fn decide(
-        &self,
-        trace_id_low: u64,
-        service: &str,
-        env: Option<&str>,
-    ) -> SamplingDecision {
+    pub(crate) fn decide(&self, trace_id_low: u64, service: &str) -> SamplingDecision {
         if let Some(rate) = self.rule_rate {
             let mut decision = SamplingDecision {
                 priority: USER_REJECT,
@@ -120,9 +126,8 @@ impl Sampler {
             .agent_rates
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let key = format!("service:{service},env:{}", env.unwrap_or_default());
-        let (rate, mechanism) = match rates.get(&key).or_else(|| rates.get("service:,env:")) {
-            Some(rate) => (*rate, MECHANISM_AGENT_RATE),
+        let (rate, mechanism) = match rates.by_service.get(service).copied().or(rates.default) {
+            Some(rate) => (rate, MECHANISM_AGENT_RATE),
             None => (1.0, MECHANISM_DEFAULT),
         };
         SamplingDecision {
@@ -148,11 +153,23 @@ impl Sampler {
         let Ok(response) = serde_json::from_str::<AgentResponse>(body) else {
             return false;
         };
-        let rates: HashMap<String, f64> = response
-            .rate_by_service
-            .into_iter()
-            .filter(|(_, rate)| (0.0..=1.0).contains(rate))
-            .collect();
+        let mut rates = AgentRates::default();
+        for (key, rate) in response.rate_by_service {
+            if !(0.0..=1.0).contains(&rate) {
+                continue;
+            }
+            let Some((service, env)) = key
+                .strip_prefix("service:")
+                .and_then(|rest| rest.split_once(",env:"))
+            else {
+                continue;
+            };
+            if service.is_empty() && env.is_empty() {
+                rates.default = Some(rate);
+            } else if env == self.env {
+                rates.by_service.insert(service.to_owned(), rate);
+            }
+        }
         *self
             .agent_rates
             .write()
@@ -253,8 +270,8 @@ mod tests {
 
     #[test]
     fn default_keeps_until_agent_rates_arrive() {
-        let sampler = Sampler::new(None, 100.0);
-        let decision = sampler.decide(5, "svc", Some("prod"));
+        let sampler = Sampler::new(None, 100.0, Some("prod"));
+        let decision = sampler.decide(5, "svc");
         assert_eq!(decision.priority, AUTO_KEEP);
         assert_eq!(decision.mechanism, Some(MECHANISM_DEFAULT));
         assert_eq!(decision.agent_rate, Some(1.0));
@@ -262,28 +279,28 @@ mod tests {
         assert!(sampler.update_agent_rates(
             r#"{"rate_by_service":{"service:svc,env:prod":0.0,"service:,env:":1.0}}"#
         ));
-        let decision = sampler.decide(5, "svc", Some("prod"));
+        let decision = sampler.decide(5, "svc");
         assert_eq!(decision.priority, AUTO_REJECT);
         assert_eq!(decision.mechanism, Some(MECHANISM_AGENT_RATE));
-        let other = sampler.decide(5, "other", None);
+        let other = sampler.decide(5, "other");
         assert_eq!(other.priority, AUTO_KEEP);
         assert_eq!(other.mechanism, Some(MECHANISM_AGENT_RATE));
     }
 
     #[test]
     fn garbage_agent_response_keeps_rates() {
-        let sampler = Sampler::new(None, 100.0);
+        let sampler = Sampler::new(None, 100.0, Some("prod"));
         assert!(sampler.update_agent_rates(r#"{"rate_by_service":{"service:,env:":0.0}}"#));
         assert!(!sampler.update_agent_rates("<html>bad gateway</html>"));
         assert!(!sampler.update_agent_rates("OK"));
-        assert_eq!(sampler.decide(5, "svc", None).priority, AUTO_REJECT);
+        assert_eq!(sampler.decide(5, "svc").priority, AUTO_REJECT);
     }
 
     #[test]
     fn rule_rate_and_limiter() {
-        let sampler = Sampler::new(Some(1.0), 10.0);
+        let sampler = Sampler::new(Some(1.0), 10.0, None);
         let decisions: Vec<SamplingDecision> =
-            (1..=50).map(|id| sampler.decide(id, "svc", None)).collect();
+            (1..=50).map(|id| sampler.decide(id, "svc")).collect();
         let kept = decisions.iter().filter(|d| d.priority == USER_KEEP).count();
         assert_eq!(kept, 10, "the limiter keeps its per-second budget");
         assert!(decisions
@@ -294,7 +311,7 @@ mod tests {
         assert_eq!(last.priority, USER_REJECT);
         assert!((last.limit_rate.unwrap() - 0.2).abs() < 1e-9);
 
-        let never = Sampler::new(Some(0.0), 10.0).decide(1, "svc", None);
+        let never = Sampler::new(Some(0.0), 10.0, None).decide(1, "svc");
         assert_eq!(never.priority, USER_REJECT);
         assert_eq!(
             never.limit_rate, None,

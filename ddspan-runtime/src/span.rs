@@ -45,7 +45,7 @@ impl SpanInner {
             .take();
         if let Some(mut record) = record {
             end(&mut record);
-            self.trace.release(vec![record]);
+            self.trace.release_one(record);
         }
     }
 }

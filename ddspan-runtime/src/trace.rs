@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::context::SpanContext;
+use crate::pool;
 use crate::record::SpanRecord;
 use crate::sampling::SamplingDecision;
 use crate::tracer::TracerCore;
@@ -17,6 +18,11 @@ fn no_tags() -> Arc<[(String, String)]> {
     static EMPTY: std::sync::LazyLock<Arc<[(String, String)]>> =
         std::sync::LazyLock::new(|| Arc::from([]));
     Arc::clone(&EMPTY)
+}
+
+enum Finished {
+    One(SpanRecord),
+    Many(Vec<SpanRecord>),
 }
 
 pub(crate) struct TraceShared {
@@ -62,11 +68,9 @@ impl TraceShared {
         };
         let sampling = match parent.and_then(|p| p.sampling_priority) {
             Some(priority) => SamplingDecision::inherited(priority),
-            None => tracer.sampler.decide(
-                crate::id::low_bits(trace_id),
-                service,
-                tracer.config.env.as_deref(),
-            ),
+            None => tracer
+                .sampler
+                .decide(crate::id::low_bits(trace_id), service),
         };
         let (origin, propagated_tags) = match parent {
             Some(parent) => (parent.origin.clone(), Arc::clone(&parent.propagated_tags)),
@@ -129,22 +133,38 @@ impl TraceShared {
     /// Adds finished spans and releases one holder; hands the trace, or a part
     /// of it, to the writer when it is due.
     pub(crate) fn release(self: &Arc<Self>, finished: Vec<SpanRecord>) {
-        self.add(finished, true);
+        self.add(Finished::Many(finished), true);
+    }
+
+    /// Adds one finished span and releases the holder it was.
+    pub(crate) fn release_one(self: &Arc<Self>, record: SpanRecord) {
+        self.add(Finished::One(record), true);
     }
 
     /// Adds finished spans without releasing a holder (a per-thread buffer
     /// that reached the partial-flush size).
     pub(crate) fn merge(self: &Arc<Self>, finished: Vec<SpanRecord>) {
-        self.add(finished, false);
+        self.add(Finished::Many(finished), false);
     }
 
-    fn add(self: &Arc<Self>, finished: Vec<SpanRecord>, release: bool) {
+    fn add(self: &Arc<Self>, finished: Finished, release: bool) {
+        let mut spare = None;
         let chunk = {
             let mut state = self.state();
-            if state.spans.is_empty() {
-                state.spans = finished;
-            } else {
-                state.spans.extend(finished);
+            match finished {
+                Finished::Many(finished) if state.spans.is_empty() => {
+                    spare = Some(std::mem::replace(&mut state.spans, finished));
+                }
+                Finished::Many(mut finished) => {
+                    state.spans.append(&mut finished);
+                    spare = Some(finished);
+                }
+                Finished::One(record) => {
+                    if state.spans.capacity() == 0 {
+                        state.spans = pool::take();
+                    }
+                    state.spans.push(record);
+                }
             }
             if release {
                 state.open = state.open.saturating_sub(1);
@@ -167,6 +187,9 @@ impl TraceShared {
                 sampling: state.sampling,
             })
         };
+        if let Some(spare) = spare {
+            pool::give(spare);
+        }
         if let Some(chunk) = chunk {
             self.tracer.submit(chunk);
         }

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::{Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -18,7 +18,7 @@ pub use crate::stats::Stats;
 use crate::sampling::Sampler;
 use crate::stats::Counters;
 use crate::trace::Chunk;
-use crate::writer::{self, WriterMessage};
+use crate::writer::{self, Control};
 
 const UNINITIALIZED: u8 = 0;
 const RUNNING: u8 = 1;
@@ -42,7 +42,12 @@ pub(crate) struct TracerCore {
 }
 
 enum Sink {
-    Writer(SyncSender<WriterMessage>),
+    Writer {
+        /// Finished chunks; application threads only ever `try_send`.
+        chunks: SyncSender<Chunk>,
+        /// Flush and shutdown requests.
+        control: Sender<Control>,
+    },
     #[cfg(test)]
     Capture(Arc<Mutex<Vec<Vec<u64>>>>),
 }
@@ -50,16 +55,17 @@ enum Sink {
 impl TracerCore {
     fn launch(config: Config) -> Arc<TracerCore> {
         let counters = Arc::new(Counters::default());
-        let sampler = Sampler::new(config.sample_rate, config.rate_limit);
-        let (sender, receiver) = std::sync::mpsc::sync_channel(config.queue_capacity);
+        let sampler = Sampler::new(config.sample_rate, config.rate_limit, config.env.as_deref());
+        let (chunks, chunk_receiver) = std::sync::mpsc::sync_channel(config.queue_capacity);
+        let (control, control_receiver) = std::sync::mpsc::channel();
         let core = Arc::new(TracerCore {
             config,
             sampler,
             counters,
-            sink: Sink::Writer(sender),
+            sink: Sink::Writer { chunks, control },
             worker: Mutex::new(None),
         });
-        match writer::spawn(&core, receiver) {
+        match writer::spawn(&core, chunk_receiver, control_receiver) {
             Ok(handle) => {
                 *core.worker.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle)
             }
@@ -75,7 +81,7 @@ impl TracerCore {
     pub(crate) fn capturing(config: Config) -> (Arc<TracerCore>, Arc<Mutex<Vec<Vec<u64>>>>) {
         let chunks = Arc::new(Mutex::new(Vec::new()));
         let core = Arc::new(TracerCore {
-            sampler: Sampler::new(config.sample_rate, config.rate_limit),
+            sampler: Sampler::new(config.sample_rate, config.rate_limit, config.env.as_deref()),
             config,
             counters: Arc::new(Counters::default()),
             sink: Sink::Capture(Arc::clone(&chunks)),
@@ -88,12 +94,20 @@ impl TracerCore {
     /// queue drops the chunk and counts it.
     pub(crate) fn submit(&self, chunk: Chunk) {
         match &self.sink {
-            Sink::Writer(sender) => {
+            Sink::Writer { chunks, .. } => {
+                // The writer polls this queue on its own clock, so a send
+                // never wakes a thread: no system call on this path.
                 let spans = chunk.spans.len();
-                match sender.try_send(WriterMessage::Chunk(chunk)) {
+                match chunks.try_send(chunk) {
                     Ok(()) => {}
-                    Err(TrySendError::Full(_)) => self.counters.dropped_queue_full(spans),
-                    Err(TrySendError::Disconnected(_)) => self.counters.dropped_stopped(spans),
+                    Err(TrySendError::Full(chunk)) => {
+                        self.counters.dropped_queue_full(spans);
+                        crate::pool::give(chunk.spans);
+                    }
+                    Err(TrySendError::Disconnected(chunk)) => {
+                        self.counters.dropped_stopped(spans);
+                        crate::pool::give(chunk.spans);
+                    }
                 }
             }
             #[cfg(test)]
@@ -104,44 +118,25 @@ impl TracerCore {
         }
     }
 
-    /// Sends a control message, waiting at most `timeout` for queue room.
-    fn control(
-        &self,
-        message: impl Fn(SyncSender<()>) -> WriterMessage,
-        timeout: Duration,
-    ) -> bool {
+    /// Asks the writer for a flush or shutdown and waits up to `timeout`
+    /// for it to be done.
+    fn control(&self, message: impl FnOnce(SyncSender<()>) -> Control, timeout: Duration) -> bool {
         #[allow(irrefutable_let_patterns)] // the capture sink exists in unit tests only
-        let Sink::Writer(sender) = &self.sink
+        let Sink::Writer { control, .. } = &self.sink
         else {
             return true;
         };
-        let deadline = std::time::Instant::now() + timeout;
         let (reply, done) = std::sync::mpsc::sync_channel(1);
-        let mut pending = message(reply);
-        loop {
-            match sender.try_send(pending) {
-                Ok(()) => break,
-                Err(TrySendError::Disconnected(_)) => return false,
-                Err(TrySendError::Full(back)) => {
-                    if std::time::Instant::now() >= deadline {
-                        return false;
-                    }
-                    pending = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
-        }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        done.recv_timeout(left).is_ok()
+        control.send(message(reply)).is_ok() && done.recv_timeout(timeout).is_ok()
     }
 
     fn flush(&self, timeout: Duration) -> bool {
-        self.control(WriterMessage::Flush, timeout)
+        self.control(Control::Flush, timeout)
     }
 
     fn shutdown(&self) -> bool {
         let timeout = self.config.shutdown_timeout;
-        let delivered = self.control(WriterMessage::Shutdown, timeout);
+        let delivered = self.control(Control::Shutdown, timeout);
         if delivered {
             if let Some(worker) = self
                 .worker

@@ -1,6 +1,13 @@
-//! The background writer: one named thread that receives finished trace
-//! chunks, encodes them into a v0.4 payload, and sends it to the agent every
-//! flush interval, or sooner when the payload reaches its size cap.
+//! The background writer: one named thread that takes finished trace chunks
+//! from a bounded queue, encodes them into a v0.4 payload, and sends it to
+//! the agent every flush interval, or sooner when the payload reaches its
+//! size cap.
+//!
+//! The writer polls the queue on its own clock (every 10 ms while chunks
+//! arrive, backing off to 100 ms when idle) instead of blocking on it, so
+//! application threads never pay for waking it: handing a chunk over is one
+//! `try_send`. It blocks only on the control channel, which carries the rare
+//! flush and shutdown requests.
 //!
 //! Connection errors, timeouts, 429 and 5xx answers are retried a bounded
 //! number of times with exponential backoff; other 4xx answers are never
@@ -22,22 +29,25 @@ use crate::transport::Transport;
 const TRACES_PATH: &str = "/v0.4/traces";
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
-pub(crate) enum WriterMessage {
-    Chunk(Chunk),
-    /// Send everything received so far, then reply.
+const MIN_POLL: Duration = Duration::from_millis(10);
+const MAX_POLL: Duration = Duration::from_millis(100);
+
+pub(crate) enum Control {
+    /// Send everything queued so far, then reply.
     Flush(SyncSender<()>),
-    /// Send everything received so far, reply, and end the thread.
+    /// Send everything queued so far, reply, and end the thread.
     Shutdown(SyncSender<()>),
 }
 
 pub(crate) fn spawn(
     core: &Arc<TracerCore>,
-    receiver: Receiver<WriterMessage>,
+    chunks: Receiver<Chunk>,
+    control: Receiver<Control>,
 ) -> std::io::Result<JoinHandle<()>> {
     let writer = Writer::new(Arc::clone(core));
     std::thread::Builder::new()
         .name("ddspan-writer".to_owned())
-        .spawn(move || writer.run(&receiver))
+        .spawn(move || writer.run(&chunks, &control))
 }
 
 struct Writer {
@@ -88,35 +98,40 @@ impl Writer {
         }
     }
 
-    fn run(mut self, receiver: &Receiver<WriterMessage>) {
+    fn run(mut self, chunks: &Receiver<Chunk>, control: &Receiver<Control>) {
         let interval = self.core.config.flush_interval;
+        let max_poll = MAX_POLL.min(interval);
+        let mut poll = MIN_POLL.min(max_poll);
         let mut next_send = Instant::now() + interval;
         loop {
-            let wait = next_send.saturating_duration_since(Instant::now());
-            match receiver.recv_timeout(wait) {
-                Ok(WriterMessage::Chunk(chunk)) => self.add(&chunk),
-                Ok(WriterMessage::Flush(reply)) => {
-                    let shutdown = self.drain(receiver);
+            match control.recv_timeout(poll) {
+                Ok(Control::Flush(reply)) => {
+                    self.drain(chunks);
                     self.send(None);
                     let _ = reply.try_send(());
-                    if let Some(reply) = shutdown {
-                        let _ = reply.try_send(());
-                        return;
-                    }
                 }
-                Ok(WriterMessage::Shutdown(reply)) => {
-                    self.drain(receiver);
+                Ok(Control::Shutdown(reply)) => {
+                    self.drain(chunks);
                     let deadline = Instant::now() + self.core.config.shutdown_timeout;
                     self.send(Some(deadline));
                     let _ = reply.try_send(());
                     return;
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    self.send(None);
-                    self.summarise();
-                    next_send = Instant::now() + interval;
+                    let taken = self.drain(chunks);
+                    poll = if taken > 0 {
+                        MIN_POLL.min(max_poll)
+                    } else {
+                        (poll * 2).min(max_poll)
+                    };
+                    if Instant::now() >= next_send {
+                        self.send(None);
+                        self.summarise();
+                        next_send = Instant::now() + interval;
+                    }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
+                    self.drain(chunks);
                     self.send(Some(Instant::now() + self.core.config.shutdown_timeout));
                     return;
                 }
@@ -124,23 +139,17 @@ impl Writer {
         }
     }
 
-    /// Takes every chunk already queued; returns a shutdown request met on the way.
-    fn drain(&mut self, receiver: &Receiver<WriterMessage>) -> Option<SyncSender<()>> {
-        let mut shutdown = None;
-        while let Ok(message) = receiver.try_recv() {
-            match message {
-                WriterMessage::Chunk(chunk) => self.add(&chunk),
-                WriterMessage::Flush(reply) => {
-                    // Answered once this drain's send is done; order is kept.
-                    let _ = reply.try_send(());
-                }
-                WriterMessage::Shutdown(reply) => shutdown = Some(reply),
-            }
+    /// Encodes every chunk queued now; returns how many there were.
+    fn drain(&mut self, chunks: &Receiver<Chunk>) -> usize {
+        let mut taken = 0;
+        while let Ok(chunk) = chunks.try_recv() {
+            self.add(chunk);
+            taken += 1;
         }
-        shutdown
+        taken
     }
 
-    fn add(&mut self, chunk: &Chunk) {
+    fn add(&mut self, chunk: Chunk) {
         let counters = &self.core.counters;
         add(&counters.traces_queued, 1);
         add(&counters.spans_queued, chunk.spans.len());
@@ -151,9 +160,10 @@ impl Writer {
         if self.payload.is_empty() {
             self.payload.resize(ARRAY32_HEADER_LEN, 0);
         }
-        self.encoder.encode_chunk(&mut self.payload, chunk);
+        self.encoder.encode_chunk(&mut self.payload, &chunk);
         self.traces += 1;
         self.spans += chunk.spans.len();
+        crate::pool::give(chunk.spans);
         if self.payload.len() >= self.core.config.max_payload_bytes {
             self.send(None);
         }
