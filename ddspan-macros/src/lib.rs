@@ -1,9 +1,42 @@
 //! Procedural macros of [ddspan](https://docs.rs/ddspan): `#[dd_span]` and
-//! `#[dd_ignore]`.
+//! `#[dd_ignore]`, the Rust counterpart of Orchestrion's `//dd:span` and
+//! `//orchestrion:ignore` directives.
 //!
-//! The crate follows the parse → validate → expand layout of the best macro
-//! crates; the attributes themselves land with their own issue. Until then
-//! the crate exists so the workspace layout is whole and the facade can pin
-//! it exactly.
+//! Layout: `attr.rs` parses the arguments, `settings.rs` validates them into
+//! a span's settings, `expand.rs` rewrites one function, `closure.rs`
+//! rewrites annotated closures inside it, `container.rs` walks `impl` blocks
+//! and inline modules. Every error is a `syn::Error` on the user's tokens,
+//! all of them reported at once, and the original item is still emitted.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+
+use proc_macro::TokenStream;
+
+mod attr;
+mod closure;
+mod container;
+mod errors;
+mod expand;
+mod settings;
+
+/// Wraps a function, method, `impl` block or inline module in Datadog spans.
+///
+/// See the `ddspan` crate for the arguments and the rules.
+#[proc_macro_attribute]
+pub fn dd_span(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::dd_span(args.into(), item.into()).into()
+}
+
+/// Opts an item or closure out of the instrumentation an enclosing
+/// `#[dd_span]` would apply. On its own it does nothing.
+#[proc_macro_attribute]
+pub fn dd_ignore(args: TokenStream, item: TokenStream) -> TokenStream {
+    let args = proc_macro2::TokenStream::from(args);
+    let item = proc_macro2::TokenStream::from(item);
+    if args.is_empty() {
+        return item.into();
+    }
+    let error = syn::Error::new_spanned(&args, "#[dd_ignore] takes no arguments");
+    let error = error.to_compile_error();
+    quote::quote!(#error #item).into()
+}

@@ -587,7 +587,8 @@ mod tests {
     /// Each malformed variable: exactly one warning that names it, and the default.
     #[test]
     fn malformed_values_warn_once_and_fall_back() {
-        let cases: &[(&str, &str, fn(&Config) -> bool)] = &[
+        type Holds = fn(&Config) -> bool;
+        let cases: &[(&str, &str, Holds)] = &[
             ("DD_TRACE_SAMPLE_RATE", "abc", |c| c.sample_rate.is_none()),
             ("DD_TRACE_SAMPLE_RATE", "1.5", |c| c.sample_rate.is_none()),
             ("DD_TRACE_SAMPLE_RATE", "-0.1", |c| c.sample_rate.is_none()),

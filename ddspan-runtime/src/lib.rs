@@ -25,10 +25,12 @@ mod clock;
 mod config;
 mod context;
 mod encode;
+mod error;
 mod future;
 mod id;
 mod local;
 mod log;
+mod panic;
 mod pool;
 mod record;
 mod sampling;
@@ -43,9 +45,53 @@ mod writer;
 
 pub use config::{AgentUrl, Config, ConfigBuilder};
 pub use context::SpanContext;
+pub use error::ErrorFields;
 pub use future::{InSpan, Instrumented};
 pub use local::LocalSpanGuard;
 pub use span::{ActiveSpan, Entered, Span, SpanBuilder};
 pub use spec::SpanSpec;
 pub use stats::Stats;
 pub use tag::{StaticTag, StaticValue, TagValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
+
+/// What `#[dd_span]` expands to. Not a public API: it may change in any
+/// release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::error::{
+        BoxedErrorRung, DebugErrorRung, DisplayErrorRung, NotAResultRung, OpaqueErrorRung,
+        ReturnValue, StdErrorRung,
+    };
+    pub use crate::future::Instrumented;
+    pub use crate::local::LocalSpanGuard;
+    pub use crate::span::{Span, SpanBuilder};
+    pub use crate::spec::SpanSpec;
+    pub use crate::tag::StaticTag;
+
+    /// Calls a closure once. Passing the body as an `FnOnce` lets it move out
+    /// what it captured (a `&mut self` reborrowed for the return value).
+    #[inline(always)]
+    pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
+        body()
+    }
+
+    /// Starts a span that may move between threads (futures).
+    pub fn start_span(spec: &'static SpanSpec) -> Span {
+        SpanBuilder::from_spec(spec).start()
+    }
+
+    /// Wraps a future so its span is active whenever it is polled.
+    pub fn instrument<F: core::future::Future>(future: F, span: Span) -> Instrumented<F> {
+        crate::InSpan::in_span(future, span)
+    }
+
+    /// Marks the active span (the instrumented future's, while it is polled)
+    /// as an error.
+    pub fn set_active_error(error: crate::ErrorFields) {
+        crate::local::with_active_record(|record| error.apply(record));
+    }
+
+    /// The end of an instrumented `main`: deliver what is finished.
+    pub fn flush_before_exit() {
+        crate::tracer::flush(std::time::Duration::from_secs(5));
+    }
+}

@@ -36,7 +36,7 @@ enum FrameKind {
     Local(SpanRecord),
     /// A [`crate::Span`] entered here (`Span::enter`, or a future being polled);
     /// its data stays in the span.
-    Entered,
+    Entered(Arc<SpanInner>),
 }
 
 struct Frame {
@@ -173,7 +173,7 @@ impl LocalStack {
             span_id: span.span_id,
             segment: slot,
             service: span.service.clone(),
-            kind: FrameKind::Entered,
+            kind: FrameKind::Entered(Arc::clone(span)),
         });
         true
     }
@@ -260,6 +260,29 @@ pub(crate) fn active_parent() -> Option<ActiveParent> {
     .flatten()
 }
 
+/// Runs `f` on the active span's data, if there is an active span.
+pub(crate) fn with_active_record(f: impl FnOnce(&mut SpanRecord)) {
+    let inner = with_stack(|stack| match stack.frames.last_mut() {
+        Some(Frame {
+            kind: FrameKind::Local(record),
+            ..
+        }) => {
+            f(record);
+            None
+        }
+        Some(Frame {
+            kind: FrameKind::Entered(inner),
+            ..
+        }) => Some((Arc::clone(inner), f)),
+        None => None,
+    })
+    .flatten();
+    // The span's own lock is taken outside the stack's borrow.
+    if let Some((inner, f)) = inner {
+        inner.with_record(f);
+    }
+}
+
 pub(crate) fn active_context() -> Option<SpanContext> {
     with_stack(|stack| {
         let top = stack.frames.last()?;
@@ -336,6 +359,12 @@ impl LocalSpanGuard {
         self.with_record(|record| record.set_error_fields(message, error_type, stack));
     }
 
+    /// Marks this span as an error with the error's fields (what a returned
+    /// `Err` records).
+    pub fn set_error(&self, error: crate::ErrorFields) {
+        self.with_record(|record| error.apply(record));
+    }
+
     fn with_record(&self, f: impl FnOnce(&mut SpanRecord)) {
         if self.span_id == 0 {
             return;
@@ -361,6 +390,9 @@ impl Drop for LocalSpanGuard {
     #[inline]
     fn drop(&mut self) {
         if self.span_id != 0 {
+            if std::thread::panicking() {
+                self.with_record(crate::panic::mark_unwinding);
+            }
             exit(self.span_id);
         }
     }

@@ -10,7 +10,8 @@ use crate::clock;
 use crate::context::SpanContext;
 use crate::id;
 use crate::local;
-use crate::record::{SpanRecord, StartTime};
+use crate::record::{SpanRecord, StartTime, DYNAMIC};
+use crate::spec::SpanSpec;
 use crate::tag::TagValue;
 use crate::trace::TraceShared;
 use crate::tracer;
@@ -26,7 +27,7 @@ pub(crate) struct SpanInner {
 }
 
 impl SpanInner {
-    fn with_record(&self, f: impl FnOnce(&mut SpanRecord)) {
+    pub(crate) fn with_record(&self, f: impl FnOnce(&mut SpanRecord)) {
         if let Some(record) = self
             .record
             .lock()
@@ -110,6 +111,14 @@ impl Span {
         }
     }
 
+    /// Marks the span as an error with the error's fields (what a returned
+    /// `Err` records).
+    pub fn set_error(&self, error: crate::ErrorFields) {
+        if let Some(inner) = &self.inner {
+            inner.with_record(|record| error.apply(record));
+        }
+    }
+
     /// This span's context, to parent spans on other threads or services.
     /// `None` for a span that records nothing.
     pub fn context(&self) -> Option<SpanContext> {
@@ -173,6 +182,11 @@ impl Span {
 
 impl Drop for Span {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(inner) = &self.inner {
+                inner.with_record(crate::panic::mark_unwinding);
+            }
+        }
         self.finish();
     }
 }
@@ -237,7 +251,8 @@ enum Parent {
 /// Options for a new [`Span`]; see [`tracer::span`].
 #[must_use = "call .start() to start the span"]
 pub struct SpanBuilder {
-    name: Cow<'static, str>,
+    spec: &'static SpanSpec,
+    name: Option<Cow<'static, str>>,
     resource: Option<Cow<'static, str>>,
     service: Option<Cow<'static, str>>,
     span_type: Option<Cow<'static, str>>,
@@ -249,7 +264,17 @@ pub struct SpanBuilder {
 impl SpanBuilder {
     pub(crate) fn new(name: Cow<'static, str>) -> SpanBuilder {
         SpanBuilder {
-            name,
+            name: Some(name),
+            ..SpanBuilder::from_spec(&DYNAMIC)
+        }
+    }
+
+    /// A builder for a span described at compile time (what `#[dd_span]` on
+    /// an `async fn` uses): the spec's strings are never copied.
+    pub fn from_spec(spec: &'static SpanSpec) -> SpanBuilder {
+        SpanBuilder {
+            spec,
+            name: None,
             resource: None,
             service: None,
             span_type: None,
@@ -313,7 +338,7 @@ impl SpanBuilder {
     fn try_start(self) -> Option<SpanInner> {
         let core = tracer::current()?;
         let span_id = id::new_span_id();
-        let own_service = self.service;
+        let own_service = self.service.or(self.spec.service.map(Cow::Borrowed));
         let (trace, parent_id, parent_service, parent_is_local) = match self.parent {
             Parent::Active => match local::active_parent() {
                 Some(parent) => (parent.trace, parent.span_id, parent.service, true),
@@ -354,14 +379,20 @@ impl SpanBuilder {
                 service != parent_service.as_deref().unwrap_or(&core.config.service)
             });
         let service = own_service.or(parent_service);
-        let mut record = SpanRecord::named(span_id, parent_id, self.name);
+        let mut record = match self.name {
+            Some(name) => SpanRecord::named(span_id, parent_id, name),
+            None => SpanRecord::new(span_id, parent_id, self.spec),
+        };
         if let Some(resource) = self.resource {
             record.set_resource(resource);
         }
         if let Some(span_type) = self.span_type {
             record.set_span_type(span_type);
         }
-        if let Some(service) = &service {
+        if let Some(service) = service
+            .as_ref()
+            .filter(|s| Some(s.as_ref()) != self.spec.service)
+        {
             record.set_service(service.clone());
         }
         record.top_level = top_level;

@@ -41,6 +41,10 @@ pub(crate) struct TracerCore {
     worker: Mutex<Option<JoinHandle<()>>>,
 }
 
+/// Captured chunks, as lists of span ids (unit tests).
+#[cfg(test)]
+pub(crate) type CapturedChunks = Arc<Mutex<Vec<Vec<u64>>>>;
+
 enum Sink {
     Writer {
         /// Finished chunks; application threads only ever `try_send`.
@@ -49,7 +53,7 @@ enum Sink {
         control: Sender<Control>,
     },
     #[cfg(test)]
-    Capture(Arc<Mutex<Vec<Vec<u64>>>>),
+    Capture(CapturedChunks),
 }
 
 impl TracerCore {
@@ -78,7 +82,7 @@ impl TracerCore {
 
     /// A tracer whose chunks are kept in memory as lists of span ids (unit tests).
     #[cfg(test)]
-    pub(crate) fn capturing(config: Config) -> (Arc<TracerCore>, Arc<Mutex<Vec<Vec<u64>>>>) {
+    pub(crate) fn capturing(config: Config) -> (Arc<TracerCore>, CapturedChunks) {
         let chunks = Arc::new(Mutex::new(Vec::new()));
         let core = Arc::new(TracerCore {
             sampler: Sampler::new(config.sample_rate, config.rate_limit, config.env.as_deref()),
@@ -203,6 +207,7 @@ fn install(config: Config) {
         STATE.store(OFF, Ordering::Release);
         return;
     }
+    crate::panic::install_hook();
     let core = TracerCore::launch(config);
     *CURRENT.write().unwrap_or_else(PoisonError::into_inner) = Some(core);
     STATE.store(RUNNING, Ordering::Release);

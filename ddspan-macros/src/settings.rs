@@ -1,0 +1,97 @@
+//! A span's settings, validated from the attribute's arguments: special keys
+//! set span fields, every other key is a tag.
+
+use proc_macro2::TokenStream;
+use syn::LitStr;
+
+use crate::attr::{self, Arg, Value};
+use crate::errors::Errors;
+
+/// Keys that set span fields rather than tags.
+const NAME: &str = "span.name";
+const RESOURCE: &str = "resource.name";
+const SERVICE: &str = "service.name";
+const TYPE: &str = "span.type";
+
+#[derive(Clone, Default)]
+pub(crate) struct Settings {
+    pub(crate) name: Option<LitStr>,
+    pub(crate) resource: Option<LitStr>,
+    pub(crate) service: Option<LitStr>,
+    pub(crate) span_type: Option<LitStr>,
+    /// Tags in the order written; keys are unique.
+    pub(crate) tags: Vec<(String, Value)>,
+}
+
+impl Settings {
+    pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Settings {
+        let args = attr::parse_args(tokens, errors);
+        Settings::from_args(args, errors)
+    }
+
+    fn from_args(args: Vec<Arg>, errors: &mut Errors) -> Settings {
+        let mut settings = Settings::default();
+        let mut seen: Vec<String> = Vec::new();
+        for arg in args {
+            if seen.contains(&arg.key) {
+                errors.push(syn::Error::new_spanned(
+                    &arg.key_tokens,
+                    format!("duplicate key `{}`", arg.key),
+                ));
+                continue;
+            }
+            seen.push(arg.key.clone());
+            let field = match arg.key.as_str() {
+                NAME => Some(&mut settings.name),
+                RESOURCE => Some(&mut settings.resource),
+                SERVICE => Some(&mut settings.service),
+                TYPE => Some(&mut settings.span_type),
+                _ => None,
+            };
+            match (field, arg.value) {
+                (Some(field), Value::Str(lit)) => {
+                    if lit.value().trim().is_empty() {
+                        errors.push(syn::Error::new(
+                            lit.span(),
+                            format!("`{}` must not be empty", arg.key),
+                        ));
+                    } else {
+                        *field = Some(lit);
+                    }
+                }
+                (Some(_), value) => errors.push(syn::Error::new(
+                    value.span(),
+                    format!("`{}` takes a string", arg.key),
+                )),
+                (None, value) => settings.tags.push((arg.key, value)),
+            }
+        }
+        settings
+    }
+
+    /// These settings under an enclosing block's: own values win, tags are
+    /// added to (and override) the block's.
+    pub(crate) fn within(&self, outer: &Settings) -> Settings {
+        let mut tags = outer.tags.clone();
+        for (key, value) in &self.tags {
+            tags.retain(|(k, _)| k != key);
+            tags.push((key.clone(), value.clone()));
+        }
+        Settings {
+            name: self.name.clone(),
+            resource: self.resource.clone().or_else(|| outer.resource.clone()),
+            service: self.service.clone().or_else(|| outer.service.clone()),
+            span_type: self.span_type.clone().or_else(|| outer.span_type.clone()),
+            tags,
+        }
+    }
+
+    /// The value of the first string tag (a closure's name when it has no
+    /// `span.name`, as in Orchestrion).
+    pub(crate) fn first_tag_value(&self) -> Option<String> {
+        self.tags.first().map(|(_, value)| match value {
+            Value::Str(lit) => lit.value(),
+            Value::Number { value, .. } => value.to_string(),
+        })
+    }
+}

@@ -1,0 +1,248 @@
+//! What a returned `Err` records on its span, decided by the value's type.
+//!
+//! `#[dd_span]` cannot know from the tokens whether a function returns a
+//! `Result` (aliases such as `io::Result<T>` or `anyhow::Result<T>` hide it),
+//! so the generated code asks the value itself, through method resolution on
+//! a reference ladder ("autoref specialisation"): the first rung whose impl
+//! applies wins.
+//!
+//! | rung | the error type | `error.message` | `error.stack` |
+//! |---|---|---|---|
+//! | 4 | implements `std::error::Error` | `Display` | the `source()` chain |
+//! | 4 | `Box<dyn Error (+ Send + Sync)>` | `Display` | the `source()` chain |
+//! | 3 | `Display + Debug` (e.g. `anyhow::Error`) | `Display` | `Debug` (anyhow: chain and backtrace) |
+//! | 2 | only `Debug` | `Debug` | none |
+//! | 1 | anything else | the type's name | none |
+//! | 0 | the value is not a `Result` | nothing is recorded | |
+
+use std::error::Error;
+use std::fmt::{Debug, Display, Write};
+
+use crate::record::SpanRecord;
+
+/// The error fields of a span: `error.message`, `error.type`, `error.stack`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorFields {
+    /// `error.message`.
+    pub message: String,
+    /// `error.type`: the error's Rust type name.
+    pub error_type: String,
+    /// `error.stack`: the cause chain, and a backtrace where the error has one.
+    pub stack: Option<String>,
+}
+
+impl ErrorFields {
+    /// The fields of a standard error: its message, its type name and its
+    /// `source()` chain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let error = std::io::Error::other("disk full");
+    /// let fields = ddspan_runtime::ErrorFields::from_error(&error);
+    /// assert_eq!(fields.message, "disk full");
+    /// assert_eq!(fields.error_type, "std::io::error::Error");
+    /// ```
+    pub fn from_error<E: Error + ?Sized>(error: &E) -> ErrorFields {
+        ErrorFields {
+            message: error.to_string(),
+            error_type: std::any::type_name::<E>().to_owned(),
+            stack: source_chain(error),
+        }
+    }
+
+    pub(crate) fn apply(self, record: &mut SpanRecord) {
+        record.set_error_fields(self.message, self.error_type, self.stack);
+    }
+}
+
+fn source_chain<E: Error + ?Sized>(error: &E) -> Option<String> {
+    let mut source = error.source();
+    let mut chain = String::new();
+    while let Some(cause) = source {
+        let _ = writeln!(chain, "caused by: {cause}");
+        source = cause.source();
+    }
+    (!chain.is_empty()).then_some(chain)
+}
+
+/// A borrowed return value, asked by `#[dd_span]` whether it is an `Err`.
+#[doc(hidden)]
+pub struct ReturnValue<'a, T>(pub &'a T);
+
+impl<T> Clone for ReturnValue<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for ReturnValue<'_, T> {}
+
+macro_rules! rung {
+    ($trait:ident) => {
+        #[doc(hidden)]
+        pub trait $trait {
+            /// The error fields if the value is an `Err`.
+            fn __ddspan_error(self) -> Option<ErrorFields>;
+        }
+    };
+}
+
+rung!(StdErrorRung);
+rung!(BoxedErrorRung);
+rung!(DisplayErrorRung);
+rung!(DebugErrorRung);
+rung!(OpaqueErrorRung);
+rung!(NotAResultRung);
+
+impl<T, E: Error> StdErrorRung for &&&&ReturnValue<'_, Result<T, E>> {
+    fn __ddspan_error(self) -> Option<ErrorFields> {
+        self.0.as_ref().err().map(ErrorFields::from_error)
+    }
+}
+
+impl<T> BoxedErrorRung for &&&&ReturnValue<'_, Result<T, Box<dyn Error + Send + Sync>>> {
+    fn __ddspan_error(self) -> Option<ErrorFields> {
+        self.0.as_ref().err().map(|e| {
+            boxed(
+                e.as_ref(),
+                std::any::type_name::<Box<dyn Error + Send + Sync>>(),
+            )
+        })
+    }
+}
+
+impl<T> BoxedErrorRung for &&&&ReturnValue<'_, Result<T, Box<dyn Error>>> {
+    fn __ddspan_error(self) -> Option<ErrorFields> {
+        self.0
+            .as_ref()
+            .err()
+            .map(|e| boxed(e.as_ref(), std::any::type_name::<Box<dyn Error>>()))
+    }
+}
+
+fn boxed(error: &(dyn Error + '_), type_name: &str) -> ErrorFields {
+    ErrorFields {
+        message: error.to_string(),
+        error_type: type_name.to_owned(),
+        stack: source_chain(error),
+    }
+}
+
+impl<T, E: Display + Debug> DisplayErrorRung for &&&ReturnValue<'_, Result<T, E>> {
+    fn __ddspan_error(self) -> Option<ErrorFields> {
+        self.0.as_ref().err().map(|error| {
+            let message = error.to_string();
+            let debug = format!("{error:?}");
+            ErrorFields {
+                stack: (debug != message).then_some(debug),
+                message,
+                error_type: std::any::type_name::<E>().to_owned(),
+            }
+        })
+    }
+}
+
+impl<T, E: Debug> DebugErrorRung for &&ReturnValue<'_, Result<T, E>> {
+    fn __ddspan_error(self) -> Option<ErrorFields> {
+        self.0.as_ref().err().map(|error| ErrorFields {
+            message: format!("{error:?}"),
+            error_type: std::any::type_name::<E>().to_owned(),
+            stack: None,
+        })
+    }
+}
+
+impl<T, E> OpaqueErrorRung for &ReturnValue<'_, Result<T, E>> {
+    fn __ddspan_error(self) -> Option<ErrorFields> {
+        self.0.as_ref().err().map(|_| ErrorFields {
+            message: std::any::type_name::<E>().to_owned(),
+            error_type: std::any::type_name::<E>().to_owned(),
+            stack: None,
+        })
+    }
+}
+
+impl<T> NotAResultRung for ReturnValue<'_, T> {
+    fn __ddspan_error(self) -> Option<ErrorFields> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! ask {
+        ($value:expr) => {{
+            #[allow(unused_imports)]
+            use super::{
+                BoxedErrorRung as _, DebugErrorRung as _, DisplayErrorRung as _,
+                NotAResultRung as _, OpaqueErrorRung as _, StdErrorRung as _,
+            };
+            let value = $value;
+            (&&&&ReturnValue(&value)).__ddspan_error()
+        }};
+    }
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("loading the config failed")
+        }
+    }
+    impl Error for Outer {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    type Alias<T> = Result<T, Outer>;
+
+    #[test]
+    fn std_errors_through_an_alias_carry_their_chain() {
+        let value: Alias<u8> = Err(Outer(std::io::Error::other("no such file")));
+        let fields = ask!(value).unwrap();
+        assert_eq!(fields.message, "loading the config failed");
+        assert!(
+            fields.error_type.ends_with("Outer"),
+            "{}",
+            fields.error_type
+        );
+        assert_eq!(fields.stack.as_deref(), Some("caused by: no such file\n"));
+    }
+
+    #[test]
+    fn boxed_dyn_errors() {
+        let value: Result<(), Box<dyn Error + Send + Sync>> = Err("bad input".into());
+        let fields = ask!(value).unwrap();
+        assert_eq!(fields.message, "bad input");
+        assert!(
+            fields.error_type.contains("dyn core::error::Error"),
+            "{}",
+            fields.error_type
+        );
+    }
+
+    #[test]
+    fn debug_only_and_opaque_errors() {
+        #[derive(Debug)]
+        #[allow(dead_code)] // read through Debug only
+        struct OnlyDebug {
+            code: u8,
+        }
+        let fields = ask!(Err::<(), _>(OnlyDebug { code: 7 })).unwrap();
+        assert_eq!(fields.message, "OnlyDebug { code: 7 }");
+        struct Opaque;
+        let fields = ask!(Err::<(), _>(Opaque)).unwrap();
+        assert!(fields.error_type.ends_with("Opaque"));
+    }
+
+    #[test]
+    fn ok_values_and_non_results_record_nothing() {
+        assert_eq!(ask!(Ok::<u8, std::io::Error>(1)), None);
+        assert_eq!(ask!(5u32), None);
+        assert_eq!(ask!(Some("x")), None);
+    }
+}
