@@ -12,7 +12,7 @@
 //! Rust infers unannotated closures from their use, too late for the macro.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, ToTokens};
 use syn::visit_mut::{self, VisitMut};
 use syn::{Attribute, Block, Expr, ExprClosure, Item, Local, Meta, ReturnType};
 
@@ -78,6 +78,34 @@ fn remove_own_attribute(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Own 
         return Own::Ignore;
     }
     Own::Span(Settings::parse(args, errors))
+}
+
+/// The item with every `#[dd_span]` / `#[dd_ignore]` removed from statements
+/// and expressions (the fallback output when the attribute has errors).
+pub(crate) fn strip_expression_attributes(item: TokenStream) -> TokenStream {
+    struct Strip;
+    impl VisitMut for Strip {
+        fn visit_local_mut(&mut self, local: &mut Local) {
+            local.attrs.retain(|a| !is_ours(a));
+            visit_mut::visit_local_mut(self, local);
+        }
+
+        fn visit_expr_closure_mut(&mut self, closure: &mut ExprClosure) {
+            closure.attrs.retain(|a| !is_ours(a));
+            visit_mut::visit_expr_closure_mut(self, closure);
+        }
+    }
+    match syn::parse2::<Item>(item.clone()) {
+        Ok(mut parsed) => {
+            Strip.visit_item_mut(&mut parsed);
+            parsed.into_token_stream()
+        }
+        Err(_) => item,
+    }
+}
+
+fn is_ours(attr: &Attribute) -> bool {
+    last_segment_is(attr, "dd_span") || last_segment_is(attr, "dd_ignore")
 }
 
 pub(crate) fn rewrite_closures(block: &mut Block, fn_name: &str, errors: &mut Errors) {

@@ -81,8 +81,10 @@ pub(crate) fn dd_span(args: TokenStream, item: TokenStream) -> TokenStream {
     if errors.is_empty() {
         rewritten
     } else {
-        // The original item, so callers see no follow-on errors.
+        // The original item, so callers see no follow-on errors; without our
+        // attributes on statements and closures, which stable Rust rejects.
         let errors = errors.into_compile_errors();
+        let item = closure::strip_expression_attributes(item);
         quote!(#errors #item)
     }
 }
@@ -175,12 +177,14 @@ pub(crate) fn instrument_fn(
     } else {
         let guard = local("__ddspan_guard");
         let record = record_error(&ret, &quote!(#guard.set_error));
-        let annotation = nameable_output(&sig.output).map(|ty| quote!(: #ty));
+        // The declared type on the closure: a wrong body is then reported on
+        // the user's expression, and the value's type is known to the `Err` check.
+        let output = nameable_output(&sig.output).map(|ty| quote!(-> #ty));
         quote! {
             #spec
             let #ret = {
                 let #guard = ::ddspan::__private::LocalSpanGuard::start(&__DDSPAN_SPEC);
-                let #ret #annotation = ::ddspan::__private::call_once(move || #block);
+                let #ret = ::ddspan::__private::call_once(move || #output #block);
                 #record
                 #ret
             };
@@ -188,7 +192,11 @@ pub(crate) fn instrument_fn(
             #ret
         }
     };
+    // Keep the user's braces: the item's span then lies wholly in user code,
+    // so lints such as dead_code still report on it.
+    let brace_token = block.brace_token;
     *block = syn::parse_quote!({ #body });
+    block.brace_token = brace_token;
 }
 
 /// `static __DDSPAN_SPEC: SpanSpec = ...;` for a span of this name.

@@ -1,0 +1,8 @@
+use ddspan::dd_ignore;
+
+#[dd_ignore(reason = "noisy")]
+fn handler() {}
+
+fn main() {
+    handler();
+}

@@ -1,0 +1,53 @@
+//! Generated code uses absolute paths and hidden locals: it compiles next
+//! to user items that shadow std's names, under strict lints.
+#![deny(unused_qualifications, unused_mut, clippy::all, clippy::pedantic)]
+#![allow(dead_code)]
+
+use ddspan::{dd_ignore, dd_span};
+
+mod core {}
+struct Result;
+struct Ok;
+struct Some;
+struct Option;
+struct Box;
+
+/// Doc comments stay.
+#[dd_span(component = "hygiene")]
+fn plain(__ddspan_ret: u32, __ddspan_guard: u32) -> u32 {
+    __ddspan_ret + __ddspan_guard
+}
+
+#[dd_span]
+fn fallible() -> ::core::result::Result<u32, ::std::io::Error> {
+    ::core::result::Result::Ok(1)
+}
+
+#[dd_span]
+async fn asynchronous(value: u32) -> u32 {
+    value
+}
+
+struct Counter(u32);
+
+#[dd_span]
+impl Counter {
+    fn bump(&mut self) -> &mut u32 {
+        self.0 += 1;
+        &mut self.0
+    }
+
+    #[dd_ignore]
+    fn quiet(&self) -> u32 {
+        self.0
+    }
+}
+
+fn main() {
+    let _ = plain(1, 2);
+    let _ = fallible();
+    let _ = asynchronous(3);
+    let mut counter = Counter(0);
+    *counter.bump() += 1;
+    let _ = counter.quiet();
+}
