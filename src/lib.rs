@@ -23,5 +23,5 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub use ddspan_macros::{dd_ignore, dd_span};
+pub use ddspan_macros::{dd_closure, dd_ignore, dd_span};
 pub use ddspan_runtime::*;

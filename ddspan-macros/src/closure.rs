@@ -31,22 +31,6 @@ fn last_segment_is(attr: &Attribute, name: &str) -> bool {
     attr.path().segments.last().is_some_and(|s| s.ident == name)
 }
 
-/// Removes a `#[dd_span(...)]` from `attrs`, or finds a `#[dd_ignore]`,
-/// and says which it was. `#[dd_ignore]` stays on items: it expands to the
-/// item unchanged, and the user's `use ddspan::dd_ignore` stays used.
-pub(crate) fn take_own_attribute(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Own {
-    if let Some(ignore) = attrs.iter().find(|a| last_segment_is(a, "dd_ignore")) {
-        if let Meta::List(list) = &ignore.meta {
-            errors.push(syn::Error::new_spanned(
-                &list.tokens,
-                "#[dd_ignore] takes no arguments",
-            ));
-        }
-        return Own::Ignore;
-    }
-    remove_own_attribute(attrs, errors)
-}
-
 /// Removes a `#[dd_span(...)]` or `#[dd_ignore]` (from an expression, where
 /// no attribute may stay on stable Rust) and says which it was.
 fn remove_own_attribute(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Own {
@@ -157,7 +141,7 @@ impl VisitMut for ClosureRewriter<'_> {
                 Own::Ignore => return,
                 Own::Span(settings) => {
                     visit_mut::visit_expr_closure_mut(self, closure);
-                    rewrite_closure(closure, &settings, self.fn_name);
+                    rewrite_closure(closure, &settings, Some(self.fn_name));
                     return;
                 }
                 Own::None => {}
@@ -168,13 +152,60 @@ impl VisitMut for ClosureRewriter<'_> {
     }
 }
 
-fn rewrite_closure(closure: &mut ExprClosure, settings: &Settings, fn_name: &str) {
+/// `dd_closure!(args; closure)`.
+pub(crate) fn dd_closure(input: TokenStream) -> TokenStream {
+    let mut args = TokenStream::new();
+    let mut rest = input.clone().into_iter();
+    let mut found = false;
+    for tree in rest.by_ref() {
+        if matches!(&tree, proc_macro2::TokenTree::Punct(p) if p.as_char() == ';') {
+            found = true;
+            break;
+        }
+        args.extend([tree]);
+    }
+    let (args, closure_tokens): (TokenStream, TokenStream) = if found {
+        (args, rest.collect())
+    } else {
+        (TokenStream::new(), input)
+    };
+    let mut errors = Errors::default();
+    let settings = Settings::parse(args, &mut errors);
+    let mut closure = match syn::parse2::<ExprClosure>(closure_tokens.clone()) {
+        Ok(closure) => closure,
+        Err(error) => {
+            errors.push(syn::Error::new(
+                error.span(),
+                "dd_closure! expects `key = \"value\", ...; |args| body` (the arguments may be left out)",
+            ));
+            let errors = errors.into_compile_errors();
+            return quote!({ #errors #closure_tokens });
+        }
+    };
+    if !errors.is_empty() {
+        let errors = errors.into_compile_errors();
+        return quote!({ #errors #closure });
+    }
+    let mut errors = Errors::default();
+    ClosureRewriter {
+        fn_name: "closure",
+        errors: &mut errors,
+    }
+    .visit_expr_closure_mut(&mut closure);
+    rewrite_closure(&mut closure, &settings, None);
+    let errors = errors.into_compile_errors();
+    quote!({ #errors #closure })
+}
+
+fn rewrite_closure(closure: &mut ExprClosure, settings: &Settings, fn_name: Option<&str>) {
     let name = settings
         .name
         .as_ref()
         .map(syn::LitStr::value)
         .or_else(|| settings.first_tag_value())
-        .unwrap_or_else(|| format!("{fn_name}.closure"));
+        .unwrap_or_else(|| {
+            fn_name.map_or_else(|| "closure".to_owned(), |f| format!("{f}.closure"))
+        });
     let spec = spec_item(&name, settings, None);
     let ret = local("__ddspan_ret");
     let body = &closure.body;

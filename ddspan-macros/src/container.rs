@@ -8,24 +8,38 @@ use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::{ImplItem, Item, ItemImpl, ItemMod, TraitItem};
 
-use crate::closure::{take_own_attribute, Own};
 use crate::errors::Errors;
 use crate::expand::instrument_fn;
 use crate::settings::Settings;
 
-/// The settings for an item inside a block, or `None` when it opts out.
-/// An inherited `const fn` is skipped: only an explicit attribute on it is
-/// an error.
+/// What to do with an item inside a block: `None` when it opts out or
+/// carries its own `#[dd_span]`. An own attribute is rewritten to carry
+/// the block's settings merged with its own, and left to expand itself
+/// (so the user's `use ddspan::dd_span` stays used).
 fn item_settings(
-    attrs: &mut Vec<syn::Attribute>,
+    attrs: &mut [syn::Attribute],
     outer: &Settings,
     errors: &mut Errors,
-) -> Option<(Settings, bool)> {
-    match take_own_attribute(attrs, errors) {
-        Own::Ignore => None,
-        Own::Span(own) => Some((own.within(outer), true)),
-        Own::None => Some((outer.within(&Settings::default()), false)),
+) -> Option<Settings> {
+    if attrs.iter().any(|a| is_attribute(a, "dd_ignore")) {
+        return None;
     }
+    let Some(attr) = attrs.iter_mut().find(|a| is_attribute(a, "dd_span")) else {
+        return Some(outer.clone());
+    };
+    let own_args = match &attr.meta {
+        syn::Meta::List(list) => list.tokens.clone(),
+        _ => TokenStream::new(),
+    };
+    let merged = Settings::parse(own_args, errors).within(outer);
+    let path = attr.path().clone();
+    let args = merged.to_args();
+    *attr = syn::parse_quote!(#[#path(#args)]);
+    None
+}
+
+fn is_attribute(attr: &syn::Attribute, name: &str) -> bool {
+    attr.path().segments.last().is_some_and(|s| s.ident == name)
 }
 
 pub(crate) fn rewrite_impl(
@@ -40,11 +54,11 @@ pub(crate) fn rewrite_impl(
 fn instrument_impl(block: &mut ItemImpl, settings: &Settings, errors: &mut Errors) {
     for item in &mut block.items {
         if let ImplItem::Fn(function) = item {
-            let Some((own, explicit)) = item_settings(&mut function.attrs, settings, errors) else {
+            let Some(own) = item_settings(&mut function.attrs, settings, errors) else {
                 continue;
             };
-            if function.sig.constness.is_some() && !explicit {
-                continue;
+            if function.sig.constness.is_some() {
+                continue; // inherited: a const fn cannot be timed, and is left alone
             }
             instrument_fn(&function.sig, &mut function.block, &own, errors);
         }
@@ -67,33 +81,31 @@ fn instrument_mod(module: &mut ItemMod, settings: &Settings, errors: &mut Errors
     for item in items {
         match item {
             Item::Fn(function) => {
-                let Some((own, explicit)) = item_settings(&mut function.attrs, settings, errors)
-                else {
+                let Some(own) = item_settings(&mut function.attrs, settings, errors) else {
                     continue;
                 };
-                if function.sig.constness.is_some() && !explicit {
-                    continue;
+                if function.sig.constness.is_some() {
+                    continue; // inherited: a const fn cannot be timed, and is left alone
                 }
                 instrument_fn(&function.sig, &mut function.block, &own, errors);
             }
             Item::Impl(block) => {
-                if let Some((own, _)) = item_settings(&mut block.attrs, settings, errors) {
+                if let Some(own) = item_settings(&mut block.attrs, settings, errors) {
                     instrument_impl(block, &own, errors);
                 }
             }
             Item::Mod(inner) if inner.content.is_some() => {
-                if let Some((own, _)) = item_settings(&mut inner.attrs, settings, errors) {
+                if let Some(own) = item_settings(&mut inner.attrs, settings, errors) {
                     instrument_mod(inner, &own, errors);
                 }
             }
             Item::Trait(definition) => {
-                let Some((own, _)) = item_settings(&mut definition.attrs, settings, errors) else {
+                let Some(own) = item_settings(&mut definition.attrs, settings, errors) else {
                     continue;
                 };
                 for item in &mut definition.items {
                     if let TraitItem::Fn(method) = item {
-                        let Some((method_settings, _)) =
-                            item_settings(&mut method.attrs, &own, errors)
+                        let Some(method_settings) = item_settings(&mut method.attrs, &own, errors)
                         else {
                             continue;
                         };

@@ -27,6 +27,15 @@ pub fn dd_span(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::dd_span(args.into(), item.into()).into()
 }
 
+/// Instruments a closure anywhere, also outside items that `#[dd_span]`
+/// processes: `dd_closure!(key = "value", span.name = "op"; |x| x + 1)`.
+/// Without `span.name` the closure is named after its first tag's value,
+/// else `closure`.
+#[proc_macro]
+pub fn dd_closure(input: TokenStream) -> TokenStream {
+    closure::dd_closure(input.into()).into()
+}
+
 /// Opts an item or closure out of the instrumentation an enclosing
 /// `#[dd_span]` would apply. On its own it does nothing.
 #[proc_macro_attribute]

@@ -86,6 +86,31 @@ impl Settings {
         }
     }
 
+    /// These settings as attribute arguments again (`key = value, ...`).
+    pub(crate) fn to_args(&self) -> TokenStream {
+        let mut args: Vec<TokenStream> = Vec::new();
+        for (key, field) in [
+            (NAME, &self.name),
+            (RESOURCE, &self.resource),
+            (SERVICE, &self.service),
+            (TYPE, &self.span_type),
+        ] {
+            if let Some(lit) = field {
+                let key = dotted_key(key);
+                args.push(quote::quote!(#key = #lit));
+            }
+        }
+        for (key, value) in &self.tags {
+            let key = dotted_key(key);
+            let value = match value {
+                Value::Str(lit) => quote::quote!(#lit),
+                Value::Number { tokens, .. } => tokens.clone(),
+            };
+            args.push(quote::quote!(#key = #value));
+        }
+        quote::quote!(#(#args),*)
+    }
+
     /// The value of the first string tag (a closure's name when it has no
     /// `span.name`, as in Orchestrion).
     pub(crate) fn first_tag_value(&self) -> Option<String> {
@@ -94,4 +119,13 @@ impl Settings {
             Value::Number { value, .. } => value.to_string(),
         })
     }
+}
+
+/// `a.b.c` as tokens (idents joined by dots; raw idents for keywords).
+fn dotted_key(key: &str) -> TokenStream {
+    let parts = key.split('.').map(|part| {
+        syn::parse_str::<syn::Ident>(part)
+            .unwrap_or_else(|_| syn::Ident::new_raw(part, proc_macro2::Span::call_site()))
+    });
+    quote::quote!(#(#parts).*)
 }

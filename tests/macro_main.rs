@@ -1,0 +1,45 @@
+//! `#[dd_span]` on `fn main` (sync, and under `#[tokio::main]` in both
+//! attribute orders) delivers the trace before the program exits, with no
+//! explicit flush or stop. Each program is an example run as a child.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::agent::{flatten, span_by_name, TestAgent};
+
+fn run_example(name: &str, agent: &TestAgent) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args(["run", "--quiet", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("DD_TRACE_AGENT_URL", agent.url())
+        .env("DD_SERVICE", name)
+        .env("DD_TRACE_STARTUP_LOGS", "false")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn instrumented_mains_deliver_before_exit() {
+    for (example, root) in [
+        ("main_sync", "main"),
+        ("main_tokio_outer", "main"),
+        ("main_tokio_inner", "main"),
+    ] {
+        let agent = TestAgent::start();
+        run_example(example, &agent);
+        // No flush from the test: the program delivered on its way out.
+        let spans = flatten(agent.wait_for_spans(2, Duration::from_secs(5)));
+        let main = span_by_name(&spans, root);
+        let work = span_by_name(&spans, "work");
+        assert_eq!(work["parent_id"], main["span_id"], "{example}");
+        assert_eq!(main["service"], example);
+    }
+}
