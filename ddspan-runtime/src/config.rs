@@ -118,6 +118,7 @@ pub struct Config {
     pub(crate) max_retries: u32,
     pub(crate) retry_backoff: Duration,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) memory_exporter: Option<crate::MemoryExporter>,
 }
 
 /// The agent's own request limit is 25 MiB; stay well below it.
@@ -208,6 +209,7 @@ pub struct ConfigBuilder {
     max_retries: Option<u32>,
     retry_backoff: Option<Duration>,
     shutdown_timeout: Option<Duration>,
+    memory_exporter: Option<crate::MemoryExporter>,
 }
 
 macro_rules! setters {
@@ -265,6 +267,13 @@ impl ConfigBuilder {
         retry_backoff: Duration;
         /// How long `stop()` may take to deliver what is left (default 5 s).
         shutdown_timeout: Duration;
+    }
+
+    /// Keeps finished spans in this exporter instead of sending them to an
+    /// agent (tests of instrumentation).
+    pub fn memory_exporter(mut self, exporter: crate::MemoryExporter) -> Self {
+        self.memory_exporter = Some(exporter);
+        self
     }
 
     /// Adds a tag to every span, after those of `DD_TAGS`.
@@ -348,6 +357,7 @@ impl ConfigBuilder {
             max_retries: self.max_retries.unwrap_or(2),
             retry_backoff: self.retry_backoff.unwrap_or(Duration::from_millis(100)),
             shutdown_timeout: self.shutdown_timeout.unwrap_or(Duration::from_secs(5)),
+            memory_exporter: self.memory_exporter,
         };
         (config, env.warnings)
     }

@@ -202,10 +202,7 @@ impl Encoder {
         write_str(out, "type");
         write_str(out, truncated(span.span_type().unwrap_or(""), MAX_NAME_LEN));
         write_str(out, "start");
-        write_int(
-            out,
-            i64::try_from(span.start_unix_nanos()).unwrap_or(i64::MAX),
-        );
+        write_int(out, i64::try_from(span.start).unwrap_or(i64::MAX));
         write_str(out, "duration");
         write_int(out, i64::try_from(span.duration_ns).unwrap_or(i64::MAX));
         write_str(out, "error");

@@ -6,14 +6,6 @@ use crate::clock::{self, Instant};
 use crate::spec::SpanSpec;
 use crate::tag::{self, TagValue, MAX_TAGS_PER_SPAN, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
 
-/// When a span started: a span clock reading (the usual case, converted to
-/// unix time by the writer) or an explicit wall-clock time.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum StartTime {
-    Clock(Instant),
-    UnixNanos(u64),
-}
-
 /// One span, in 64 bytes: what is known at compile time stays behind a
 /// `&'static SpanSpec`, and anything set at run time lives in a box that
 /// spans without dynamic data never allocate. Finished spans are moved a few
@@ -24,7 +16,9 @@ pub(crate) enum StartTime {
 pub(crate) struct SpanRecord {
     pub(crate) span_id: u64,
     pub(crate) parent_id: u64,
-    pub(crate) start: StartTime,
+    /// Nanoseconds since the unix epoch (a span clock reading, or an
+    /// explicit start time).
+    pub(crate) start: u64,
     pub(crate) duration_ns: u64,
     pub(crate) spec: &'static SpanSpec,
     extra: Option<Box<SpanExtra>>,
@@ -55,7 +49,7 @@ impl SpanRecord {
         SpanRecord {
             span_id,
             parent_id,
-            start: StartTime::Clock(clock::now()),
+            start: clock::now().0,
             duration_ns: 0,
             spec,
             extra: None,
@@ -130,24 +124,12 @@ impl SpanRecord {
 
     /// Stamps the duration; a span that ends before it starts lasts 0 ns.
     pub(crate) fn finish(&mut self, end: Instant) {
-        self.duration_ns = match self.start {
-            StartTime::Clock(start) => {
-                u64::try_from(end.saturating_duration_since(start).as_nanos()).unwrap_or(u64::MAX)
-            }
-            StartTime::UnixNanos(start) => clock::unix_nanos(end).saturating_sub(start),
-        };
+        self.finish_at_unix(end.0);
     }
 
-    /// Stamps the duration from an explicit wall-clock end.
+    /// Stamps the duration from an end in nanoseconds since the unix epoch.
     pub(crate) fn finish_at_unix(&mut self, end_unix_ns: u64) {
-        self.duration_ns = end_unix_ns.saturating_sub(self.start_unix_nanos());
-    }
-
-    pub(crate) fn start_unix_nanos(&self) -> u64 {
-        match self.start {
-            StartTime::Clock(start) => clock::unix_nanos(start),
-            StartTime::UnixNanos(start) => start,
-        }
+        self.duration_ns = end_unix_ns.saturating_sub(self.start);
     }
 
     /// Sets a tag: strings to `meta`, numbers to `metrics`. A key set again
@@ -226,7 +208,7 @@ mod tests {
     #[test]
     fn explicit_start_gives_wall_clock_duration() {
         let mut record = SpanRecord::named(1, 0, Cow::Borrowed("op"));
-        record.start = StartTime::UnixNanos(1_000);
+        record.start = 1_000;
         record.finish_at_unix(5_000);
         assert_eq!(record.duration_ns, 4_000);
         record.finish_at_unix(10);

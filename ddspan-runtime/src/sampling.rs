@@ -71,7 +71,7 @@ pub(crate) fn sampled_by_rate(trace_id_low: u64, rate: f64) -> bool {
         clippy::cast_sign_loss
     )]
     let threshold = (rate * u64::MAX as f64) as u64;
-    trace_id_low.wrapping_mul(KNUTH_FACTOR) < threshold
+    trace_id_low.wrapping_mul(KNUTH_FACTOR) <= threshold
 }
 
 pub(crate) struct Sampler {
@@ -126,10 +126,13 @@ impl Sampler {
             .agent_rates
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (rate, mechanism) = match rates.by_service.get(service).copied().or(rates.default) {
-            Some(rate) => (rate, MECHANISM_AGENT_RATE),
-            None => (1.0, MECHANISM_DEFAULT),
-        };
+        // As ddtrace: without a rate from the agent every trace is kept by
+        // the default mechanism, and no agent rate is reported.
+        let (rate, mechanism, agent_rate) =
+            match rates.by_service.get(service).copied().or(rates.default) {
+                Some(rate) => (rate, MECHANISM_AGENT_RATE, Some(rate)),
+                None => (1.0, MECHANISM_DEFAULT, None),
+            };
         SamplingDecision {
             priority: if sampled_by_rate(trace_id_low, rate) {
                 AUTO_KEEP
@@ -137,7 +140,7 @@ impl Sampler {
                 AUTO_REJECT
             },
             mechanism: Some(mechanism),
-            agent_rate: Some(rate),
+            agent_rate,
             rule_rate: None,
             limit_rate: None,
         }
@@ -274,7 +277,7 @@ mod tests {
         let decision = sampler.decide(5, "svc");
         assert_eq!(decision.priority, AUTO_KEEP);
         assert_eq!(decision.mechanism, Some(MECHANISM_DEFAULT));
-        assert_eq!(decision.agent_rate, Some(1.0));
+        assert_eq!(decision.agent_rate, None);
 
         assert!(sampler.update_agent_rates(
             r#"{"rate_by_service":{"service:svc,env:prod":0.0,"service:,env:":1.0}}"#

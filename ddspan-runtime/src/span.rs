@@ -10,7 +10,7 @@ use crate::clock;
 use crate::context::SpanContext;
 use crate::id;
 use crate::local;
-use crate::record::{SpanRecord, StartTime, DYNAMIC};
+use crate::record::{SpanRecord, DYNAMIC};
 use crate::spec::SpanSpec;
 use crate::tag::TagValue;
 use crate::trace::TraceShared;
@@ -400,7 +400,7 @@ impl SpanBuilder {
             record.set_tag(key, value);
         }
         if let Some(start) = self.start_time {
-            record.start = StartTime::UnixNanos(clock::system_time_nanos(start));
+            record.start = clock::system_time_nanos(start);
         }
         Some(SpanInner {
             trace,

@@ -46,6 +46,7 @@ pub(crate) struct TracerCore {
 pub(crate) type CapturedChunks = Arc<Mutex<Vec<Vec<u64>>>>;
 
 enum Sink {
+    Memory(crate::MemoryExporter),
     Writer {
         /// Finished chunks; application threads only ever `try_send`.
         chunks: SyncSender<Chunk>,
@@ -60,6 +61,15 @@ impl TracerCore {
     fn launch(config: Config) -> Arc<TracerCore> {
         let counters = Arc::new(Counters::default());
         let sampler = Sampler::new(config.sample_rate, config.rate_limit, config.env.as_deref());
+        if let Some(exporter) = config.memory_exporter.clone() {
+            return Arc::new(TracerCore {
+                config,
+                sampler,
+                counters,
+                sink: Sink::Memory(exporter),
+                worker: Mutex::new(None),
+            });
+        }
         let (chunks, chunk_receiver) = std::sync::mpsc::sync_channel(config.queue_capacity);
         let (control, control_receiver) = std::sync::mpsc::channel();
         let core = Arc::new(TracerCore {
@@ -113,6 +123,11 @@ impl TracerCore {
                         crate::pool::give(chunk.spans);
                     }
                 }
+            }
+            Sink::Memory(exporter) => {
+                exporter.export(&chunk, &self.config.service);
+                crate::stats::add(&self.counters.spans_sent, chunk.spans.len());
+                crate::stats::add(&self.counters.traces_sent, 1);
             }
             #[cfg(test)]
             Sink::Capture(chunks) => chunks

@@ -1,0 +1,155 @@
+//! Orchestrion's naming rules and tag handling, asserted on exact span trees
+//! through the in-memory exporter (fast; the wire is covered elsewhere).
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use ddspan::tracer::{self, Config};
+use ddspan::{dd_span, FinishedSpan, MemoryExporter};
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+fn capture() -> (MutexGuard<'static, ()>, MemoryExporter) {
+    let guard = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+    let spans = MemoryExporter::new();
+    tracer::start(
+        Config::builder()
+            .service("naming")
+            .startup_logs(false)
+            .memory_exporter(spans.clone())
+            .build(),
+    );
+    (guard, spans)
+}
+
+/// `name(child, child)` lines, children in start order: an exact tree.
+fn tree(spans: &[FinishedSpan]) -> String {
+    fn render(spans: &[FinishedSpan], parent: u64, out: &mut Vec<String>, depth: usize) {
+        let mut children: Vec<&FinishedSpan> =
+            spans.iter().filter(|s| s.parent_id == parent).collect();
+        children.sort_by_key(|s| s.span_id);
+        for child in children {
+            out.push(format!("{}{}", "  ".repeat(depth), child.name));
+            render(spans, child.span_id, out, depth + 1);
+        }
+    }
+    let mut out = Vec::new();
+    render(spans, 0, &mut out, 0);
+    out.join("\n")
+}
+
+fn named<'a>(spans: &'a [FinishedSpan], name: &str) -> &'a FinishedSpan {
+    spans
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no {name} in {spans:#?}"))
+}
+
+#[dd_span(span.name = "explicit", first = "ignored-for-functions")]
+fn explicit_name() {}
+
+#[dd_span(first = "a", second = "b")]
+fn function_name_wins_over_tags() {}
+
+#[dd_span]
+fn closures() {
+    let tagged = #[dd_span(kind = "tagged.value", other = "x")]
+    || ();
+    let named = #[dd_span(span.name = "closure.named", kind = "ignored")]
+    || ();
+    let unnamed = #[dd_span]
+    || ();
+    tagged();
+    named();
+    unnamed();
+}
+
+#[test]
+fn names_follow_orchestrions_precedence() {
+    let (_guard, spans) = capture();
+    explicit_name();
+    function_name_wins_over_tags();
+    closures();
+    let spans = spans.take();
+    assert_eq!(
+        tree(&spans)
+            .lines()
+            .collect::<std::collections::BTreeSet<_>>(),
+        [
+            "explicit",
+            "function_name_wins_over_tags",
+            "closures",
+            "  tagged.value",
+            "  closure.named",
+            "  closures.closure",
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(
+        named(&spans, "explicit").meta["function-name"],
+        "explicit_name"
+    );
+    assert_eq!(
+        named(&spans, "explicit").meta["first"],
+        "ignored-for-functions"
+    );
+    assert!(!named(&spans, "closure.named")
+        .meta
+        .contains_key("function-name"));
+}
+
+#[dd_span(text = "v", int = 42, negative = -3, float = 2.5, flag = true, off = false)]
+fn literal_kinds() {}
+
+#[dd_span(resource.name = "GET /users", service.name = "users-api", span.type = "web")]
+fn special_keys() {}
+
+#[test]
+fn literals_become_meta_or_metrics_and_special_keys_set_fields() {
+    let (_guard, spans) = capture();
+    literal_kinds();
+    special_keys();
+    let spans = spans.take();
+    let literals = named(&spans, "literal_kinds");
+    assert_eq!(literals.meta["text"], "v");
+    assert_eq!(literals.metrics["int"], 42.0);
+    assert_eq!(literals.metrics["negative"], -3.0);
+    assert_eq!(literals.metrics["float"], 2.5);
+    assert_eq!(literals.metrics["flag"], 1.0);
+    assert_eq!(literals.metrics["off"], 0.0);
+    let special = named(&spans, "special_keys");
+    assert_eq!(special.resource, "GET /users");
+    assert_eq!(special.service, "users-api");
+    assert_eq!(special.span_type, "web");
+    for key in ["resource.name", "service.name", "span.type"] {
+        assert!(
+            !special.meta.contains_key(key),
+            "{key} is a field, not a tag"
+        );
+    }
+    assert_eq!(
+        named(&spans, "literal_kinds").service,
+        "naming",
+        "the tracer's service by default"
+    );
+}
+
+struct Cart;
+
+#[dd_span(team = "cart")]
+impl Cart {
+    fn outer(&self) {
+        self.inner();
+    }
+
+    fn inner(&self) {}
+}
+
+#[test]
+fn methods_nest_under_their_callers() {
+    let (_guard, spans) = capture();
+    Cart.outer();
+    let spans = spans.take();
+    assert_eq!(tree(&spans), "outer\n  inner");
+    assert!(spans.iter().all(|s| s.meta["team"] == "cart"));
+}
