@@ -58,6 +58,7 @@ impl Account {
         self.balance
     }
 
+    #[allow(clippy::boxed_local)] // the receiver kind is what is tested
     fn consume(self: Box<Self>) -> u64 {
         self.balance
     }

@@ -210,10 +210,10 @@ fn rewrite_closure(closure: &mut ExprClosure, settings: &Settings, fn_name: Opti
     let ret = local("__ddspan_ret");
     let body = &closure.body;
     let new_body = if closure.asyncness.is_some() {
-        let instrumented = instrument_future(&quote!(async move { #body }), &ret, None);
+        let instrumented = instrument_future(&quote!(async move { #body }), &ret, None, true);
         quote!({ #spec #instrumented.await })
     } else if let Expr::Async(_) = &**body {
-        let instrumented = instrument_future(&quote!(#body), &ret, None);
+        let instrumented = instrument_future(&quote!(#body), &ret, None, true);
         quote!({ #spec #instrumented })
     } else {
         let guard = local("__ddspan_guard");

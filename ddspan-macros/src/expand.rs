@@ -146,7 +146,12 @@ pub(crate) fn instrument_fn(
 
     let body = if sig.asyncness.is_some() {
         let inner = async_inner(block, fake_return_edge(&sig.output));
-        let instrumented = instrument_future(&inner, &ret, nameable_output(&sig.output).as_ref());
+        let instrumented = instrument_future(
+            &inner,
+            &ret,
+            nameable_output(&sig.output).as_ref(),
+            may_be_result(&sig.output),
+        );
         quote! {
             #spec
             let #ret = #instrumented.await;
@@ -163,9 +168,11 @@ pub(crate) fn instrument_fn(
     } else if let Some(tail) = future_tail(block) {
         let stmts = &block.stmts[..block.stmts.len() - 1];
         let tail = match tail {
-            FutureTail::Async(future) => instrument_future(&future.to_token_stream(), &ret, None),
+            FutureTail::Async(future) => {
+                instrument_future(&future.to_token_stream(), &ret, None, true)
+            }
             FutureTail::BoxPin { callee, future } => {
-                let instrumented = instrument_future(&future.to_token_stream(), &ret, None);
+                let instrumented = instrument_future(&future.to_token_stream(), &ret, None, true);
                 quote!(#callee(#instrumented))
             }
         };
@@ -176,27 +183,48 @@ pub(crate) fn instrument_fn(
         }
     } else {
         let guard = local("__ddspan_guard");
-        let record = record_error(&ret, &quote!(#guard.set_error));
-        // The declared type on the closure: a wrong body is then reported on
-        // the user's expression, and the value's type is known to the `Err` check.
-        let output = nameable_output(&sig.output).map(|ty| quote!(-> #ty));
-        quote! {
-            #spec
-            let #ret = {
-                let #guard = ::ddspan::__private::LocalSpanGuard::start(&__DDSPAN_SPEC);
-                let #ret = ::ddspan::__private::call_once(move || #output #block);
-                #record
-                #ret
+        let record =
+            may_be_result(&sig.output).then(|| record_error(&ret, &quote!(#guard.set_error)));
+        let output = nameable_output(&sig.output);
+        let start =
+            quote!(let #guard = ::ddspan::__private::LocalSpanGuard::start(&__DDSPAN_SPEC););
+        if record.is_none() && flush.is_none() {
+            // Nothing to do after the body: it stays the function's tail, and
+            // `return` and `?` work as written (the guard ends the span).
+            quote! {
+                #spec
+                #start
+                #block
+            }
+        } else {
+            // `return` and `?` would skip the `Err` check or the flush: a
+            // closure catches them. Its declared type makes a wrong body
+            // report on the user's expression and tells the check the type.
+            // A body that cannot leave early needs no closure (it compiles
+            // faster).
+            let body = if exits_early(block) {
+                let output = output.map(|ty| quote!(-> #ty));
+                quote!(::ddspan::__private::call_once(move || #output #block))
+            } else {
+                return_body(block, output.map(|ty| quote!(: #ty)))
             };
-            #flush
-            #ret
+            quote! {
+                #spec
+                let #ret = {
+                    #start
+                    let #ret = #body;
+                    #record
+                    #ret
+                };
+                #flush
+                #ret
+            }
         }
     };
     // Keep the user's braces: the item's span then lies wholly in user code,
     // so lints such as dead_code still report on it.
-    let brace_token = block.brace_token;
-    *block = syn::parse_quote!({ #body });
-    block.brace_token = brace_token;
+    // The new body is emitted as tokens, not parsed again (compile time).
+    block.stmts = vec![Stmt::Expr(Expr::Verbatim(body), None)];
 }
 
 /// `static __DDSPAN_SPEC: SpanSpec = ...;` for a span of this name.
@@ -244,11 +272,10 @@ pub(crate) fn record_error(value: &Ident, target: &TokenStream) -> TokenStream {
         {
             #[allow(unused_imports)]
             use ::ddspan::__private::{
-                BoxedErrorRung as _, DebugErrorRung as _, DisplayErrorRung as _,
-                NotAResultRung as _, OpaqueErrorRung as _, StdErrorRung as _,
+                DebugErrorRung as _, DisplayErrorRung as _, NotAResultRung as _, StdErrorRung as _,
             };
             if let ::core::option::Option::Some(#error) =
-                (&&&&::ddspan::__private::ReturnValue(&#value)).__ddspan_error()
+                (&&&::ddspan::__private::ReturnValue(&#value)).__ddspan_error()
             {
                 #target(#error);
             }
@@ -264,8 +291,10 @@ pub(crate) fn instrument_future(
     future: &TokenStream,
     ret: &Ident,
     output: Option<&TokenStream>,
+    check_err: bool,
 ) -> TokenStream {
-    let record = record_error(ret, &quote!(::ddspan::__private::set_active_error));
+    let record =
+        check_err.then(|| record_error(ret, &quote!(::ddspan::__private::set_active_error)));
     let annotation = output.map(|ty| quote!(: #ty));
     quote! {
         ::ddspan::__private::instrument(
@@ -302,6 +331,74 @@ fn fake_return_edge(output: &ReturnType) -> TokenStream {
             let #fake: #ty = loop {};
             return #fake;
         }
+    }
+}
+
+/// Whether a body can leave before its end (`return` or `?`), not counting
+/// closures, async blocks and items inside it, which have their own.
+fn exits_early(block: &Block) -> bool {
+    struct Finder(bool);
+    impl<'ast> syn::visit::Visit<'ast> for Finder {
+        fn visit_expr_return(&mut self, _: &'ast syn::ExprReturn) {
+            self.0 = true;
+        }
+        fn visit_expr_try(&mut self, _: &'ast syn::ExprTry) {
+            self.0 = true;
+        }
+        fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {}
+        fn visit_expr_async(&mut self, _: &'ast syn::ExprAsync) {}
+        fn visit_item(&mut self, _: &'ast Item) {}
+        fn visit_macro(&mut self, _: &'ast syn::Macro) {
+            // A macro may hide a `return` or `?`: assume it does.
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    syn::visit::Visit::visit_block(&mut finder, block);
+    finder.0
+}
+
+/// The body as a value: `{ stmts }` with its type declared when it can be.
+fn return_body(block: &Block, annotation: Option<TokenStream>) -> TokenStream {
+    match annotation {
+        Some(ty) => {
+            let value = local("__ddspan_value");
+            quote!({ let #value #ty = #block; #value })
+        }
+        None => block.to_token_stream(),
+    }
+}
+
+/// Whether the declared return type may be a `Result`: anything but the
+/// types that plainly are not, so aliases (`io::Result<T>`) still count.
+/// Skipping the `Err` check where it cannot apply keeps compile time down.
+pub(crate) fn may_be_result(output: &ReturnType) -> bool {
+    const NOT_RESULTS: &[&str] = &[
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+        "f32", "f64", "bool", "char", "str", "String", "Vec", "Option", "Box", "HashMap",
+        "BTreeMap", "HashSet", "BTreeSet", "Cow",
+    ];
+    fn may_be(ty: &Type) -> bool {
+        match ty {
+            Type::Tuple(_) => false,
+            Type::Never(_)
+            | Type::ImplTrait(_)
+            | Type::Array(_)
+            | Type::Slice(_)
+            | Type::Ptr(_) => false,
+            Type::Reference(reference) => may_be(&reference.elem),
+            Type::Paren(inner) => may_be(&inner.elem),
+            Type::Path(path) => path
+                .path
+                .segments
+                .last()
+                .is_none_or(|last| !NOT_RESULTS.contains(&last.ident.to_string().as_str())),
+            _ => true,
+        }
+    }
+    match output {
+        ReturnType::Default => false,
+        ReturnType::Type(_, ty) => may_be(ty),
     }
 }
 

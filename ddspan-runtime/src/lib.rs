@@ -60,8 +60,7 @@ pub use tag::{StaticTag, StaticValue, TagValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_L
 #[doc(hidden)]
 pub mod __private {
     pub use crate::error::{
-        BoxedErrorRung, DebugErrorRung, DisplayErrorRung, NotAResultRung, OpaqueErrorRung,
-        ReturnValue, StdErrorRung,
+        DebugErrorRung, DisplayErrorRung, NotAResultRung, ReturnValue, StdErrorRung,
     };
     pub use crate::future::Instrumented;
     pub use crate::local::LocalSpanGuard;
