@@ -43,10 +43,10 @@ impl Counter {
     }
 }
 
-fn main() {
+pub(crate) fn main() {
     let _ = plain(1, 2);
     let _ = fallible();
-    let _ = asynchronous(3);
+    drop(asynchronous(3));
     let mut counter = Counter(0);
     *counter.bump() += 1;
     let _ = counter.quiet();
