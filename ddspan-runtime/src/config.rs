@@ -5,6 +5,8 @@
 //! default; parsing never panics.
 
 use std::path::PathBuf;
+
+use crate::propagation::Style;
 use std::time::Duration;
 
 /// Where the Datadog Agent listens for traces.
@@ -96,6 +98,8 @@ impl std::fmt::Display for AgentUrl {
 /// | `DD_TRACE_PARTIAL_FLUSH_MIN_SPANS` | `1000` | finished spans that trigger a part |
 /// | `DD_TRACE_WRITER_INTERVAL_SECONDS` | `1` | how often the writer sends |
 /// | `DD_TRACE_WRITER_MAX_PAYLOAD_SIZE_BYTES` | 8 MiB | a payload is sent when it reaches this size |
+/// | `DD_TRACE_PROPAGATION_STYLE` (`_INJECT`, `_EXTRACT`) | `datadog,tracecontext,baggage` | propagation styles |
+/// | `DD_TRACE_X_DATADOG_TAGS_MAX_LENGTH` | `512` | the longest `x-datadog-tags` injected or accepted |
 #[derive(Clone, Debug)]
 pub struct Config {
     pub(crate) service: String,
@@ -119,6 +123,9 @@ pub struct Config {
     pub(crate) retry_backoff: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) memory_exporter: Option<crate::MemoryExporter>,
+    pub(crate) propagation_inject: Vec<Style>,
+    pub(crate) propagation_extract: Vec<Style>,
+    pub(crate) x_datadog_tags_max_length: usize,
 }
 
 /// The agent's own request limit is 25 MiB; stay well below it.
@@ -210,6 +217,7 @@ pub struct ConfigBuilder {
     retry_backoff: Option<Duration>,
     shutdown_timeout: Option<Duration>,
     memory_exporter: Option<crate::MemoryExporter>,
+    propagation_styles: Option<Vec<Style>>,
 }
 
 macro_rules! setters {
@@ -273,6 +281,13 @@ impl ConfigBuilder {
     /// agent (tests of instrumentation).
     pub fn memory_exporter(mut self, exporter: crate::MemoryExporter) -> Self {
         self.memory_exporter = Some(exporter);
+        self
+    }
+
+    /// The propagation styles for injection and extraction
+    /// (`DD_TRACE_PROPAGATION_STYLE`).
+    pub fn propagation_styles(mut self, styles: &[Style]) -> Self {
+        self.propagation_styles = Some(styles.to_vec());
         self
     }
 
@@ -358,6 +373,19 @@ impl ConfigBuilder {
             retry_backoff: self.retry_backoff.unwrap_or(Duration::from_millis(100)),
             shutdown_timeout: self.shutdown_timeout.unwrap_or(Duration::from_secs(5)),
             memory_exporter: self.memory_exporter,
+            propagation_inject: self
+                .propagation_styles
+                .clone()
+                .unwrap_or_else(|| env.styles("DD_TRACE_PROPAGATION_STYLE_INJECT")),
+            propagation_extract: self
+                .propagation_styles
+                .unwrap_or_else(|| env.styles("DD_TRACE_PROPAGATION_STYLE_EXTRACT")),
+            x_datadog_tags_max_length: env.count(
+                "DD_TRACE_X_DATADOG_TAGS_MAX_LENGTH",
+                512,
+                0,
+                8192,
+            ),
         };
         (config, env.warnings)
     }
@@ -490,6 +518,25 @@ impl EnvReader<'_> {
             tags.push((k.to_owned(), v.to_owned()));
         }
         tags
+    }
+
+    /// A direction's styles: its own variable, else `DD_TRACE_PROPAGATION_STYLE`,
+    /// else ddtrace's default.
+    fn styles(&mut self, direction_key: &str) -> Vec<Style> {
+        let (key, value) = match self.string(direction_key) {
+            Some(value) => (direction_key, value),
+            None => match self.string("DD_TRACE_PROPAGATION_STYLE") {
+                Some(value) => ("DD_TRACE_PROPAGATION_STYLE", value),
+                None => return Style::defaults(),
+            },
+        };
+        let (styles, unknown) = Style::parse_list(&value);
+        if !unknown.is_empty() {
+            self.warnings.push(format!(
+                "{key}: unknown propagation style {unknown:?} ignored (supported: datadog, tracecontext, baggage, none)"
+            ));
+        }
+        styles
     }
 
     fn agent_url(&mut self) -> AgentUrl {
@@ -650,6 +697,13 @@ mod tests {
                 |c| c.trace_id_128_bit,
             ),
             ("DD_TAGS", ":orphan", |c| c.global_tags.is_empty()),
+            ("DD_TRACE_PROPAGATION_STYLE", "datadog,b3", |c| {
+                c.propagation_inject == vec![Style::Datadog]
+                    && c.propagation_extract == vec![Style::Datadog]
+            }),
+            ("DD_TRACE_X_DATADOG_TAGS_MAX_LENGTH", "-1", |c| {
+                c.x_datadog_tags_max_length == 512
+            }),
         ];
         for (key, value, holds) in cases {
             let (config, warnings) = resolve(&[(key, value)]);
@@ -660,6 +714,24 @@ mod tests {
                 "{key}={value}: wrong fallback in {config:?}"
             );
         }
+    }
+
+    #[test]
+    fn propagation_styles_per_direction() {
+        let (config, warnings) = resolve(&[
+            ("DD_TRACE_PROPAGATION_STYLE", "tracecontext"),
+            ("DD_TRACE_PROPAGATION_STYLE_INJECT", "Datadog, TraceContext"),
+        ]);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            config.propagation_inject,
+            vec![Style::Datadog, Style::TraceContext]
+        );
+        assert_eq!(config.propagation_extract, vec![Style::TraceContext]);
+        let (config, _) = resolve(&[("DD_TRACE_PROPAGATION_STYLE", "none")]);
+        assert!(config.propagation_inject.is_empty());
+        let (config, _) = resolve(&[]);
+        assert_eq!(config.propagation_extract, Style::defaults());
     }
 
     #[test]

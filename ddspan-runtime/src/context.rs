@@ -30,8 +30,7 @@ pub struct SpanContext {
     pub(crate) trace_id: u128,
     pub(crate) span_id: u64,
     pub(crate) sampling_priority: Option<i8>,
-    pub(crate) origin: Option<Arc<str>>,
-    pub(crate) propagated_tags: Arc<[(String, String)]>,
+    pub(crate) upstream: Arc<Upstream>,
     pub(crate) local_trace: Option<Arc<TraceShared>>,
     /// The span's service when it is not the tracer's default (local spans).
     pub(crate) service: Option<Cow<'static, str>>,
@@ -62,23 +61,27 @@ impl SpanContext {
             trace_id,
             span_id,
             sampling_priority,
-            origin: None,
-            propagated_tags: Arc::from([]),
+            upstream: Upstream::none(),
             local_trace: None,
             service: None,
         })
     }
 
     /// Sets the origin (`_dd.origin`, e.g. `synthetics`).
-    pub fn with_origin(mut self, origin: impl Into<Arc<str>>) -> SpanContext {
-        self.origin = Some(origin.into());
+    pub fn with_origin(mut self, origin: impl Into<String>) -> SpanContext {
+        Arc::make_mut(&mut self.upstream).origin = Some(origin.into());
         self
     }
 
     /// Sets the propagated trace tags (`_dd.p.*`).
     pub fn with_propagated_tags(mut self, tags: Vec<(String, String)>) -> SpanContext {
-        self.propagated_tags = Arc::from(tags);
+        Arc::make_mut(&mut self.upstream).propagated_tags = tags;
         self
+    }
+
+    /// The W3C baggage carried with this context.
+    pub fn baggage(&self) -> &[(String, String)] {
+        &self.upstream.baggage
     }
 
     /// The full 128-bit trace id.
@@ -103,12 +106,12 @@ impl SpanContext {
 
     /// The origin, if any.
     pub fn origin(&self) -> Option<&str> {
-        self.origin.as_deref()
+        self.upstream.origin.as_deref()
     }
 
-    /// The propagated trace tags.
+    /// The propagated trace tags (`_dd.p.*` received from upstream).
     pub fn propagated_tags(&self) -> &[(String, String)] {
-        &self.propagated_tags
+        &self.upstream.propagated_tags
     }
 
     /// The context of a span of the local trace `trace`.
@@ -121,8 +124,7 @@ impl SpanContext {
             trace_id: trace.trace_id,
             span_id,
             sampling_priority: Some(trace.sampling().priority),
-            origin: trace.origin.clone(),
-            propagated_tags: Arc::clone(&trace.propagated_tags),
+            upstream: trace.upstream_with_baggage(),
             local_trace: Some(Arc::clone(trace)),
             service,
         }
@@ -135,9 +137,33 @@ impl std::fmt::Debug for SpanContext {
             .field("trace_id", &format_args!("{:032x}", self.trace_id))
             .field("span_id", &self.span_id)
             .field("sampling_priority", &self.sampling_priority)
-            .field("origin", &self.origin)
-            .field("propagated_tags", &self.propagated_tags)
+            .field("upstream", &self.upstream)
             .field("local", &self.local_trace.is_some())
             .finish()
+    }
+}
+
+/// What a trace received from the service that called this one: carried by
+/// every local span's context, re-injected downstream, and written on the
+/// local root.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Upstream {
+    /// `_dd.origin`.
+    pub(crate) origin: Option<String>,
+    /// `_dd.p.*` tags, except `_dd.p.tid` (derived from the trace id).
+    pub(crate) propagated_tags: Vec<(String, String)>,
+    /// The other vendors' `tracestate` members, passed on unchanged.
+    pub(crate) tracestate: Option<String>,
+    /// Meta for the local root: `_dd.parent_id`, `_dd.propagation_error`.
+    pub(crate) root_meta: Vec<(String, String)>,
+    /// W3C baggage.
+    pub(crate) baggage: Vec<(String, String)>,
+}
+
+impl Upstream {
+    pub(crate) fn none() -> Arc<Upstream> {
+        static NONE: std::sync::LazyLock<Arc<Upstream>> =
+            std::sync::LazyLock::new(|| Arc::new(Upstream::default()));
+        Arc::clone(&NONE)
     }
 }

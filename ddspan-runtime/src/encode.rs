@@ -88,7 +88,8 @@ impl Encoder {
     fn chunk_meta(&self, chunk: &Chunk) -> Vec<(Cow<'static, str>, String)> {
         let trace = &chunk.trace;
         let mut meta: Vec<(Cow<'static, str>, String)> = Vec::new();
-        for (key, value) in trace.propagated_tags.iter() {
+        let upstream = &trace.upstream;
+        for (key, value) in upstream.propagated_tags.iter().chain(&upstream.root_meta) {
             if key != "_dd.p.tid" {
                 meta.push((Cow::Owned(key.clone()), value.clone()));
             }
@@ -101,7 +102,7 @@ impl Encoder {
             meta.retain(|(k, _)| k != "_dd.p.dm");
             meta.push((Cow::Borrowed("_dd.p.dm"), format!("-{mechanism}")));
         }
-        if let Some(origin) = &trace.origin {
+        if let Some(origin) = &upstream.origin {
             meta.push((Cow::Borrowed("_dd.origin"), origin.to_string()));
         }
         meta.push((Cow::Borrowed("language"), "rust".to_owned()));
@@ -336,7 +337,6 @@ mod tests {
     use crate::tracer::TracerCore;
     use serde::Deserialize;
     use std::collections::HashMap;
-    use std::sync::Arc;
 
     #[derive(Deserialize, Debug)]
     struct WireSpan {
@@ -365,7 +365,13 @@ mod tests {
         decision.mechanism = Some(0);
         decision.agent_rate = Some(1.0);
         let trace_id = (0x6b03_35ef_0000_0000_u128 << 64) | 0x1a3a_eaeb_d301_f72e;
-        let trace = TraceShared::new(core, trace_id, 10, decision, None, Arc::from([]));
+        let trace = TraceShared::new(
+            core,
+            trace_id,
+            10,
+            decision,
+            crate::context::Upstream::none(),
+        );
         let mut root = SpanRecord::named(10, 0, "request".into());
         root.top_level = true;
         root.finish(crate::clock::now());

@@ -119,6 +119,24 @@ impl Span {
         }
     }
 
+    /// Sets a W3C baggage item: it travels with the trace to downstream
+    /// services (the `baggage` style), as in dd-trace-go.
+    pub fn set_baggage_item(&self, key: impl Into<String>, value: impl Into<String>) {
+        if let Some(inner) = &self.inner {
+            inner.trace.set_baggage(key.into(), value.into());
+        }
+    }
+
+    /// A baggage item of this span's trace.
+    pub fn baggage_item(&self, key: &str) -> Option<String> {
+        let context = self.context()?;
+        context
+            .baggage()
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
     /// This span's context, to parent spans on other threads or services.
     /// `None` for a span that records nothing.
     pub fn context(&self) -> Option<SpanContext> {

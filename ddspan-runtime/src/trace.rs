@@ -8,17 +8,11 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::context::SpanContext;
+use crate::context::{SpanContext, Upstream};
 use crate::pool;
 use crate::record::SpanRecord;
 use crate::sampling::SamplingDecision;
 use crate::tracer::TracerCore;
-
-fn no_tags() -> Arc<[(String, String)]> {
-    static EMPTY: std::sync::LazyLock<Arc<[(String, String)]>> =
-        std::sync::LazyLock::new(|| Arc::from([]));
-    Arc::clone(&EMPTY)
-}
 
 enum Finished {
     One(SpanRecord),
@@ -30,14 +24,14 @@ pub(crate) struct TraceShared {
     /// The span that began this local trace (its parent is remote or none).
     pub(crate) root_span_id: u64,
     pub(crate) tracer: Arc<TracerCore>,
-    /// Propagated from upstream: `_dd.origin`.
-    pub(crate) origin: Option<Arc<str>>,
-    /// Propagated trace tags (`_dd.p.*`), other than `_dd.p.tid` and `_dd.p.dm`.
-    pub(crate) propagated_tags: Arc<[(String, String)]>,
+    /// What the calling service sent.
+    pub(crate) upstream: Arc<Upstream>,
     state: Mutex<TraceState>,
 }
 
 struct TraceState {
+    /// W3C baggage: received, and set by any span of the trace.
+    baggage: Vec<(String, String)>,
     spans: Vec<SpanRecord>,
     open: usize,
     closed: bool,
@@ -72,18 +66,8 @@ impl TraceShared {
                 .sampler
                 .decide(crate::id::low_bits(trace_id), service),
         };
-        let (origin, propagated_tags) = match parent {
-            Some(parent) => (parent.origin.clone(), Arc::clone(&parent.propagated_tags)),
-            None => (None, no_tags()),
-        };
-        TraceShared::new(
-            tracer,
-            trace_id,
-            root_span_id,
-            sampling,
-            origin,
-            propagated_tags,
-        )
+        let upstream = parent.map_or_else(Upstream::none, |p| Arc::clone(&p.upstream));
+        TraceShared::new(tracer, trace_id, root_span_id, sampling, upstream)
     }
 
     /// A new local trace with one open holder (its first span or segment).
@@ -92,16 +76,16 @@ impl TraceShared {
         trace_id: u128,
         root_span_id: u64,
         sampling: SamplingDecision,
-        origin: Option<Arc<str>>,
-        propagated_tags: Arc<[(String, String)]>,
+        upstream: Arc<Upstream>,
     ) -> Arc<TraceShared> {
+        let baggage = upstream.baggage.clone();
         Arc::new(TraceShared {
             trace_id,
             root_span_id,
             tracer,
-            origin,
-            propagated_tags,
+            upstream,
             state: Mutex::new(TraceState {
+                baggage,
                 spans: Vec::new(),
                 open: 1,
                 closed: false,
@@ -128,6 +112,24 @@ impl TraceShared {
 
     pub(crate) fn sampling(&self) -> SamplingDecision {
         self.state().sampling
+    }
+
+    /// Sets (or replaces) a baggage item for the whole trace.
+    pub(crate) fn set_baggage(&self, key: String, value: String) {
+        let mut state = self.state();
+        state.baggage.retain(|(k, _)| *k != key);
+        state.baggage.push((key, value));
+    }
+
+    /// The upstream context with the trace's current baggage.
+    pub(crate) fn upstream_with_baggage(&self) -> Arc<Upstream> {
+        let state = self.state();
+        if state.baggage == self.upstream.baggage {
+            return Arc::clone(&self.upstream);
+        }
+        let mut upstream = (*self.upstream).clone();
+        upstream.baggage.clone_from(&state.baggage);
+        Arc::new(upstream)
     }
 
     /// Adds finished spans and releases one holder; hands the trace, or a part
@@ -214,8 +216,7 @@ mod tests {
             7,
             1,
             SamplingDecision::inherited(1),
-            None,
-            Arc::from([]),
+            Upstream::none(),
         );
         assert!(trace.try_acquire());
         trace.release(vec![record(2)]);
@@ -242,8 +243,7 @@ mod tests {
             7,
             1,
             SamplingDecision::inherited(1),
-            None,
-            Arc::from([]),
+            Upstream::none(),
         );
         for id in 2..=4 {
             assert!(trace.try_acquire());

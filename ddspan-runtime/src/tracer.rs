@@ -378,3 +378,51 @@ pub fn span(name: impl Into<Cow<'static, str>>) -> SpanBuilder {
 pub fn active_context() -> Option<SpanContext> {
     crate::local::active_context()
 }
+
+/// The running tracer's configuration, if one runs.
+pub(crate) fn current_config() -> Option<Arc<TracerCore>> {
+    CURRENT
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Writes a span's context into outgoing headers, in the configured styles
+/// (`datadog`, `tracecontext`, `baggage` by default).
+///
+/// # Examples
+///
+/// ```
+/// use std::collections::HashMap;
+/// use ddspan_runtime::tracer;
+///
+/// let span = tracer::start_span("http.client");
+/// let mut headers: HashMap<String, String> = HashMap::new();
+/// if let Some(context) = span.context() {
+///     tracer::inject(&context, &mut headers);
+/// }
+/// ```
+pub fn inject(context: &SpanContext, carrier: &mut dyn crate::propagation::Injector) {
+    crate::propagation::Propagator::from_tracer().inject(context, carrier);
+}
+
+/// Reads a context from incoming headers; pass the result to
+/// [`SpanBuilder::child_of`] to continue the trace.
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::tracer;
+///
+/// let headers = vec![
+///     ("x-datadog-trace-id".to_owned(), "1890081292213679918".to_owned()),
+///     ("x-datadog-parent-id".to_owned(), "7628922200302827473".to_owned()),
+/// ];
+/// let parent = tracer::extract(&headers).ok();
+/// let _span = tracer::span("http.server").child_of(parent).start();
+/// ```
+pub fn extract(
+    carrier: &dyn crate::propagation::Extractor,
+) -> Result<SpanContext, crate::propagation::ExtractError> {
+    crate::propagation::Propagator::from_tracer().extract(carrier)
+}

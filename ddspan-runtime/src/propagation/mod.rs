@@ -1,0 +1,294 @@
+//! Distributed tracing: a span's context written into outgoing headers and
+//! read from incoming ones, in Datadog's styles and interoperable with
+//! Datadog's other tracers.
+//!
+//! | style | headers |
+//! |---|---|
+//! | `datadog` | `x-datadog-trace-id`, `x-datadog-parent-id`, `x-datadog-sampling-priority`, `x-datadog-origin`, `x-datadog-tags` |
+//! | `tracecontext` | `traceparent`, `tracestate` (with the `dd=` member) |
+//! | `baggage` | `baggage` (W3C) |
+//!
+//! The default for both directions is `datadog,tracecontext,baggage`, as in
+//! ddtrace 4; `DD_TRACE_PROPAGATION_STYLE`, `DD_TRACE_PROPAGATION_STYLE_INJECT`
+//! and `DD_TRACE_PROPAGATION_STYLE_EXTRACT` change it. On extraction the
+//! first style that yields a context wins; when `tracecontext` carries the
+//! same trace id, its parent id is used and the Datadog one is kept in
+//! `_dd.parent_id`, as ddtrace does.
+
+mod baggage;
+mod carrier;
+mod datadog;
+mod tracecontext;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use carrier::{Extractor, HeaderError, Injector};
+
+use crate::context::{SpanContext, Upstream};
+
+/// A propagation style.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// Datadog's `x-datadog-*` headers.
+    Datadog,
+    /// W3C Trace Context: `traceparent` and `tracestate`.
+    TraceContext,
+    /// W3C Baggage: `baggage`.
+    Baggage,
+}
+
+impl Style {
+    /// Parses a style name as Datadog's tracers spell it.
+    pub fn parse(name: &str) -> Option<Style> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "datadog" => Some(Style::Datadog),
+            "tracecontext" => Some(Style::TraceContext),
+            "baggage" => Some(Style::Baggage),
+            _ => None,
+        }
+    }
+
+    /// Parses a comma-separated list; unknown names are returned apart.
+    pub(crate) fn parse_list(list: &str) -> (Vec<Style>, Vec<String>) {
+        let mut styles = Vec::new();
+        let mut unknown = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if name.eq_ignore_ascii_case("none") {
+                continue;
+            }
+            match Style::parse(name) {
+                Some(style) if !styles.contains(&style) => styles.push(style),
+                Some(_) => {}
+                None => unknown.push(name.to_owned()),
+            }
+        }
+        (styles, unknown)
+    }
+
+    /// ddtrace 4's default, for injection and extraction.
+    pub fn defaults() -> Vec<Style> {
+        vec![Style::Datadog, Style::TraceContext, Style::Baggage]
+    }
+}
+
+/// Why no context could be extracted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExtractError {
+    /// None of the configured styles' headers are present.
+    NotFound,
+    /// A header is present but malformed.
+    Invalid {
+        /// The header.
+        header: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A header appears more than once.
+    Duplicate {
+        /// The header.
+        header: &'static str,
+    },
+    /// A header's value is not text.
+    NotUtf8 {
+        /// The header.
+        header: &'static str,
+    },
+}
+
+impl fmt::Display for ExtractError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExtractError::NotFound => f.write_str("no trace context in the headers"),
+            ExtractError::Invalid { header, reason } => write!(f, "invalid {header}: {reason}"),
+            ExtractError::Duplicate { header } => write!(f, "{header} appears more than once"),
+            ExtractError::NotUtf8 { header } => write!(f, "{header} is not text"),
+        }
+    }
+}
+
+impl std::error::Error for ExtractError {}
+
+/// Reads one header for a style, turning carrier errors into extract errors.
+pub(crate) fn header<'a>(
+    carrier: &'a dyn Extractor,
+    name: &'static str,
+) -> Result<Option<&'a str>, ExtractError> {
+    match carrier.get(name) {
+        Ok(value) => Ok(value.map(str::trim)),
+        Err(HeaderError::Duplicate) => Err(ExtractError::Duplicate { header: name }),
+        Err(HeaderError::NotUtf8) => Err(ExtractError::NotUtf8 { header: name }),
+    }
+}
+
+/// A context as one style read it, before the styles are reconciled.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Extracted {
+    pub(crate) trace_id: u128,
+    pub(crate) span_id: u64,
+    pub(crate) sampling_priority: Option<i8>,
+    pub(crate) upstream: Upstream,
+    /// tracecontext: the `p:` member of `dd=`, the last Datadog parent.
+    pub(crate) last_parent_id: Option<String>,
+}
+
+/// Injects and extracts with given styles.
+#[derive(Clone, Debug)]
+pub struct Propagator {
+    inject: Vec<Style>,
+    extract: Vec<Style>,
+    max_tags_len: usize,
+}
+
+impl Default for Propagator {
+    fn default() -> Propagator {
+        Propagator {
+            inject: Style::defaults(),
+            extract: Style::defaults(),
+            max_tags_len: 512,
+        }
+    }
+}
+
+impl Propagator {
+    /// A propagator with these styles for both directions.
+    pub fn new(styles: &[Style]) -> Propagator {
+        Propagator {
+            inject: styles.to_vec(),
+            extract: styles.to_vec(),
+            ..Propagator::default()
+        }
+    }
+
+    /// The running tracer's propagation settings (the defaults when none runs).
+    pub fn from_tracer() -> Propagator {
+        crate::tracer::current_config()
+            .map(|core| Propagator {
+                inject: core.config.propagation_inject.clone(),
+                extract: core.config.propagation_extract.clone(),
+                max_tags_len: core.config.x_datadog_tags_max_length,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Writes `context` into `carrier` in every inject style.
+    pub fn inject(&self, context: &SpanContext, carrier: &mut dyn Injector) {
+        let state = InjectState::of(context);
+        for style in &self.inject {
+            match style {
+                Style::Datadog => datadog::inject(&state, carrier, self.max_tags_len),
+                Style::TraceContext => tracecontext::inject(&state, carrier),
+                Style::Baggage => baggage::inject(&state.context.upstream.baggage, carrier),
+            }
+        }
+    }
+
+    /// Reads a context from `carrier`, following the styles' order and
+    /// Datadog's rules between them.
+    pub fn extract(&self, carrier: &dyn Extractor) -> Result<SpanContext, ExtractError> {
+        let mut first_error = None;
+        let mut primary: Option<Extracted> = None;
+        let mut w3c: Option<Extracted> = None;
+        for style in &self.extract {
+            let result = match style {
+                Style::Datadog => datadog::extract(carrier, self.max_tags_len),
+                Style::TraceContext => tracecontext::extract(carrier),
+                Style::Baggage => continue,
+            };
+            match result {
+                Ok(Some(extracted)) => {
+                    if *style == Style::TraceContext {
+                        w3c = Some(extracted.clone());
+                    }
+                    if primary.is_none() {
+                        primary = Some(extracted);
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    crate::log::debug(format_args!("{style:?} propagation: {error}"));
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        let Some(mut context) = primary else {
+            return Err(first_error.unwrap_or(ExtractError::NotFound));
+        };
+        if let Some(w3c) = w3c.filter(|w| w.trace_id == context.trace_id) {
+            reconcile(&mut context, w3c);
+        }
+        if self.extract.contains(&Style::Baggage) {
+            context.upstream.baggage = baggage::extract(carrier);
+        }
+        Ok(SpanContext {
+            trace_id: context.trace_id,
+            span_id: context.span_id,
+            sampling_priority: context.sampling_priority,
+            upstream: Arc::new(context.upstream),
+            local_trace: None,
+            service: None,
+        })
+    }
+}
+
+/// Datadog headers first, tracecontext for the same trace: the W3C parent
+/// is the real caller (a W3C-only hop may sit between), and the Datadog
+/// parent goes to `_dd.parent_id`; the other vendors' `tracestate` is kept.
+fn reconcile(context: &mut Extracted, w3c: Extracted) {
+    if w3c.upstream.tracestate.is_some() {
+        context.upstream.tracestate = w3c.upstream.tracestate;
+    }
+    if w3c.span_id != context.span_id {
+        let last_parent = w3c
+            .last_parent_id
+            .unwrap_or_else(|| format!("{:016x}", context.span_id));
+        context.span_id = w3c.span_id;
+        context
+            .upstream
+            .root_meta
+            .push(("_dd.parent_id".to_owned(), last_parent));
+    }
+}
+
+/// What every style needs from a context, computed once per injection.
+pub(crate) struct InjectState<'a> {
+    pub(crate) context: &'a SpanContext,
+    /// `_dd.p.*` tags as they travel, `_dd.p.tid` included.
+    pub(crate) tags: Vec<(String, String)>,
+}
+
+impl<'a> InjectState<'a> {
+    fn of(context: &'a SpanContext) -> InjectState<'a> {
+        let mut tags: Vec<(String, String)> = context
+            .upstream
+            .propagated_tags
+            .iter()
+            .filter(|(k, _)| k != "_dd.p.tid")
+            .cloned()
+            .collect();
+        if let Some(trace) = &context.local_trace {
+            let decision = trace.sampling();
+            if let (Some(mechanism), true) = (decision.mechanism, decision.keep()) {
+                tags.retain(|(k, _)| k != "_dd.p.dm");
+                tags.push(("_dd.p.dm".to_owned(), format!("-{mechanism}")));
+            }
+        }
+        let high = crate::id::high_bits(context.trace_id);
+        if high != 0 {
+            tags.push(("_dd.p.tid".to_owned(), format!("{high:016x}")));
+        }
+        InjectState { context, tags }
+    }
+
+    pub(crate) fn priority(&self) -> i8 {
+        self.context
+            .local_trace
+            .as_ref()
+            .map(|t| t.sampling().priority)
+            .or(self.context.sampling_priority)
+            .unwrap_or(1)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,357 @@
+//! Table tests of injection and extraction, with header values captured
+//! from ddtrace 4.16 (see shared/TEST-PEERS.md).
+
+use std::collections::HashMap;
+
+use super::*;
+
+/// ddtrace 4.16's injection for a sampled child span.
+fn ddtrace_headers() -> Vec<(String, String)> {
+    [
+        ("x-datadog-trace-id", "1890081292213679918"),
+        ("x-datadog-parent-id", "7628922200302827473"),
+        ("x-datadog-sampling-priority", "1"),
+        ("x-datadog-tags", "_dd.p.dm=-0,_dd.p.tid=6b0335ef00000000"),
+        (
+            "traceparent",
+            "00-6b0335ef000000001a3aeaebd301f72e-69df6052482437d1-01",
+        ),
+        (
+            "tracestate",
+            "dd=p:69df6052482437d1;s:1;t.dm:-0;t.tid:6b0335ef00000000,ot=rv:470046cb22258d;th:0",
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+const TRACE_ID: u128 = 0x6b03_35ef_0000_0000_1a3a_eaeb_d301_f72e;
+
+fn with(headers: &[(&str, &str)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn extracts_what_ddtrace_injects() {
+    let context = Propagator::default().extract(&ddtrace_headers()).unwrap();
+    assert_eq!(context.trace_id(), TRACE_ID);
+    assert_eq!(context.span_id(), 7_628_922_200_302_827_473);
+    assert_eq!(context.sampling_priority(), Some(1));
+    assert_eq!(
+        context.propagated_tags(),
+        &[("_dd.p.dm".to_owned(), "-0".to_owned())]
+    );
+    assert_eq!(
+        context.upstream.tracestate.as_deref(),
+        Some("ot=rv:470046cb22258d;th:0")
+    );
+    assert!(context.upstream.root_meta.is_empty(), "the parents agree");
+}
+
+#[test]
+fn injects_what_ddtrace_injects() {
+    let remote = Propagator::default().extract(&ddtrace_headers()).unwrap();
+    let mut out: Vec<(String, String)> = Vec::new();
+    Propagator::default().inject(&remote, &mut out);
+    let got: HashMap<String, String> = out.into_iter().collect();
+    for (key, value) in ddtrace_headers() {
+        assert_eq!(got.get(&key), Some(&value), "{key}");
+    }
+}
+
+#[test]
+fn header_names_are_case_insensitive() {
+    let headers = with(&[("X-Datadog-Trace-Id", "5"), ("X-DATADOG-PARENT-ID", "6")]);
+    let context = Propagator::default().extract(&headers).unwrap();
+    assert_eq!((context.trace_id(), context.span_id()), (5, 6));
+}
+
+#[test]
+fn malformed_input_is_an_error_not_a_panic() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[], "not found"),
+        (
+            &[("x-datadog-trace-id", "abc"), ("x-datadog-parent-id", "1")],
+            "non-numeric trace id",
+        ),
+        (
+            &[("x-datadog-trace-id", "0"), ("x-datadog-parent-id", "1")],
+            "zero trace id",
+        ),
+        (
+            &[("x-datadog-trace-id", "1"), ("x-datadog-parent-id", "0")],
+            "zero parent id",
+        ),
+        (&[("x-datadog-trace-id", "1")], "missing parent id"),
+        (
+            &[
+                ("x-datadog-trace-id", "18446744073709551616"),
+                ("x-datadog-parent-id", "1"),
+            ],
+            "overflow",
+        ),
+        (
+            &[
+                ("x-datadog-trace-id", "1"),
+                ("x-datadog-parent-id", "2"),
+                ("x-datadog-sampling-priority", "high"),
+            ],
+            "bad priority",
+        ),
+        (
+            &[
+                ("x-datadog-trace-id", "1"),
+                ("X-Datadog-Trace-Id", "2"),
+                ("x-datadog-parent-id", "2"),
+            ],
+            "duplicate",
+        ),
+        (
+            &[(
+                "traceparent",
+                "00-00000000000000000000000000000000-69df6052482437d1-01",
+            )],
+            "zero w3c trace id",
+        ),
+        (
+            &[(
+                "traceparent",
+                "00-6b0335ef000000001a3aeaebd301f72e-0000000000000000-01",
+            )],
+            "zero w3c parent",
+        ),
+        (
+            &[(
+                "traceparent",
+                "00-6B0335EF000000001A3AEAEBD301F72E-69df6052482437d1-01",
+            )],
+            "upper-case hex",
+        ),
+        (
+            &[(
+                "traceparent",
+                "ff-6b0335ef000000001a3aeaebd301f72e-69df6052482437d1-01",
+            )],
+            "version ff",
+        ),
+        (
+            &[(
+                "traceparent",
+                "00-6b0335ef000000001a3aeaebd301f72e-69df6052482437d1",
+            )],
+            "three fields",
+        ),
+        (
+            &[(
+                "traceparent",
+                "00-6b0335ef000000001a3aeaebd301f72e-69df6052482437d1-01-extra",
+            )],
+            "five fields in 00",
+        ),
+        (
+            &[("traceparent", "00-6b0335ef-69df6052482437d1-01")],
+            "short trace id",
+        ),
+        (
+            &[(
+                "traceparent",
+                "00-6b0335ef000000001a3aeaebd301f72e-69df6052482437d1-zz",
+            )],
+            "bad flags",
+        ),
+    ];
+    for (headers, what) in cases {
+        assert!(
+            Propagator::default().extract(&with(headers)).is_err(),
+            "{what} was accepted"
+        );
+    }
+}
+
+#[test]
+fn a_bad_style_does_not_hide_a_good_one() {
+    let headers = with(&[
+        ("x-datadog-trace-id", "garbage"),
+        ("x-datadog-parent-id", "1"),
+        (
+            "traceparent",
+            "00-6b0335ef000000001a3aeaebd301f72e-69df6052482437d1-01",
+        ),
+    ]);
+    let context = Propagator::default().extract(&headers).unwrap();
+    assert_eq!(context.trace_id(), TRACE_ID);
+}
+
+#[test]
+fn bad_datadog_tags_keep_the_context_and_note_the_error() {
+    let long = format!("_dd.p.x={}", "y".repeat(600));
+    let cases = [
+        (long.as_str(), "extract_max_size"),
+        ("_dd.p.dm", "decoding_error"),
+        ("_dd.p.tid=XYZ", "malformed_tid XYZ"),
+        (
+            "_dd.p.tid=6B0335EF00000000",
+            "malformed_tid 6B0335EF00000000",
+        ),
+    ];
+    for (tags, error) in cases {
+        let headers = with(&[
+            ("x-datadog-trace-id", "1"),
+            ("x-datadog-parent-id", "2"),
+            ("x-datadog-tags", tags),
+        ]);
+        let context = Propagator::new(&[Style::Datadog])
+            .extract(&headers)
+            .unwrap();
+        assert_eq!(context.trace_id(), 1, "{tags}: the upper bits stay unknown");
+        assert_eq!(
+            context.upstream.root_meta,
+            vec![("_dd.propagation_error".to_owned(), error.to_owned())],
+            "{tags}"
+        );
+    }
+    let headers = with(&[
+        ("x-datadog-trace-id", "1"),
+        ("x-datadog-parent-id", "2"),
+        ("x-datadog-tags", "other=1,_dd.p.team=a"),
+    ]);
+    let context = Propagator::new(&[Style::Datadog])
+        .extract(&headers)
+        .unwrap();
+    assert_eq!(
+        context.propagated_tags(),
+        &[("_dd.p.team".to_owned(), "a".to_owned())],
+        "only _dd.p.* travel"
+    );
+}
+
+#[test]
+fn same_trace_different_parents_prefers_w3c_and_keeps_the_datadog_parent() {
+    let headers = with(&[
+        ("x-datadog-trace-id", "1890081292213679918"),
+        ("x-datadog-parent-id", "1111"),
+        ("x-datadog-tags", "_dd.p.tid=6b0335ef00000000"),
+        (
+            "traceparent",
+            "00-6b0335ef000000001a3aeaebd301f72e-69df6052482437d1-01",
+        ),
+        ("tracestate", "dd=s:1;p:00000000000004d2"),
+    ]);
+    let context = Propagator::default().extract(&headers).unwrap();
+    assert_eq!(context.span_id(), 0x69df_6052_4824_37d1);
+    assert_eq!(
+        context.upstream.root_meta,
+        vec![("_dd.parent_id".to_owned(), "00000000000004d2".to_owned())]
+    );
+}
+
+#[test]
+fn different_traces_keep_the_first_style() {
+    let headers = with(&[
+        ("x-datadog-trace-id", "42"),
+        ("x-datadog-parent-id", "43"),
+        (
+            "traceparent",
+            "00-6b0335ef000000001a3aeaebd301f72e-69df6052482437d1-01",
+        ),
+    ]);
+    let context = Propagator::default().extract(&headers).unwrap();
+    assert_eq!((context.trace_id(), context.span_id()), (42, 43));
+}
+
+#[test]
+fn w3c_sampled_flag_and_dd_priority() {
+    let cases = [
+        ("01", "s:2", Some(2)),
+        ("01", "s:-1", Some(1)),
+        ("00", "s:1", Some(0)),
+        ("00", "s:-1", Some(-1)),
+        ("01", "", Some(1)),
+    ];
+    for (flags, s, priority) in cases {
+        let headers = with(&[
+            (
+                "traceparent",
+                &format!("00-6b0335ef000000001a3aeaebd301f72e-69df6052482437d1-{flags}"),
+            ),
+            ("tracestate", &format!("dd={s};o:rum")),
+        ]);
+        let context = Propagator::new(&[Style::TraceContext])
+            .extract(&headers)
+            .unwrap();
+        assert_eq!(context.sampling_priority(), priority, "{flags} {s}");
+        assert_eq!(context.origin(), Some("rum"));
+    }
+}
+
+#[test]
+fn the_x_datadog_tags_bound_holds_on_injection() {
+    let remote = SpanContext::remote(5, 6, Some(1))
+        .unwrap()
+        .with_propagated_tags(vec![("_dd.p.big".to_owned(), "x".repeat(600))]);
+    let mut out: Vec<(String, String)> = Vec::new();
+    Propagator::new(&[Style::Datadog]).inject(&remote, &mut out);
+    assert!(out.iter().all(|(k, _)| k != "x-datadog-tags"), "{out:?}");
+    assert!(out.iter().any(|(k, _)| k == "x-datadog-trace-id"));
+}
+
+#[test]
+fn styles_can_be_chosen() {
+    let remote = Propagator::default().extract(&ddtrace_headers()).unwrap();
+    let mut out: Vec<(String, String)> = Vec::new();
+    Propagator::new(&[Style::TraceContext]).inject(&remote, &mut out);
+    let names: Vec<&str> = out.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["traceparent", "tracestate"]);
+    let datadog_only = Propagator::new(&[Style::Datadog]).extract(&with(&[(
+        "traceparent",
+        "00-6b0335ef000000001a3aeaebd301f72e-69df6052482437d1-01",
+    )]));
+    assert_eq!(datadog_only.unwrap_err(), ExtractError::NotFound);
+}
+
+#[test]
+fn baggage_travels_with_the_context() {
+    let headers = with(&[
+        ("x-datadog-trace-id", "1"),
+        ("x-datadog-parent-id", "2"),
+        ("baggage", "user.id=42,tier=gold"),
+    ]);
+    let context = Propagator::default().extract(&headers).unwrap();
+    assert_eq!(context.baggage().len(), 2);
+    let mut out: Vec<(String, String)> = Vec::new();
+    Propagator::default().inject(&context, &mut out);
+    assert!(out.contains(&("baggage".to_owned(), "user.id=42,tier=gold".to_owned())));
+}
+
+#[cfg(feature = "http")]
+#[test]
+fn http_header_maps() {
+    let mut headers = http::HeaderMap::new();
+    let remote = Propagator::default().extract(&ddtrace_headers()).unwrap();
+    Propagator::default().inject(&remote, &mut headers);
+    let back = Propagator::default().extract(&headers).unwrap();
+    assert_eq!(
+        (back.trace_id(), back.span_id()),
+        (TRACE_ID, remote.span_id())
+    );
+    headers.append("x-datadog-trace-id", http::HeaderValue::from_static("9"));
+    assert!(matches!(
+        Propagator::new(&[Style::Datadog]).extract(&headers),
+        Err(ExtractError::Duplicate {
+            header: "x-datadog-trace-id"
+        })
+    ));
+    let mut binary = http::HeaderMap::new();
+    binary.insert(
+        "x-datadog-trace-id",
+        http::HeaderValue::from_bytes(&[0xff, 0xfe]).unwrap(),
+    );
+    assert!(matches!(
+        Propagator::new(&[Style::Datadog]).extract(&binary),
+        Err(ExtractError::NotUtf8 { .. })
+    ));
+}
