@@ -174,10 +174,11 @@ impl Propagator {
     /// Writes `context` into `carrier` in every inject style.
     pub fn inject(&self, context: &SpanContext, carrier: &mut dyn Injector) {
         let state = InjectState::of(context);
+        let with_datadog = self.inject.contains(&Style::Datadog);
         for style in &self.inject {
             match style {
                 Style::Datadog => datadog::inject(&state, carrier, self.max_tags_len),
-                Style::TraceContext => tracecontext::inject(&state, carrier),
+                Style::TraceContext => tracecontext::inject(&state, carrier, with_datadog),
                 Style::Baggage => baggage::inject(&state.context.upstream.baggage, carrier),
             }
         }

@@ -10,7 +10,9 @@ const TRACESTATE: &str = "tracestate";
 /// W3C allows at most 32 list members.
 const MAX_MEMBERS: usize = 32;
 
-pub(super) fn inject(state: &InjectState<'_>, carrier: &mut dyn Injector) {
+/// `t.tid` goes into `dd=` only alongside the datadog style, as ddtrace
+/// does: `traceparent` already carries the whole id.
+pub(super) fn inject(state: &InjectState<'_>, carrier: &mut dyn Injector, with_datadog: bool) {
     let context = state.context;
     let priority = state.priority();
     let flags = if priority > 0 { "01" } else { "00" };
@@ -29,6 +31,9 @@ pub(super) fn inject(state: &InjectState<'_>, carrier: &mut dyn Injector) {
         dd.push(format!("o:{}", sanitize(origin, false)));
     }
     for (key, value) in &state.tags {
+        if key == "_dd.p.tid" && !with_datadog {
+            continue;
+        }
         if let Some(name) = key.strip_prefix("_dd.p.") {
             dd.push(format!(
                 "t.{}:{}",

@@ -1,0 +1,230 @@
+//! Distributed traces across ddspan and ddtrace (Datadog's Python tracer),
+//! both shipping to one ddapm-test-agent: in each direction and for each
+//! propagation style, the agent holds one trace with the same 128-bit id,
+//! correct parents and the sampling decision kept.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+
+use ddspan::tracer;
+use serde_json::Value;
+use support::agent::{flatten, meta, metric, span_by_name};
+use support::session::traced_with;
+
+const STYLES: [&str; 3] = ["datadog", "tracecontext", "datadog,tracecontext,baggage"];
+
+fn styles(list: &str) -> Vec<ddspan::Style> {
+    list.split(',').map(|s| ddspan::Style::parse(s).unwrap()).collect()
+}
+
+fn peer_script(name: &str) -> String {
+    format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python(agent_url: &str, style: &str) -> Command {
+    let mut command = Command::new(support::python::python());
+    command
+        .env("DD_TRACE_AGENT_URL", agent_url)
+        .env("DD_TRACE_PROPAGATION_STYLE", style)
+        .env("DD_INSTRUMENTATION_TELEMETRY_ENABLED", "false")
+        .env("DD_REMOTE_CONFIGURATION_ENABLED", "false")
+        .env("DD_ENV", "test")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Serves one request: continues the caller's trace in a ddspan span.
+fn rust_server(listener: TcpListener) -> std::thread::JoinHandle<Vec<(String, String)>> {
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut headers = Vec::new();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            let Some((name, value)) = line.trim_end().split_once(':') else {
+                break;
+            };
+            headers.push((name.trim().to_owned(), value.trim().to_owned()));
+        }
+        handle(&headers);
+        let mut stream = stream;
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            .unwrap();
+        headers
+    })
+}
+
+fn handle(headers: &[(String, String)]) {
+    let parent = tracer::extract(&headers.to_vec()).expect("the caller's context");
+    let server = tracer::span("rust.server")
+        .service("rust-server")
+        .child_of(parent)
+        .start();
+    let _entered = server.enter();
+    drop(tracer::trace("rust.work"));
+}
+
+fn id(span: &Value, key: &str) -> u64 {
+    span[key].as_u64().unwrap()
+}
+
+#[test]
+fn python_client_to_rust_server() {
+    for style in STYLES {
+        let traced = traced_with(|b| b.propagation_styles(&styles(style)));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/rust", listener.local_addr().unwrap());
+        let server = rust_server(listener);
+        let output = python(&traced.agent.url(), style)
+            .arg(peer_script("ddtrace_client.py"))
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{style}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let headers = server.join().unwrap();
+        let client: Value = serde_json::from_slice(
+            output
+                .stdout
+                .split(|b| *b == b'\n')
+                .rev()
+                .find(|l| !l.is_empty())
+                .unwrap(),
+        )
+        .unwrap();
+
+        let traces = traced.collect(3);
+        let spans = flatten(traces.clone());
+        assert_eq!(
+            traces.len(),
+            1,
+            "{style}: one trace in the agent: {traces:#?}"
+        );
+        let py = span_by_name(&spans, "py.client");
+        let rust = span_by_name(&spans, "rust.server");
+        let work = span_by_name(&spans, "rust.work");
+        let trace_id: u128 = client["trace_id"].as_str().unwrap().parse().unwrap();
+        for span in [py, rust, work] {
+            assert_eq!(
+                u128::from(id(span, "trace_id")),
+                trace_id & u128::from(u64::MAX),
+                "{style}"
+            );
+        }
+        assert_eq!(
+            id(rust, "parent_id"),
+            id(py, "span_id"),
+            "{style}: the Rust server under the Python client"
+        );
+        assert_eq!(id(work, "parent_id"), id(rust, "span_id"));
+        assert_eq!(
+            meta(rust, "_dd.p.tid"),
+            Some(format!("{:016x}", trace_id >> 64).as_str()),
+            "{style}: 128-bit id kept"
+        );
+        assert_eq!(
+            metric(rust, "_sampling_priority_v1"),
+            metric(py, "_sampling_priority_v1"),
+            "{style}"
+        );
+        assert_eq!(metric(rust, "_dd.top_level"), Some(1.0));
+        // Re-injecting the context ddtrace sent gives back ddtrace's headers.
+        let sent: Vec<(String, String)> = client["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.to_lowercase(), v.as_str().unwrap().to_owned()))
+            .collect();
+        let propagator = ddspan::Propagator::new(&styles(style));
+        let mut ours: Vec<(String, String)> = Vec::new();
+        propagator.inject(&propagator.extract(&sent).unwrap(), &mut ours);
+        let mut theirs = sent.clone();
+        theirs.sort();
+        ours.sort();
+        assert_eq!(ours, theirs, "{style}: the same headers as ddtrace");
+        assert!(headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(if style == "datadog" {
+                "x-datadog-trace-id"
+            } else {
+                "traceparent"
+            })));
+        traced.agent.assert_no_check_failures();
+    }
+}
+
+#[test]
+fn rust_client_to_python_server() {
+    for style in STYLES {
+        let traced = traced_with(|b| b.propagation_styles(&styles(style)));
+        let mut server = python(&traced.agent.url(), style)
+            .arg(peer_script("ddtrace_server.py"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(server.stdout.take().unwrap());
+        let mut port = String::new();
+        stdout.read_line(&mut port).unwrap();
+        let port: u16 = port.trim().parse().unwrap_or_else(|_| {
+            let mut err = String::new();
+            server
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("{style}: the Python server did not start: {port:?} {err}")
+        });
+
+        let client = tracer::span("rust.client").service("rust-client").start();
+        let context = client.context().unwrap();
+        let mut headers = std::collections::HashMap::new();
+        tracer::inject(&context, &mut headers);
+        let mut request = ureq::get(format!("http://127.0.0.1:{port}/py"));
+        for (name, value) in &headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        request.call().unwrap();
+        client.finish();
+        let mut result = String::new();
+        stdout.read_to_string(&mut result).unwrap();
+        assert!(server.wait().unwrap().success());
+        let python: Value = serde_json::from_str(result.trim()).unwrap();
+
+        let traces = traced.collect(2);
+        let spans = flatten(traces.clone());
+        assert_eq!(traces.len(), 1, "{style}: one trace: {traces:#?}");
+        let rust = span_by_name(&spans, "rust.client");
+        let py = span_by_name(&spans, "py.server");
+        assert_eq!(id(py, "trace_id"), id(rust, "trace_id"), "{style}");
+        assert_eq!(
+            id(py, "parent_id"),
+            id(rust, "span_id"),
+            "{style}: Python under Rust"
+        );
+        let full: u128 = python["trace_id"].as_str().unwrap().parse().unwrap();
+        assert_eq!(
+            full,
+            context.trace_id(),
+            "{style}: ddtrace sees the same 128-bit id"
+        );
+        assert_eq!(
+            python["priority"].as_i64(),
+            Some(1),
+            "{style}: the decision travelled"
+        );
+        assert_eq!(metric(py, "_sampling_priority_v1"), Some(1.0));
+        traced.agent.assert_no_check_failures();
+    }
+}
