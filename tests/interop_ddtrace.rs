@@ -17,7 +17,9 @@ use support::session::traced_with;
 const STYLES: [&str; 3] = ["datadog", "tracecontext", "datadog,tracecontext,baggage"];
 
 fn styles(list: &str) -> Vec<ddspan::Style> {
-    list.split(',').map(|s| ddspan::Style::parse(s).unwrap()).collect()
+    list.split(',')
+        .map(|s| ddspan::Style::parse(s).unwrap())
+        .collect()
 }
 
 fn peer_script(name: &str) -> String {

@@ -184,7 +184,7 @@ pub(crate) fn instrument_fn(
     } else {
         let guard = local("__ddspan_guard");
         let record =
-            may_be_result(&sig.output).then(|| record_error(&ret, &quote!(#guard.set_error)));
+            may_be_result(&sig.output).then(|| record_error(&ret, &quote!(#guard.record_error)));
         let output = nameable_output(&sig.output);
         let start =
             quote!(let #guard = ::ddspan::__private::LocalSpanGuard::start(&__DDSPAN_SPEC););

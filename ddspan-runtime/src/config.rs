@@ -327,6 +327,7 @@ impl ConfigBuilder {
             Some(url) => url,
             None => env.agent_url(),
         };
+        let both = env.style_list("DD_TRACE_PROPAGATION_STYLE");
         let config = Config {
             service,
             env: self.env.or_else(|| env.string("DD_ENV")),
@@ -376,10 +377,10 @@ impl ConfigBuilder {
             propagation_inject: self
                 .propagation_styles
                 .clone()
-                .unwrap_or_else(|| env.styles("DD_TRACE_PROPAGATION_STYLE_INJECT")),
+                .unwrap_or_else(|| env.styles("DD_TRACE_PROPAGATION_STYLE_INJECT", &both)),
             propagation_extract: self
                 .propagation_styles
-                .unwrap_or_else(|| env.styles("DD_TRACE_PROPAGATION_STYLE_EXTRACT")),
+                .unwrap_or_else(|| env.styles("DD_TRACE_PROPAGATION_STYLE_EXTRACT", &both)),
             x_datadog_tags_max_length: env.count(
                 "DD_TRACE_X_DATADOG_TAGS_MAX_LENGTH",
                 512,
@@ -520,23 +521,23 @@ impl EnvReader<'_> {
         tags
     }
 
-    /// A direction's styles: its own variable, else `DD_TRACE_PROPAGATION_STYLE`,
+    /// A direction's styles: its own variable, else the shared one (`both`),
     /// else ddtrace's default.
-    fn styles(&mut self, direction_key: &str) -> Vec<Style> {
-        let (key, value) = match self.string(direction_key) {
-            Some(value) => (direction_key, value),
-            None => match self.string("DD_TRACE_PROPAGATION_STYLE") {
-                Some(value) => ("DD_TRACE_PROPAGATION_STYLE", value),
-                None => return Style::defaults(),
-            },
-        };
+    fn styles(&mut self, direction_key: &str, both: &Option<Vec<Style>>) -> Vec<Style> {
+        self.style_list(direction_key)
+            .or_else(|| both.clone())
+            .unwrap_or_else(Style::defaults)
+    }
+
+    fn style_list(&mut self, key: &str) -> Option<Vec<Style>> {
+        let value = self.string(key)?;
         let (styles, unknown) = Style::parse_list(&value);
         if !unknown.is_empty() {
             self.warnings.push(format!(
                 "{key}: unknown propagation style {unknown:?} ignored (supported: datadog, tracecontext, baggage, none)"
             ));
         }
-        styles
+        Some(styles)
     }
 
     fn agent_url(&mut self) -> AgentUrl {

@@ -73,13 +73,21 @@ impl Encoder {
             .unwrap_or(0);
         let chunk_meta = self.chunk_meta(chunk);
         let chunk_metrics = chunk_metrics(&chunk.sampling, self.process_id);
+        let global: &[(String, String)] = chunk.global_tags.as_deref().map_or(&[], Vec::as_slice);
         write_array_len(out, chunk.spans.len());
         if let Some(span) = chunk.spans.get(first) {
-            self.encode_span(out, trace.trace_id, span, &chunk_meta, &chunk_metrics);
+            self.encode_span(
+                out,
+                trace.trace_id,
+                span,
+                global,
+                &chunk_meta,
+                &chunk_metrics,
+            );
         }
         for (i, span) in chunk.spans.iter().enumerate() {
             if i != first {
-                self.encode_span(out, trace.trace_id, span, &[], &[]);
+                self.encode_span(out, trace.trace_id, span, global, &[], &[]);
             }
         }
     }
@@ -115,6 +123,7 @@ impl Encoder {
         out: &mut Vec<u8>,
         trace_id: u128,
         span: &SpanRecord,
+        global: &[(String, String)],
         chunk_meta: &[(Cow<'static, str>, String)],
         chunk_metrics: &[(&'static str, f64)],
     ) {
@@ -137,6 +146,8 @@ impl Encoder {
             |key: &str| set_at_run_time(key) || span.spec.tags.iter().any(|t| t.key == key);
         let base_meta = || {
             base.iter()
+                .filter(|(k, _)| !global.iter().any(|(g, _)| g == k))
+                .chain(global)
                 .filter(|(k, _)| !set_on_span(k) && !chunk_meta.iter().any(|(c, _)| c == k))
                 .map(|(k, v)| (k.as_str(), v.as_str()))
         };
@@ -389,6 +400,10 @@ mod tests {
             trace,
             spans: vec![child, root],
             sampling: decision,
+            global_tags: Some(std::sync::Arc::new(vec![(
+                "deploy".to_owned(),
+                "blue".to_owned(),
+            )])),
         }
     }
 
@@ -439,6 +454,11 @@ mod tests {
         assert_eq!(child.meta["env"], "span-wins");
         assert_eq!(child.meta["version"], "1.2.3");
         assert_eq!(child.meta["team"], "payments");
+        assert_eq!(
+            child.meta["deploy"], "blue",
+            "set_global_tag reaches every span"
+        );
+        assert_eq!(root.meta["deploy"], "blue");
         assert_eq!(child.meta["component"], "db");
         assert_eq!(child.meta["user"], "ana");
         assert_eq!(child.meta["k"].len(), MAX_TAG_VALUE_LEN);

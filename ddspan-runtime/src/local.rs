@@ -283,6 +283,60 @@ pub(crate) fn with_active_record(f: impl FnOnce(&mut SpanRecord)) {
     }
 }
 
+/// Runs `f` on the record of a span living in this thread's stack.
+pub(crate) fn with_local_record(span_id: u64, f: impl FnOnce(&mut SpanRecord)) {
+    with_stack(|stack| {
+        if let Some(Frame {
+            kind: FrameKind::Local(record),
+            ..
+        }) = stack.frames.iter_mut().rev().find(|f| f.span_id == span_id)
+        {
+            f(record);
+        }
+    });
+}
+
+fn target_of(frame: &Frame) -> crate::handle::Target {
+    match &frame.kind {
+        FrameKind::Local(_) => crate::handle::Target::Local(frame.span_id),
+        FrameKind::Entered(inner) => crate::handle::Target::Shared(Arc::clone(inner)),
+    }
+}
+
+/// The active span, as a handle target.
+pub(crate) fn active_target() -> Option<crate::handle::Target> {
+    with_stack(|stack| stack.frames.last().map(target_of)).flatten()
+}
+
+/// The local root of the active span's trace, as a handle target: found in
+/// this thread's stack, else through the trace (a root [`crate::Span`]).
+pub(crate) fn root_target() -> Option<crate::handle::Target> {
+    with_stack(|stack| {
+        let top = stack.frames.last()?;
+        let trace = Arc::clone(&stack.segment(top.segment)?.trace);
+        let root = trace.root_span_id;
+        if let Some(frame) = stack.frames.iter().find(|f| f.span_id == root) {
+            return Some(target_of(frame));
+        }
+        trace.root_span().map(crate::handle::Target::Shared)
+    })
+    .flatten()
+}
+
+/// The context of a span living in this thread's stack.
+pub(crate) fn context_of(span_id: u64) -> Option<SpanContext> {
+    with_stack(|stack| {
+        let frame = stack.frames.iter().rev().find(|f| f.span_id == span_id)?;
+        let (service, slot) = (frame.service.clone(), frame.segment);
+        Some(SpanContext::local(
+            &stack.segment(slot)?.trace,
+            span_id,
+            service,
+        ))
+    })
+    .flatten()
+}
+
 pub(crate) fn active_context() -> Option<SpanContext> {
     with_stack(|stack| {
         let top = stack.frames.last()?;
@@ -353,36 +407,16 @@ impl LocalSpanGuard {
         self.with_record(|record| record.set_tag(key.into(), value.into()));
     }
 
-    /// Marks this span as an error with `error.message`, `error.type` and
-    /// (when given) `error.stack`.
-    pub fn set_error_fields(&self, message: String, error_type: String, stack: Option<String>) {
-        self.with_record(|record| record.set_error_fields(message, error_type, stack));
-    }
-
     /// Marks this span as an error with the error's fields (what a returned
     /// `Err` records).
-    pub fn set_error(&self, error: crate::ErrorFields) {
+    pub fn record_error(&self, error: crate::ErrorFields) {
         self.with_record(|record| error.apply(record));
     }
 
     fn with_record(&self, f: impl FnOnce(&mut SpanRecord)) {
-        if self.span_id == 0 {
-            return;
+        if self.span_id != 0 {
+            with_local_record(self.span_id, f);
         }
-        with_stack(|stack| {
-            let frame = stack
-                .frames
-                .iter_mut()
-                .rev()
-                .find(|f| f.span_id == self.span_id);
-            if let Some(Frame {
-                kind: FrameKind::Local(record),
-                ..
-            }) = frame
-            {
-                f(record);
-            }
-        });
     }
 }
 

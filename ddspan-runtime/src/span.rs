@@ -103,17 +103,22 @@ impl Span {
         }
     }
 
-    /// Marks the span as an error with `error.message`, `error.type` and
-    /// (when given) `error.stack`.
-    pub fn set_error_fields(&self, message: String, error_type: String, stack: Option<String>) {
-        if let Some(inner) = &self.inner {
-            inner.with_record(|record| record.set_error_fields(message, error_type, stack));
-        }
+    /// Marks the span as an error: `error.message`, `error.type` and the
+    /// `source()` chain as `error.stack`, the same fields `#[dd_span]` sets.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = ddspan_runtime::tracer::start_span("upload");
+    /// span.set_error(&std::io::Error::other("disk full"));
+    /// ```
+    pub fn set_error<E: std::error::Error + ?Sized>(&self, error: &E) {
+        self.record_error(crate::ErrorFields::from_error(error));
     }
 
     /// Marks the span as an error with the error's fields (what a returned
     /// `Err` records).
-    pub fn set_error(&self, error: crate::ErrorFields) {
+    pub fn record_error(&self, error: crate::ErrorFields) {
         if let Some(inner) = &self.inner {
             inner.with_record(|record| error.apply(record));
         }
@@ -135,6 +140,12 @@ impl Span {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.clone())
+    }
+
+    /// The log correlation fields of this span (`dd.trace_id`, ...).
+    pub fn log(&self) -> Option<crate::LogContext> {
+        self.context()
+            .map(|context| crate::LogContext::of(&context))
     }
 
     /// This span's context, to parent spans on other threads or services.
@@ -346,11 +357,21 @@ impl SpanBuilder {
     /// Starts the span (not made active; see [`Span::enter`]).
     pub fn start(self) -> Span {
         match self.try_start() {
-            Some(inner) => Span {
-                inner: Some(Arc::new(inner)),
-            },
+            Some(inner) => {
+                let inner = Arc::new(inner);
+                if inner.trace.root_span_id == inner.span_id {
+                    inner.trace.set_root_span(&inner);
+                }
+                Span { inner: Some(inner) }
+            }
             None => Span::noop(),
         }
+    }
+
+    /// Marks the span as measured (`_dd.measured`): the agent computes
+    /// trace metrics for it even when it is not a service entry.
+    pub fn measured(self) -> SpanBuilder {
+        self.tag("_dd.measured", 1)
     }
 
     fn try_start(self) -> Option<SpanInner> {

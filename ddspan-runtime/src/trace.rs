@@ -30,6 +30,8 @@ pub(crate) struct TraceShared {
 }
 
 struct TraceState {
+    /// The root, when it is a [`crate::Span`] (for `current_root_span`).
+    root_span: Option<std::sync::Weak<crate::span::SpanInner>>,
     /// W3C baggage: received, and set by any span of the trace.
     baggage: Vec<(String, String)>,
     spans: Vec<SpanRecord>,
@@ -44,6 +46,8 @@ pub(crate) struct Chunk {
     pub(crate) trace: Arc<TraceShared>,
     pub(crate) spans: Vec<SpanRecord>,
     pub(crate) sampling: SamplingDecision,
+    /// Tags set with `set_global_tag` when the chunk was handed over.
+    pub(crate) global_tags: crate::global_tags::Snapshot,
 }
 
 impl TraceShared {
@@ -85,6 +89,7 @@ impl TraceShared {
             tracer,
             upstream,
             state: Mutex::new(TraceState {
+                root_span: None,
                 baggage,
                 spans: Vec::new(),
                 open: 1,
@@ -112,6 +117,17 @@ impl TraceShared {
 
     pub(crate) fn sampling(&self) -> SamplingDecision {
         self.state().sampling
+    }
+
+    pub(crate) fn set_root_span(&self, root: &Arc<crate::span::SpanInner>) {
+        self.state().root_span = Some(Arc::downgrade(root));
+    }
+
+    pub(crate) fn root_span(&self) -> Option<Arc<crate::span::SpanInner>> {
+        self.state()
+            .root_span
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade)
     }
 
     /// Sets (or replaces) a baggage item for the whole trace.
@@ -187,6 +203,7 @@ impl TraceShared {
                 trace: Arc::clone(self),
                 spans,
                 sampling: state.sampling,
+                global_tags: crate::global_tags::snapshot(),
             })
         };
         if let Some(spare) = spare {

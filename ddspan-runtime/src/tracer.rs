@@ -12,6 +12,8 @@ use std::time::Duration;
 
 pub use crate::config::{AgentUrl, Config, ConfigBuilder};
 pub use crate::context::SpanContext;
+pub use crate::global_tags::set_global_tag;
+pub use crate::handle::{current_root_span, current_span};
 pub use crate::span::{ActiveSpan, Span, SpanBuilder};
 pub use crate::stats::Stats;
 
@@ -425,4 +427,19 @@ pub fn extract(
     carrier: &dyn crate::propagation::Extractor,
 ) -> Result<SpanContext, crate::propagation::ExtractError> {
     crate::propagation::Propagator::from_tracer().extract(carrier)
+}
+
+/// The log correlation fields of the active span (`dd.trace_id`, ...), to
+/// add to a log line.
+///
+/// # Examples
+///
+/// ```
+/// let _span = ddspan_runtime::tracer::trace("job");
+/// if let Some(fields) = ddspan_runtime::tracer::log_context() {
+///     eprintln!("job started {fields}");
+/// }
+/// ```
+pub fn log_context() -> Option<crate::LogContext> {
+    active_context().map(|context| crate::LogContext::of(&context))
 }
