@@ -15,7 +15,9 @@ use support::session::traced;
 #[dd_span]
 fn handler() {
     // Python's current_span() / current_root_span() from deep inside.
-    tracer::current_span().unwrap().set_tag("handler.step", "parse");
+    tracer::current_span()
+        .unwrap()
+        .set_tag("handler.step", "parse");
     let root = tracer::current_root_span().unwrap();
     root.set_tag("http.route", "/users/:id");
     root.set_resource("GET /users/:id");
@@ -36,7 +38,9 @@ fn spans_tags_errors_and_handles() {
         handler();
         static LOCAL: SpanSpec = SpanSpec::new("local.step");
         let local = LocalSpanGuard::start(&LOCAL);
-        tracer::current_span().unwrap().set_error(&std::io::Error::other("timeout"));
+        tracer::current_span()
+            .unwrap()
+            .set_error(&std::io::Error::other("timeout"));
         drop(local);
         let flagged = tracer::start_span("flagged");
         flagged.set_error_flag(true);
@@ -50,11 +54,17 @@ fn spans_tags_errors_and_handles() {
     }
     let spans = flatten(traced.collect(6));
     let request = span_by_name(&spans, "http.request");
-    assert_eq!(request["resource"], "GET /users/:id", "set through current_root_span");
+    assert_eq!(
+        request["resource"], "GET /users/:id",
+        "set through current_root_span"
+    );
     assert_eq!(meta(request, "http.route"), Some("/users/:id"));
     assert_eq!(metric(request, "_dd.measured"), Some(1.0));
     assert_eq!(request["type"], "web");
-    assert_eq!(meta(span_by_name(&spans, "handler"), "handler.step"), Some("parse"));
+    assert_eq!(
+        meta(span_by_name(&spans, "handler"), "handler.step"),
+        Some("parse")
+    );
     let local = span_by_name(&spans, "local.step");
     assert_eq!(local["error"], 1);
     assert_eq!(meta(local, "error.message"), Some("timeout"));
@@ -65,7 +75,12 @@ fn spans_tags_errors_and_handles() {
     assert_eq!(unrelated["parent_id"], 0);
     assert_ne!(unrelated["trace_id"], request["trace_id"]);
     for span in &spans {
-        assert_eq!(meta(span, "deployment"), Some("blue"), "global tag on {}", span["name"]);
+        assert_eq!(
+            meta(span, "deployment"),
+            Some("blue"),
+            "global tag on {}",
+            span["name"]
+        );
     }
     traced.agent.assert_no_check_failures();
 }
@@ -92,9 +107,15 @@ fn log_correlation_and_baggage() {
     assert_eq!(span.baggage_item("user.id").as_deref(), Some("42"));
     let mut headers: HashMap<String, String> = HashMap::new();
     tracer::inject(&span.context().unwrap(), &mut headers);
-    assert_eq!(headers.get("baggage").map(String::as_str), Some("user.id=42"));
+    assert_eq!(
+        headers.get("baggage").map(String::as_str),
+        Some("user.id=42")
+    );
     let downstream = tracer::extract(&headers).unwrap();
-    assert_eq!(downstream.baggage(), &[("user.id".to_owned(), "42".to_owned())]);
+    assert_eq!(
+        downstream.baggage(),
+        &[("user.id".to_owned(), "42".to_owned())]
+    );
     span.finish();
     traced.collect(1);
 }

@@ -25,7 +25,12 @@ pub(crate) struct Arg {
 #[derive(Clone)]
 pub(crate) enum Value {
     Str(LitStr),
-    Number { value: f64, tokens: TokenStream },
+    Number {
+        value: f64,
+        tokens: TokenStream,
+    },
+    /// `child_of = <expression>`: the only argument that is not a literal.
+    Parent(Box<Expr>),
 }
 
 impl Value {
@@ -37,6 +42,7 @@ impl Value {
                 .into_iter()
                 .next()
                 .map_or_else(Span::call_site, |t| t.span()),
+            Value::Parent(expr) => syn::spanned::Spanned::span(&**expr),
         }
     }
 }
@@ -94,7 +100,11 @@ fn parse_arg(input: ParseStream<'_>) -> syn::Result<Arg> {
     }
     input.parse::<Token![=]>()?;
     let expr: Expr = input.parse()?;
-    let value = literal_value(&expr)?;
+    let value = if key == "child_of" {
+        Value::Parent(Box::new(expr))
+    } else {
+        literal_value(&expr)?
+    };
     if !input.is_empty() {
         return Err(input.error("expected `,` after the value"));
     }

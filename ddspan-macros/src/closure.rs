@@ -207,13 +207,21 @@ fn rewrite_closure(closure: &mut ExprClosure, settings: &Settings, fn_name: Opti
             fn_name.map_or_else(|| "closure".to_owned(), |f| format!("{f}.closure"))
         });
     let spec = spec_item(&name, settings, None);
+    let local_start = settings.local_start();
     let ret = local("__ddspan_ret");
     let body = &closure.body;
     let new_body = if closure.asyncness.is_some() {
-        let instrumented = instrument_future(&quote!(async move { #body }), &ret, None, true);
+        let instrumented = instrument_future(
+            &quote!(async move { #body }),
+            &ret,
+            None,
+            true,
+            &settings.future_start(),
+        );
         quote!({ #spec #instrumented.await })
     } else if let Expr::Async(_) = &**body {
-        let instrumented = instrument_future(&quote!(#body), &ret, None, true);
+        let instrumented =
+            instrument_future(&quote!(#body), &ret, None, true, &settings.future_start());
         quote!({ #spec #instrumented })
     } else {
         let guard = local("__ddspan_guard");
@@ -226,7 +234,7 @@ fn rewrite_closure(closure: &mut ExprClosure, settings: &Settings, fn_name: Opti
         };
         quote!({
             #spec
-            let #guard = ::ddspan::__private::LocalSpanGuard::start(&__DDSPAN_SPEC);
+            let #guard = #local_start;
             let #ret #annotation = ::ddspan::__private::call_once(|| #body);
             #record
             #ret

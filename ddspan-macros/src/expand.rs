@@ -47,6 +47,13 @@ pub(crate) fn dd_span(args: TokenStream, item: TokenStream) -> TokenStream {
             instrument_fn(&function.sig, &mut function.block, &settings, &mut errors);
             function.into_token_stream()
         }
+        Ok(Item::Impl(_) | Item::Mod(_)) if settings.child_of.is_some() => {
+            errors.push(syn::Error::new_spanned(
+                settings.child_of.as_ref(),
+                "`child_of` names one function's parent; put it on that function",
+            ));
+            item.clone()
+        }
         Ok(Item::Impl(block)) => crate::container::rewrite_impl(block, &settings, &mut errors),
         Ok(Item::Mod(module)) if module.content.is_some() => {
             crate::container::rewrite_mod(module, &settings, &mut errors)
@@ -143,6 +150,8 @@ pub(crate) fn instrument_fn(
     let flush = (fn_name == "main" && sig.inputs.is_empty())
         .then(|| quote!(::ddspan::__private::flush_before_exit();));
     let ret = local("__ddspan_ret");
+    let local_start = settings.local_start();
+    let future_start = settings.future_start();
 
     let body = if sig.asyncness.is_some() {
         let inner = async_inner(block, fake_return_edge(&sig.output));
@@ -151,6 +160,7 @@ pub(crate) fn instrument_fn(
             &ret,
             nameable_output(&sig.output).as_ref(),
             may_be_result(&sig.output),
+            &future_start,
         );
         quote! {
             #spec
@@ -162,17 +172,18 @@ pub(crate) fn instrument_fn(
         let guard = local("__ddspan_guard");
         quote! {
             #spec
-            let #guard = ::ddspan::__private::LocalSpanGuard::start(&__DDSPAN_SPEC);
+            let #guard = #local_start;
             #block
         }
     } else if let Some(tail) = future_tail(block) {
         let stmts = &block.stmts[..block.stmts.len() - 1];
         let tail = match tail {
             FutureTail::Async(future) => {
-                instrument_future(&future.to_token_stream(), &ret, None, true)
+                instrument_future(&future.to_token_stream(), &ret, None, true, &future_start)
             }
             FutureTail::BoxPin { callee, future } => {
-                let instrumented = instrument_future(&future.to_token_stream(), &ret, None, true);
+                let instrumented =
+                    instrument_future(&future.to_token_stream(), &ret, None, true, &future_start);
                 quote!(#callee(#instrumented))
             }
         };
@@ -186,8 +197,7 @@ pub(crate) fn instrument_fn(
         let record =
             may_be_result(&sig.output).then(|| record_error(&ret, &quote!(#guard.record_error)));
         let output = nameable_output(&sig.output);
-        let start =
-            quote!(let #guard = ::ddspan::__private::LocalSpanGuard::start(&__DDSPAN_SPEC););
+        let start = quote!(let #guard = #local_start;);
         if record.is_none() && flush.is_none() {
             // Nothing to do after the body: it stays the function's tail, and
             // `return` and `?` work as written (the guard ends the span).
@@ -248,6 +258,7 @@ pub(crate) fn spec_item(name: &str, settings: &Settings, function: Option<&str>)
                 let value = proc_macro2::Literal::f64_suffixed(*value);
                 quote!(::ddspan::__private::StaticTag::number(#key, #value))
             }
+            crate::attr::Value::Parent(_) => TokenStream::new(),
         })
         .collect();
     if let Some(function) = function {
@@ -292,6 +303,7 @@ pub(crate) fn instrument_future(
     ret: &Ident,
     output: Option<&TokenStream>,
     check_err: bool,
+    start: &TokenStream,
 ) -> TokenStream {
     let record =
         check_err.then(|| record_error(ret, &quote!(::ddspan::__private::set_active_error)));
@@ -303,7 +315,7 @@ pub(crate) fn instrument_future(
                 #record
                 #ret
             },
-            ::ddspan::__private::start_span(&__DDSPAN_SPEC),
+            #start,
         )
     }
 }

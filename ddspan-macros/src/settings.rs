@@ -21,6 +21,8 @@ pub(crate) struct Settings {
     pub(crate) span_type: Option<LitStr>,
     /// Tags in the order written; keys are unique.
     pub(crate) tags: Vec<(String, Value)>,
+    /// `child_of = <expr>`: the parent context, or headers to extract it from.
+    pub(crate) child_of: Option<syn::Expr>,
 }
 
 impl Settings {
@@ -63,6 +65,7 @@ impl Settings {
                     value.span(),
                     format!("`{}` takes a string", arg.key),
                 )),
+                (None, Value::Parent(expr)) => settings.child_of = Some(*expr),
                 (None, value) => settings.tags.push((arg.key, value)),
             }
         }
@@ -83,12 +86,16 @@ impl Settings {
             service: self.service.clone().or_else(|| outer.service.clone()),
             span_type: self.span_type.clone().or_else(|| outer.span_type.clone()),
             tags,
+            child_of: self.child_of.clone(),
         }
     }
 
     /// These settings as attribute arguments again (`key = value, ...`).
     pub(crate) fn to_args(&self) -> TokenStream {
         let mut args: Vec<TokenStream> = Vec::new();
+        if let Some(parent) = &self.child_of {
+            args.push(quote::quote!(child_of = #parent));
+        }
         for (key, field) in [
             (NAME, &self.name),
             (RESOURCE, &self.resource),
@@ -105,10 +112,33 @@ impl Settings {
             let value = match value {
                 Value::Str(lit) => quote::quote!(#lit),
                 Value::Number { tokens, .. } => tokens.clone(),
+                Value::Parent(expr) => quote::quote!(#expr),
             };
             args.push(quote::quote!(#key = #value));
         }
         quote::quote!(#(#args),*)
+    }
+
+    /// How the span starts: under the active span, or under `child_of`.
+    pub(crate) fn local_start(&self) -> TokenStream {
+        match &self.child_of {
+            None => quote::quote!(::ddspan::__private::LocalSpanGuard::start(&__DDSPAN_SPEC)),
+            Some(parent) => quote::quote!(::ddspan::__private::LocalSpanGuard::start_child_of(
+                &__DDSPAN_SPEC,
+                ::ddspan::__private::parent_from(#parent),
+            )),
+        }
+    }
+
+    /// How a future's span starts: under the active span, or `child_of`.
+    pub(crate) fn future_start(&self) -> TokenStream {
+        match &self.child_of {
+            None => quote::quote!(::ddspan::__private::start_span(&__DDSPAN_SPEC)),
+            Some(parent) => quote::quote!(::ddspan::__private::start_span_child_of(
+                &__DDSPAN_SPEC,
+                ::ddspan::__private::parent_from(#parent),
+            )),
+        }
     }
 
     /// The value of the first string tag (a closure's name when it has no
@@ -117,6 +147,7 @@ impl Settings {
         self.tags.first().map(|(_, value)| match value {
             Value::Str(lit) => lit.value(),
             Value::Number { value, .. } => value.to_string(),
+            Value::Parent(_) => String::new(),
         })
     }
 }

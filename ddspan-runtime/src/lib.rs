@@ -35,6 +35,7 @@ mod log;
 mod log_context;
 mod memory;
 mod panic;
+mod parent;
 mod pool;
 pub mod propagation;
 mod record;
@@ -56,6 +57,7 @@ pub use handle::SpanRef;
 pub use local::LocalSpanGuard;
 pub use log_context::LogContext;
 pub use memory::{FinishedSpan, MemoryExporter};
+pub use parent::ParentSource;
 pub use propagation::{ExtractError, Extractor, Injector, Propagator, Style};
 pub use span::{ActiveSpan, Entered, Span, SpanBuilder};
 pub use spec::SpanSpec;
@@ -80,6 +82,19 @@ pub mod __private {
     #[inline(always)]
     pub fn call_once<R>(body: impl FnOnce() -> R) -> R {
         body()
+    }
+
+    /// The parent named by `child_of = ...`.
+    pub fn parent_from(source: impl crate::ParentSource) -> Option<crate::SpanContext> {
+        source.into_parent()
+    }
+
+    /// Starts a span with an explicit parent (`child_of = ...` on an async fn).
+    pub fn start_span_child_of(
+        spec: &'static SpanSpec,
+        parent: Option<crate::SpanContext>,
+    ) -> Span {
+        SpanBuilder::from_spec(spec).child_of(parent).start()
     }
 
     /// Starts a span that may move between threads (futures).

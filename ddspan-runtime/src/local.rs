@@ -114,27 +114,57 @@ impl LocalStack {
         self.segments.get_mut(slot).and_then(Option::as_mut)
     }
 
-    fn push_local(&mut self, spec: &'static SpanSpec) -> u64 {
+    /// A new trace (from `parent`, or a root) held by a new segment.
+    fn begin_trace(
+        &mut self,
+        spec: &'static SpanSpec,
+        span_id: u64,
+        parent: Option<&SpanContext>,
+    ) -> Option<usize> {
+        let core = tracer::current()?;
+        let service = spec.service.unwrap_or(&core.config.service);
+        let trace = TraceShared::begin(core.clone(), span_id, parent, service);
+        self.segment_for(&trace, true)
+    }
+
+    /// `parent`: `None` for the active span (or a new root), `Some(context)`
+    /// for an explicit parent (`Some(None)`: a new root).
+    fn push_local(&mut self, spec: &'static SpanSpec, parent: Option<Option<SpanContext>>) -> u64 {
         let span_id = id::new_span_id();
-        let (slot, parent_id, parent_service) = match self.frames.last() {
-            Some(top) => (top.segment, top.span_id, top.service.clone()),
-            None => {
-                let Some(core) = tracer::current() else {
-                    return 0;
-                };
-                let service = spec.service.unwrap_or(&core.config.service);
-                let trace = TraceShared::begin(core.clone(), span_id, None, service);
-                match self.segment_for(&trace, true) {
-                    Some(slot) => (slot, 0, None),
-                    None => return 0,
+        // (segment, parent id, parent's service, parent is in another process)
+        let choice = match parent {
+            None => match self.frames.last() {
+                Some(top) => Some((top.segment, top.span_id, top.service.clone(), false)),
+                None => self
+                    .begin_trace(spec, span_id, None)
+                    .map(|slot| (slot, 0, None, false)),
+            },
+            Some(None) => self
+                .begin_trace(spec, span_id, None)
+                .map(|slot| (slot, 0, None, false)),
+            Some(Some(context)) => {
+                let joined = context
+                    .local_trace
+                    .as_ref()
+                    .filter(|trace| trace.try_acquire())
+                    .and_then(|trace| self.segment_for(trace, true));
+                match joined {
+                    Some(slot) => Some((slot, context.span_id, context.service.clone(), false)),
+                    None => self
+                        .begin_trace(spec, span_id, Some(&context))
+                        .map(|slot| (slot, context.span_id, context.service.clone(), true)),
                 }
             }
+        };
+        let Some((slot, parent_id, parent_service, remote_parent)) = choice else {
+            return 0;
         };
         let Some(segment) = self.segment(slot) else {
             return 0;
         };
         segment.frames += 1;
         let top_level = parent_id == 0
+            || remote_parent
             || spec.service.is_some_and(|service| {
                 service
                     != parent_service
@@ -382,7 +412,21 @@ impl LocalSpanGuard {
     #[inline]
     pub fn start(spec: &'static SpanSpec) -> LocalSpanGuard {
         let span_id = if tracer::is_running() {
-            with_stack(|stack| stack.push_local(spec)).unwrap_or(0)
+            with_stack(|stack| stack.push_local(spec, None)).unwrap_or(0)
+        } else {
+            0
+        };
+        LocalSpanGuard {
+            span_id,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Starts a span with an explicit parent (`None`: a new root), e.g. a
+    /// context extracted from a request, and makes it active.
+    pub fn start_child_of(spec: &'static SpanSpec, parent: Option<SpanContext>) -> LocalSpanGuard {
+        let span_id = if tracer::is_running() {
+            with_stack(|stack| stack.push_local(spec, Some(parent))).unwrap_or(0)
         } else {
             0
         };

@@ -423,8 +423,8 @@ pub fn inject(context: &SpanContext, carrier: &mut dyn crate::propagation::Injec
 /// let parent = tracer::extract(&headers).ok();
 /// let _span = tracer::span("http.server").child_of(parent).start();
 /// ```
-pub fn extract(
-    carrier: &dyn crate::propagation::Extractor,
+pub fn extract<E: crate::propagation::Extractor + ?Sized>(
+    carrier: &E,
 ) -> Result<SpanContext, crate::propagation::ExtractError> {
     crate::propagation::Propagator::from_tracer().extract(carrier)
 }

@@ -28,7 +28,7 @@ pub(super) fn inject(baggage: &[(String, String)], carrier: &mut dyn Injector) {
 }
 
 /// Malformed members are skipped; a malformed header yields no baggage.
-pub(super) fn extract(carrier: &dyn Extractor) -> Vec<(String, String)> {
+pub(super) fn extract<E: Extractor + ?Sized>(carrier: &E) -> Vec<(String, String)> {
     let Ok(Some(header)) = carrier.get(BAGGAGE) else {
         return Vec::new();
     };

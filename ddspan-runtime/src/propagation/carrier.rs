@@ -61,6 +61,12 @@ impl Injector for Vec<(String, String)> {
 
 impl Extractor for Vec<(String, String)> {
     fn get(&self, name: &str) -> Result<Option<&str>, HeaderError> {
+        Extractor::get(self.as_slice(), name)
+    }
+}
+
+impl Extractor for [(String, String)] {
+    fn get(&self, name: &str) -> Result<Option<&str>, HeaderError> {
         unique(
             self.iter()
                 .filter(|(k, _)| k.eq_ignore_ascii_case(name))

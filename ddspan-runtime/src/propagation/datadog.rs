@@ -36,8 +36,8 @@ pub(super) fn inject(state: &InjectState<'_>, carrier: &mut dyn Injector, max_ta
     carrier.set(TAGS, tags);
 }
 
-pub(super) fn extract(
-    carrier: &dyn super::Extractor,
+pub(super) fn extract<E: super::Extractor + ?Sized>(
+    carrier: &E,
     max_tags_len: usize,
 ) -> Result<Option<Extracted>, ExtractError> {
     let Some(trace_id) = header(carrier, TRACE_ID)? else {

@@ -110,8 +110,8 @@ impl fmt::Display for ExtractError {
 impl std::error::Error for ExtractError {}
 
 /// Reads one header for a style, turning carrier errors into extract errors.
-pub(crate) fn header<'a>(
-    carrier: &'a dyn Extractor,
+pub(crate) fn header<'a, E: Extractor + ?Sized>(
+    carrier: &'a E,
     name: &'static str,
 ) -> Result<Option<&'a str>, ExtractError> {
     match carrier.get(name) {
@@ -186,7 +186,7 @@ impl Propagator {
 
     /// Reads a context from `carrier`, following the styles' order and
     /// Datadog's rules between them.
-    pub fn extract(&self, carrier: &dyn Extractor) -> Result<SpanContext, ExtractError> {
+    pub fn extract<E: Extractor + ?Sized>(&self, carrier: &E) -> Result<SpanContext, ExtractError> {
         let mut first_error = None;
         let mut primary: Option<Extracted> = None;
         let mut w3c: Option<Extracted> = None;

@@ -69,7 +69,9 @@ fn sanitize(text: &str, value: bool) -> String {
         .collect()
 }
 
-pub(super) fn extract(carrier: &dyn super::Extractor) -> Result<Option<Extracted>, ExtractError> {
+pub(super) fn extract<E: super::Extractor + ?Sized>(
+    carrier: &E,
+) -> Result<Option<Extracted>, ExtractError> {
     let Some(traceparent) = header(carrier, TRACEPARENT)? else {
         return Ok(None);
     };
