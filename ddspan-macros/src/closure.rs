@@ -24,7 +24,7 @@ use crate::settings::Settings;
 pub(crate) enum Own {
     None,
     Ignore,
-    Span(Settings),
+    Span(Box<Settings>),
 }
 
 fn last_segment_is(attr: &Attribute, name: &str) -> bool {
@@ -61,7 +61,7 @@ fn remove_own_attribute(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Own 
         }
         return Own::Ignore;
     }
-    Own::Span(Settings::parse(args, errors))
+    Own::Span(Box::new(Settings::parse(args, errors)))
 }
 
 /// The item with every `#[dd_span]` / `#[dd_ignore]` removed from statements
