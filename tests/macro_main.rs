@@ -43,3 +43,26 @@ fn instrumented_mains_deliver_before_exit() {
         assert_eq!(main["service"], example);
     }
 }
+
+#[test]
+fn the_distributed_example_is_one_trace_across_two_services() {
+    let agent = TestAgent::start();
+    run_example("distributed", &agent);
+    let traces = agent.wait_for_spans(4, Duration::from_secs(10)); // main, checkout, request, count
+    assert_eq!(traces.len(), 1, "one trace: {traces:#?}");
+    let spans = flatten(traces);
+    let checkout = span_by_name(&spans, "storefront.checkout");
+    let inventory = span_by_name(&spans, "inventory.request");
+    assert_eq!(
+        inventory["parent_id"], checkout["span_id"],
+        "continued across HTTP"
+    );
+    assert_eq!(checkout["service"], "storefront");
+    assert_eq!(inventory["service"], "inventory");
+    assert_eq!(
+        span_by_name(&spans, "inventory.count")["parent_id"],
+        inventory["span_id"]
+    );
+    assert_eq!(inventory["metrics"]["_dd.top_level"], 1.0);
+    agent.assert_no_check_failures();
+}

@@ -173,15 +173,23 @@ fn child_of_continues_a_given_context() {
         ("x-datadog-trace-id".to_owned(), "55".to_owned()),
         ("x-datadog-parent-id".to_owned(), "66".to_owned()),
     ];
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     runtime.block_on(continues_async(headers));
     let spans = spans.take();
     let continued: Vec<&FinishedSpan> = spans.iter().filter(|s| s.name == "continues").collect();
     assert_eq!(continued.len(), 2);
-    let child = continued.iter().find(|s| s.parent_id == 99).expect("under the remote parent");
+    let child = continued
+        .iter()
+        .find(|s| s.parent_id == 99)
+        .expect("under the remote parent");
     assert_eq!(child.trace_id, remote.trace_id());
     let root = continued.iter().find(|s| s.parent_id != 99).unwrap();
-    assert_eq!(root.parent_id, 0, "None: a new root, not the active span's child");
+    assert_eq!(
+        root.parent_id, 0,
+        "None: a new root, not the active span's child"
+    );
     let from_headers = named(&spans, "continues_async");
     assert_eq!((from_headers.trace_id, from_headers.parent_id), (55, 66));
 }
