@@ -30,6 +30,7 @@ mod future;
 mod global_tags;
 mod handle;
 mod id;
+pub mod integrations;
 mod local;
 mod log;
 mod log_context;
