@@ -13,7 +13,9 @@ pub(super) fn inject(state: &InjectState<'_>, carrier: &mut dyn Injector, max_ta
     let context = state.context;
     carrier.set(TRACE_ID, crate::id::low_bits(context.trace_id).to_string());
     carrier.set(PARENT_ID, context.span_id.to_string());
-    carrier.set(PRIORITY, state.priority().to_string());
+    if let Some(priority) = state.priority() {
+        carrier.set(PRIORITY, priority.to_string());
+    }
     if let Some(origin) = &context.upstream.origin {
         carrier.set(ORIGIN, origin.clone());
     }
@@ -111,6 +113,10 @@ fn parse_tags(tags: &str, max_len: usize, upstream: &mut Upstream, high: &mut u6
         };
         let (key, value) = (key.trim(), value.trim());
         if key.is_empty() || value.is_empty() || key.contains(' ') {
+            error("decoding_error".to_owned());
+            return;
+        }
+        if key.starts_with("_dd.p.") && !super::valid_tag(key, value) {
             error("decoding_error".to_owned());
             return;
         }

@@ -18,12 +18,15 @@
 mod baggage;
 mod carrier;
 mod datadog;
+mod fuzz;
 mod tracecontext;
 
 use std::fmt;
 use std::sync::Arc;
 
 pub use carrier::{Extractor, HeaderError, Injector};
+#[doc(hidden)]
+pub use fuzz::check_extract;
 
 use crate::context::{SpanContext, Upstream};
 
@@ -215,7 +218,14 @@ impl Propagator {
         let Some(mut context) = primary else {
             return Err(first_error.unwrap_or(ExtractError::NotFound));
         };
-        if let Some(w3c) = w3c.filter(|w| w.trace_id == context.trace_id) {
+        let same_trace = |w: &Extracted| {
+            w.trace_id == context.trace_id
+                // Datadog headers without (or with an unreadable) _dd.p.tid
+                // name the same trace by its lower half.
+                || (crate::id::high_bits(context.trace_id) == 0
+                    && crate::id::low_bits(w.trace_id) == crate::id::low_bits(context.trace_id))
+        };
+        if let Some(w3c) = w3c.filter(same_trace) {
             reconcile(&mut context, w3c);
         }
         if self.extract.contains(&Style::Baggage) {
@@ -236,6 +246,7 @@ impl Propagator {
 /// is the real caller (a W3C-only hop may sit between), and the Datadog
 /// parent goes to `_dd.parent_id`; the other vendors' `tracestate` is kept.
 fn reconcile(context: &mut Extracted, w3c: Extracted) {
+    context.trace_id = w3c.trace_id;
     if w3c.upstream.tracestate.is_some() {
         context.upstream.tracestate = w3c.upstream.tracestate;
     }
@@ -251,6 +262,20 @@ fn reconcile(context: &mut Extracted, w3c: Extracted) {
     }
 }
 
+/// A `_dd.p.*` tag that may travel: printable ASCII, no separators
+/// (Datadog's rule for `x-datadog-tags`, applied to both directions).
+pub(crate) fn valid_tag(key: &str, value: &str) -> bool {
+    key.starts_with("_dd.p.")
+        && key.len() > "_dd.p.".len()
+        && key
+            .bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && b != b',' && b != b'=')
+        && !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| (0x20..=0x7e).contains(&b) && b != b',')
+}
+
 /// What every style needs from a context, computed once per injection.
 pub(crate) struct InjectState<'a> {
     pub(crate) context: &'a SpanContext,
@@ -264,7 +289,7 @@ impl<'a> InjectState<'a> {
             .upstream
             .propagated_tags
             .iter()
-            .filter(|(k, _)| k != "_dd.p.tid")
+            .filter(|(k, v)| k != "_dd.p.tid" && valid_tag(k, v))
             .cloned()
             .collect();
         if let Some(trace) = &context.local_trace {
@@ -281,13 +306,14 @@ impl<'a> InjectState<'a> {
         InjectState { context, tags }
     }
 
-    pub(crate) fn priority(&self) -> i8 {
+    /// The sampling priority, when decided (a context built by hand may
+    /// carry none; it is then not invented).
+    pub(crate) fn priority(&self) -> Option<i8> {
         self.context
             .local_trace
             .as_ref()
             .map(|t| t.sampling().priority)
             .or(self.context.sampling_priority)
-            .unwrap_or(1)
     }
 }
 

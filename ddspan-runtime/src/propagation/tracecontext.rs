@@ -15,7 +15,12 @@ const MAX_MEMBERS: usize = 32;
 pub(super) fn inject(state: &InjectState<'_>, carrier: &mut dyn Injector, with_datadog: bool) {
     let context = state.context;
     let priority = state.priority();
-    let flags = if priority > 0 { "01" } else { "00" };
+    // Undecided counts as sampled: the tracer keeps by default.
+    let flags = if priority.unwrap_or(1) > 0 {
+        "01"
+    } else {
+        "00"
+    };
     carrier.set(
         TRACEPARENT,
         format!(
@@ -23,10 +28,10 @@ pub(super) fn inject(state: &InjectState<'_>, carrier: &mut dyn Injector, with_d
             context.trace_id, context.span_id
         ),
     );
-    let mut dd = vec![
-        format!("p:{:016x}", context.span_id),
-        format!("s:{priority}"),
-    ];
+    let mut dd = vec![format!("p:{:016x}", context.span_id)];
+    if let Some(priority) = priority {
+        dd.push(format!("s:{priority}"));
+    }
     if let Some(origin) = &context.upstream.origin {
         dd.push(format!("o:{}", sanitize(origin, false)));
     }

@@ -1,0 +1,7 @@
+//! Propagation headers from anywhere: extraction never panics, and what it
+//! extracts survives a round trip. `cargo fuzz run extract` (see README).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    ddspan_runtime::propagation::check_extract(data);
+});
