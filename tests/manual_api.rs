@@ -119,3 +119,26 @@ fn log_correlation_and_baggage() {
     span.finish();
     traced.collect(1);
 }
+
+#[test]
+fn child_of_takes_contexts_options_and_headers() {
+    let traced = traced();
+    let parent = tracer::start_span("parent");
+    let context = parent.context().unwrap();
+    let by_ref = tracer::span("by.ref").child_of(&context).start();
+    let by_value = tracer::span("by.value").child_of(context.clone()).start();
+    let mut headers: HashMap<String, String> = HashMap::new();
+    tracer::inject(&context, &mut headers);
+    let from_headers = tracer::span("from.headers").child_of(&headers).start();
+    let root = tracer::span("root").child_of(None::<ddspan::SpanContext>).start();
+    for span in [by_ref, by_value, from_headers, root] {
+        span.finish();
+    }
+    parent.finish();
+    let spans = flatten(traced.collect(5));
+    let parent_id = span_by_name(&spans, "parent")["span_id"].clone();
+    for name in ["by.ref", "by.value", "from.headers"] {
+        assert_eq!(span_by_name(&spans, name)["parent_id"], parent_id, "{name}");
+    }
+    assert_eq!(span_by_name(&spans, "root")["parent_id"], 0);
+}

@@ -341,10 +341,12 @@ impl SpanBuilder {
         self
     }
 
-    /// Makes the span a child of this context; `None` makes it a new root,
-    /// so the result of an extraction can be passed straight in.
-    pub fn child_of(mut self, parent: impl Into<Option<SpanContext>>) -> SpanBuilder {
-        self.parent = Parent::Explicit(parent.into());
+    /// Makes the span a child of this parent: a `SpanContext` (or a
+    /// reference to one), an `Option` of one (`None`: a new root, so an
+    /// extraction's `.ok()` can be passed straight in), or incoming headers
+    /// to extract it from.
+    pub fn child_of(mut self, parent: impl crate::ParentSource) -> SpanBuilder {
+        self.parent = Parent::Explicit(parent.into_parent());
         self
     }
 
