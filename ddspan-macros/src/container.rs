@@ -38,6 +38,25 @@ fn item_settings(
     None
 }
 
+/// A function inside a block: instrumented with the block's settings unless
+/// it opts out or carries its own attribute. An inherited `const fn` is
+/// left alone: it cannot be timed, and only an explicit attribute on it is
+/// an error.
+fn instrument_member(
+    attrs: &mut [syn::Attribute],
+    sig: &syn::Signature,
+    block: &mut syn::Block,
+    settings: &Settings,
+    errors: &mut Errors,
+) {
+    let Some(own) = item_settings(attrs, settings, errors) else {
+        return;
+    };
+    if sig.constness.is_none() {
+        instrument_fn(sig, block, &own, errors);
+    }
+}
+
 fn is_attribute(attr: &syn::Attribute, name: &str) -> bool {
     attr.path().segments.last().is_some_and(|s| s.ident == name)
 }
@@ -54,13 +73,13 @@ pub(crate) fn rewrite_impl(
 fn instrument_impl(block: &mut ItemImpl, settings: &Settings, errors: &mut Errors) {
     for item in &mut block.items {
         if let ImplItem::Fn(function) = item {
-            let Some(own) = item_settings(&mut function.attrs, settings, errors) else {
-                continue;
-            };
-            if function.sig.constness.is_some() {
-                continue; // inherited: a const fn cannot be timed, and is left alone
-            }
-            instrument_fn(&function.sig, &mut function.block, &own, errors);
+            instrument_member(
+                &mut function.attrs,
+                &function.sig,
+                &mut function.block,
+                settings,
+                errors,
+            );
         }
     }
 }
@@ -81,13 +100,13 @@ fn instrument_mod(module: &mut ItemMod, settings: &Settings, errors: &mut Errors
     for item in items {
         match item {
             Item::Fn(function) => {
-                let Some(own) = item_settings(&mut function.attrs, settings, errors) else {
-                    continue;
-                };
-                if function.sig.constness.is_some() {
-                    continue; // inherited: a const fn cannot be timed, and is left alone
-                }
-                instrument_fn(&function.sig, &mut function.block, &own, errors);
+                instrument_member(
+                    &mut function.attrs,
+                    &function.sig,
+                    &mut function.block,
+                    settings,
+                    errors,
+                );
             }
             Item::Impl(block) => {
                 if let Some(own) = item_settings(&mut block.attrs, settings, errors) {
