@@ -11,7 +11,11 @@ fn replay(dir: &str) -> usize {
         let path = entry.unwrap().path();
         let data = std::fs::read(&path).unwrap();
         let outcome = std::panic::catch_unwind(|| ddspan::propagation::check_extract(&data));
-        assert!(outcome.is_ok(), "{} fails the extract property", path.display());
+        assert!(
+            outcome.is_ok(),
+            "{} fails the extract property",
+            path.display()
+        );
         count += 1;
     }
     count

@@ -130,7 +130,9 @@ fn child_of_takes_contexts_options_and_headers() {
     let mut headers: HashMap<String, String> = HashMap::new();
     tracer::inject(&context, &mut headers);
     let from_headers = tracer::span("from.headers").child_of(&headers).start();
-    let root = tracer::span("root").child_of(None::<ddspan::SpanContext>).start();
+    let root = tracer::span("root")
+        .child_of(None::<ddspan::SpanContext>)
+        .start();
     for span in [by_ref, by_value, from_headers, root] {
         span.finish();
     }

@@ -93,6 +93,7 @@ impl std::fmt::Display for AgentUrl {
 /// | `DD_TRACE_RATE_LIMIT` | `100` | traces per second kept by the rule |
 /// | `DD_TRACE_DEBUG` | `false` | debug lines on stderr |
 /// | `DD_TRACE_STARTUP_LOGS` | `true` | one configuration line on stderr at start |
+/// | `DDSPAN_CONSOLE` | `false` | every finished trace drawn as a tree on stderr |
 /// | `DD_TRACE_128_BIT_TRACEID_GENERATION_ENABLED` | `true` | 128-bit trace ids |
 /// | `DD_TRACE_PARTIAL_FLUSH_ENABLED` | `false` | send big traces in parts |
 /// | `DD_TRACE_PARTIAL_FLUSH_MIN_SPANS` | `1000` | finished spans that trigger a part |
@@ -123,6 +124,7 @@ pub struct Config {
     pub(crate) retry_backoff: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) memory_exporter: Option<crate::MemoryExporter>,
+    pub(crate) console: bool,
     pub(crate) propagation_inject: Vec<Style>,
     pub(crate) propagation_extract: Vec<Style>,
     pub(crate) x_datadog_tags_max_length: usize,
@@ -205,6 +207,7 @@ pub struct ConfigBuilder {
     sample_rate: Option<f64>,
     rate_limit: Option<f64>,
     debug: Option<bool>,
+    console: Option<bool>,
     startup_logs: Option<bool>,
     trace_id_128_bit: Option<bool>,
     partial_flush_enabled: Option<bool>,
@@ -250,6 +253,8 @@ impl ConfigBuilder {
         rate_limit: f64;
         /// Debug lines on stderr (`DD_TRACE_DEBUG`).
         debug: bool;
+        /// Every finished trace drawn as a tree on stderr (`DDSPAN_CONSOLE`).
+        console: bool;
         /// The configuration line at start (`DD_TRACE_STARTUP_LOGS`).
         startup_logs: bool;
         /// 128-bit trace ids (`DD_TRACE_128_BIT_TRACEID_GENERATION_ENABLED`).
@@ -374,6 +379,9 @@ impl ConfigBuilder {
             retry_backoff: self.retry_backoff.unwrap_or(Duration::from_millis(100)),
             shutdown_timeout: self.shutdown_timeout.unwrap_or(Duration::from_secs(5)),
             memory_exporter: self.memory_exporter,
+            console: self
+                .console
+                .unwrap_or_else(|| env.bool("DDSPAN_CONSOLE", false)),
             propagation_inject: self
                 .propagation_styles
                 .clone()

@@ -23,6 +23,7 @@
 
 mod clock;
 mod config;
+mod console;
 mod context;
 mod encode;
 mod error;

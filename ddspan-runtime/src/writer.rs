@@ -157,6 +157,9 @@ impl Writer {
         if tags_dropped > 0 {
             add(&counters.tags_dropped, tags_dropped as usize);
         }
+        if self.core.config.console {
+            eprint!("{}", crate::console::render(&chunk, &self.core.config));
+        }
         if self.payload.is_empty() {
             self.payload.resize(ARRAY32_HEADER_LEN, 0);
         }

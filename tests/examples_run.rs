@@ -1,4 +1,5 @@
-//! `#[dd_span]` on `fn main` (sync, and under `#[tokio::main]` in both
+//! The examples, run against the test agent. `#[dd_span]` on `fn main` (sync,
+//! and under `#[tokio::main]` in both
 //! attribute orders) delivers the trace before the program exits, with no
 //! explicit flush or stop. Each program is an example run as a child.
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use support::agent::{flatten, span_by_name, TestAgent};
 
-fn run_example(name: &str, agent: &TestAgent) {
+fn run_example(name: &str, agent: &TestAgent) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
         .args(["run", "--quiet", "--example", name])
@@ -24,6 +25,11 @@ fn run_example(name: &str, agent: &TestAgent) {
         "{name} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 #[test]
@@ -34,7 +40,7 @@ fn instrumented_mains_deliver_before_exit() {
         ("main_tokio_inner", "main"),
     ] {
         let agent = TestAgent::start();
-        run_example(example, &agent);
+        let _ = run_example(example, &agent);
         // No flush from the test: the program delivered on its way out.
         let spans = flatten(agent.wait_for_spans(2, Duration::from_secs(5)));
         let main = span_by_name(&spans, root);
@@ -47,7 +53,7 @@ fn instrumented_mains_deliver_before_exit() {
 #[test]
 fn the_distributed_example_is_one_trace_across_two_services() {
     let agent = TestAgent::start();
-    run_example("distributed", &agent);
+    let _ = run_example("distributed", &agent);
     let traces = agent.wait_for_spans(4, Duration::from_secs(10)); // main, checkout, request, count
     assert_eq!(traces.len(), 1, "one trace: {traces:#?}");
     let spans = flatten(traces);
@@ -64,5 +70,20 @@ fn the_distributed_example_is_one_trace_across_two_services() {
         inventory["span_id"]
     );
     assert_eq!(inventory["metrics"]["_dd.top_level"], 1.0);
+    agent.assert_no_check_failures();
+}
+
+#[test]
+fn the_quickstart_draws_its_trace_and_ships_it() {
+    let agent = TestAgent::start();
+    let output = run_example("quickstart", &agent);
+    assert!(output.contains("shipped 8 spans to the agent"), "{output}");
+    assert!(output.contains("└─ quickstart.run"), "the tree: {output}");
+    assert!(
+        output.contains("✗ ShopError: no product 9"),
+        "the error: {output}"
+    );
+    let spans = flatten(agent.wait_for_spans(8, Duration::from_secs(5)));
+    assert_eq!(spans.iter().filter(|s| s["error"] == 1).count(), 1);
     agent.assert_no_check_failures();
 }
