@@ -18,20 +18,25 @@ const MAX_POOLED_CAPACITY: usize = 8 * 1024;
 
 static POOL: Mutex<Vec<Vec<SpanRecord>>> = Mutex::new(Vec::new());
 
-/// An empty buffer, recycled when one is available.
+/// An empty buffer, recycled when one is available. The spans a returned
+/// buffer still holds are dropped here, on the thread that allocated their
+/// tags: freeing them on the writer's thread contends for this thread's
+/// allocator arena and makes it trim and re-fault pages.
 pub(crate) fn take() -> Vec<SpanRecord> {
-    POOL.lock()
+    let mut buffer = POOL
+        .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .pop()
-        .unwrap_or_default()
+        .unwrap_or_default();
+    buffer.clear();
+    buffer
 }
 
-/// Returns a buffer for reuse, dropping the spans it still holds.
-pub(crate) fn give(mut buffer: Vec<SpanRecord>) {
+/// Returns a buffer for reuse, with the spans it holds (see [`take`]).
+pub(crate) fn give(buffer: Vec<SpanRecord>) {
     if buffer.capacity() == 0 || buffer.capacity() > MAX_POOLED_CAPACITY {
         return;
     }
-    buffer.clear();
     let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
     if pool.len() < MAX_POOLED {
         pool.push(buffer);
