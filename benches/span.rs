@@ -172,7 +172,14 @@ fn floor(c: &mut Criterion) {
 }
 
 /// One shape, three tracers: `child` runs inside an active parent of each.
-fn shape(c: &mut Criterion, name: &str, dd: fn(u64) -> u64, tr: fn(u64) -> u64, fr: fn(u64) -> u64, with_parent: bool) {
+fn shape(
+    c: &mut Criterion,
+    name: &str,
+    dd: fn(u64) -> u64,
+    tr: fn(u64) -> u64,
+    fr: fn(u64) -> u64,
+    with_parent: bool,
+) {
     let mut group = c.benchmark_group(name);
     {
         let _parent = with_parent.then(|| tracer::trace("parent"));
@@ -217,40 +224,86 @@ fn shapes(c: &mut Criterion) {
 
     start_ddspan(false);
     static SPEC: SpanSpec = SpanSpec::new("disabled");
-    c.bench_function("disabled/ddspan", |b| b.iter(|| LocalSpanGuard::start(&SPEC)));
+    c.bench_function("disabled/ddspan", |b| {
+        b.iter(|| LocalSpanGuard::start(&SPEC))
+    });
     tracer::stop();
 }
+
+/// v0.4 msgpack encoding: 1000 spans in 10 traces per payload.
+fn encoding(c: &mut Criterion) {
+    let sample = ddspan::__bench::EncodeSample::new(10, 100);
+    let mut out = Vec::with_capacity(1 << 20);
+    let spans = sample.encode(&mut out);
+    ENCODED_BYTES_PER_SPAN.store((out.len() / spans) as u64, Ordering::Relaxed);
+    let mut group = c.benchmark_group("encode");
+    group.throughput(criterion::Throughput::Elements(spans as u64));
+    group.bench_function("1000_spans_10_traces", |b| {
+        b.iter(|| sample.encode(black_box(&mut out)))
+    });
+    group.finish();
+}
+
+static ENCODED_BYTES_PER_SPAN: AtomicU64 = AtomicU64::new(0);
 
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = floor, shapes
+    targets = floor, shapes, encoding
 }
 
 /// Mean time of one benchmark from criterion's own estimates, in ns.
 fn mean_ns(group: &str, function: &str) -> Option<f64> {
-    let path = format!("{}/criterion/{group}/{function}/new/estimates.json", target_dir());
+    let path = format!(
+        "{}/criterion/{group}/{function}/new/estimates.json",
+        target_dir()
+    );
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json["mean"]["point_estimate"].as_f64()
 }
 
 fn target_dir() -> String {
-    std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{}/target", env!("CARGO_MANIFEST_DIR")))
+    std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| format!("{}/target", env!("CARGO_MANIFEST_DIR")))
 }
 
 fn print_ratios() {
-    println!("\n{:<16} {:>10} {:>10} {:>10} {:>12} {:>12}", "shape", "ddspan", "tracing", "fastrace", "vs tracing", "vs fastrace");
-    for group in ["child_span", "nested_depth_2", "two_string_tags", "err_return", "root_span"] {
-        let (Some(dd), Some(tr), Some(fr)) = (mean_ns(group, "ddspan"), mean_ns(group, "tracing"), mean_ns(group, "fastrace")) else {
+    println!(
+        "\n{:<16} {:>10} {:>10} {:>10} {:>12} {:>12}",
+        "shape", "ddspan", "tracing", "fastrace", "vs tracing", "vs fastrace"
+    );
+    for group in [
+        "child_span",
+        "nested_depth_2",
+        "two_string_tags",
+        "err_return",
+        "root_span",
+    ] {
+        let (Some(dd), Some(tr), Some(fr)) = (
+            mean_ns(group, "ddspan"),
+            mean_ns(group, "tracing"),
+            mean_ns(group, "fastrace"),
+        ) else {
             continue;
         };
-        println!("{group:<16} {dd:>8.1}ns {tr:>8.1}ns {fr:>8.1}ns {:>11.2}x {:>11.2}x", dd / tr, dd / fr);
+        println!(
+            "{group:<16} {dd:>8.1}ns {tr:>8.1}ns {fr:>8.1}ns {:>11.2}x {:>11.2}x",
+            dd / tr,
+            dd / fr
+        );
     }
     if let Some(disabled) = mean_ns("disabled", "ddspan") {
         println!("{:<16} {disabled:>8.2}ns", "disabled");
+    }
+    if let Some(encode) = mean_ns("encode", "1000_spans_10_traces") {
+        println!(
+            "encoding: {:.2} M spans/s, {} bytes per span",
+            1000.0 / encode * 1e3,
+            ENCODED_BYTES_PER_SPAN.load(Ordering::Relaxed)
+        );
     }
     println!(
         "(spans collected: tracing {}, fastrace {})",

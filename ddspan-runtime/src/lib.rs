@@ -120,3 +120,98 @@ pub mod __private {
         crate::tracer::flush(std::time::Duration::from_secs(5));
     }
 }
+
+/// Entry points for ddspan's own benchmarks. Not a public API.
+#[doc(hidden)]
+pub mod __bench {
+    use std::sync::Arc;
+
+    use crate::record::SpanRecord;
+    use crate::sampling::SamplingDecision;
+    use crate::spec::SpanSpec;
+    use crate::tag::{StaticTag, TagValue};
+    use crate::trace::{Chunk, TraceShared};
+
+    /// Trace chunks shaped like a web request: a root and children with
+    /// a resource, static tags and one run-time tag each.
+    pub struct EncodeSample {
+        chunks: Vec<Chunk>,
+        encoder: crate::encode::Encoder,
+    }
+
+    static REQUEST: SpanSpec = SpanSpec::new("http.request")
+        .with_resource("GET /users/:id")
+        .with_span_type("web")
+        .with_tags(&[
+            StaticTag::str("component", "http"),
+            StaticTag::str("http.method", "GET"),
+        ]);
+    static QUERY: SpanSpec = SpanSpec::new("db.query")
+        .with_resource("SELECT * FROM users WHERE id = ?")
+        .with_span_type("sql")
+        .with_tags(&[StaticTag::str("db.system", "postgresql")]);
+
+    impl EncodeSample {
+        /// `traces` chunks of `spans_per_trace` spans.
+        pub fn new(traces: usize, spans_per_trace: usize) -> EncodeSample {
+            let config = crate::Config::builder()
+                .service("bench")
+                .env("prod")
+                .version("1.0.0")
+                .startup_logs(false)
+                .build();
+            let core = crate::tracer::TracerCore::detached(config.clone());
+            let chunks = (0..traces)
+                .map(|t| {
+                    let trace_id = crate::id::new_trace_id(true);
+                    let decision = SamplingDecision::inherited(1);
+                    let root_id = crate::id::new_span_id();
+                    let trace = TraceShared::new(
+                        Arc::clone(&core),
+                        trace_id,
+                        root_id,
+                        decision,
+                        crate::context::Upstream::none(),
+                    );
+                    let spans = (0..spans_per_trace)
+                        .map(|i| {
+                            let (id, parent, spec) = if i == 0 {
+                                (root_id, 0, &REQUEST)
+                            } else {
+                                (crate::id::new_span_id(), root_id, &QUERY)
+                            };
+                            let mut span = SpanRecord::new(id, parent, spec);
+                            span.top_level = i == 0;
+                            span.set_tag("user.id".into(), TagValue::from(t as u64));
+                            span.duration_ns = 1_234_567;
+                            span
+                        })
+                        .collect();
+                    Chunk {
+                        trace,
+                        spans,
+                        sampling: decision,
+                        global_tags: None,
+                    }
+                })
+                .collect();
+            EncodeSample {
+                chunks,
+                encoder: crate::encode::Encoder::new(&config),
+            }
+        }
+
+        /// Encodes every chunk into `out` (cleared first) as one payload;
+        /// returns the span count.
+        pub fn encode(&self, out: &mut Vec<u8>) -> usize {
+            out.clear();
+            out.resize(crate::encode::ARRAY32_HEADER_LEN, 0);
+            for chunk in &self.chunks {
+                self.encoder.encode_chunk(out, chunk);
+            }
+            let traces = u32::try_from(self.chunks.len()).unwrap_or(u32::MAX);
+            crate::encode::patch_array32(out, 0, traces);
+            self.chunks.iter().map(|c| c.spans.len()).sum()
+        }
+    }
+}

@@ -92,6 +92,18 @@ impl TracerCore {
         core
     }
 
+    /// A tracer with no writer (its chunks go to a memory exporter): for
+    /// building traces outside the running tracer (benchmarks).
+    pub(crate) fn detached(config: Config) -> Arc<TracerCore> {
+        Arc::new(TracerCore {
+            sampler: Sampler::new(config.sample_rate, config.rate_limit, config.env.as_deref()),
+            counters: Arc::new(Counters::default()),
+            sink: Sink::Memory(crate::MemoryExporter::new()),
+            worker: Mutex::new(None),
+            config,
+        })
+    }
+
     /// A tracer whose chunks are kept in memory as lists of span ids (unit tests).
     #[cfg(test)]
     pub(crate) fn capturing(config: Config) -> (Arc<TracerCore>, CapturedChunks) {

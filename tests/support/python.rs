@@ -98,7 +98,11 @@ fn install() -> Result<PathBuf, String> {
     // hold the lock.
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with("venv-staging-") {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with("venv-staging-")
+            {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
@@ -130,7 +134,12 @@ fn install() -> Result<PathBuf, String> {
     match std::fs::remove_dir_all(&venv) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot remove the old venv {}: {e}", venv.display())),
+        Err(e) => {
+            return Err(format!(
+                "cannot remove the old venv {}: {e}",
+                venv.display()
+            ))
+        }
     }
     std::fs::rename(&staging, &venv).map_err(|e| {
         format!(
