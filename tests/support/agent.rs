@@ -1,6 +1,10 @@
 //! ddapm-test-agent, Datadog's agent stand-in, on free loopback ports: one
 //! per test, killed when dropped. It decodes every payload strictly and runs
-//! the trace checks named in `ENABLED_CHECKS`.
+//! the trace checks named in `ENABLED_CHECKS` ([`DEFAULT_CHECKS`]), with
+//! `DD_POOL_TRACE_CHECK_FAILURES=true`. The test process's own `DD_*` (and
+//! other agent) variables are not passed on: a `DD_TRACE_AGENT_URL` would
+//! make the agent forward what it receives. Its output goes to a log file
+//! quoted in the harness's panic messages.
 //!
 //! What the agent's read endpoints return (ddapm-test-agent 1.69.1):
 //! - `/test/traces`: every trace received, newest first, the spans of all
@@ -13,10 +17,11 @@
 //!   `meta`) is answered 400 with no reason, is stored too, and from then on
 //!   every read of traces answers `400` with an empty body until
 //!   `/test/session/clear`.
-//! - Sessions: a read without a token covers the requests since the latest
-//!   `/test/session/start` (any token), or all of them if there was none; a
-//!   read with a token covers the requests since that token's start, those
-//!   sent with the token and those sent with none.
+//! - Sessions (`/test/session/...` reads): without a token, a read covers
+//!   the requests sent without a token since the latest
+//!   `/test/session/start` (of any token), or all requests if there was
+//!   none; with a token, the requests since that token's start sent with the
+//!   token or with none. One agent per test needs no session.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -74,6 +79,7 @@ pub struct TestAgent {
     otlp_grpc_port: u16,
     unix_socket: Option<PathBuf>,
     log: PathBuf,
+    keep_log: bool,
     http: ureq::Agent,
 }
 
@@ -95,10 +101,10 @@ impl TestAgentBuilder {
         self
     }
 
-    /// An extra environment variable for the agent, e.g. `ENABLED_CHECKS`
-    /// with `trace_stall` through [`checks`](Self::checks) and
-    /// `DD_TEST_STALL_REQUEST_SECONDS` here. Applied last: it can override
-    /// the harness's own variables.
+    /// An extra environment variable for the agent, e.g.
+    /// `DD_TEST_STALL_REQUEST_SECONDS` (with `trace_stall` among the
+    /// [`checks`](Self::checks)). Applied last: it can override the
+    /// harness's own variables (`DD_POOL_TRACE_CHECK_FAILURES`, ...).
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
         self
@@ -137,12 +143,14 @@ impl TestAgentBuilder {
                 otlp_grpc_port,
                 unix_socket: self.unix_socket.clone(),
                 log,
+                keep_log: false,
                 http: http_client(),
             };
             match agent.wait_ready() {
                 Ready::Yes => return agent,
                 Ready::Exited(status) => {
                     // Most likely a port taken meanwhile: try new ones.
+                    agent.keep_log = true;
                     failures.push(format!(
                         "attempt {attempt}: ddapm-test-agent (port {port}, OTLP {otlp_http_port}/{otlp_grpc_port}) exited with {status}\n{}",
                         agent.log_tail()
@@ -303,8 +311,9 @@ impl TestAgent {
         self.unix_socket.as_deref()
     }
 
-    /// The file holding the agent's stdout and stderr; removed when the
-    /// agent is dropped, unless the thread is panicking.
+    /// The file holding the agent's stdout and stderr (under
+    /// `<target>/tmp/ddspan-test-agent/`); removed when the agent is dropped,
+    /// unless the thread is panicking or the agent failed to start.
     pub fn log_path(&self) -> &Path {
         &self.log
     }
@@ -389,7 +398,10 @@ impl TestAgent {
                 "GET {path} on the test agent answered {status}: {body}\n{}",
                 self.log_tail()
             ),
-            Err(e) => panic!("GET {path} on the test agent failed: {e}\n{}", self.log_tail()),
+            Err(e) => panic!(
+                "GET {path} on the test agent failed: {e}\n{}",
+                self.log_tail()
+            ),
         }
     }
 
@@ -449,14 +461,13 @@ impl TestAgent {
             if count >= spans {
                 return traces;
             }
-            if started.elapsed() >= timeout {
-                panic!(
-                    "waited {timeout:?} for {spans} spans; the test agent holds {count} in {} traces:\n{}\n{}",
-                    traces.len(),
-                    serde_json::to_string_pretty(&traces).unwrap_or_default(),
-                    self.log_tail()
-                );
-            }
+            assert!(
+                started.elapsed() < timeout,
+                "waited {timeout:?} for {spans} spans; the test agent holds {count} in {} traces:\n{}\n{}",
+                traces.len(),
+                serde_json::to_string_pretty(&traces).unwrap_or_default(),
+                self.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -464,8 +475,8 @@ impl TestAgent {
     /// The raw intake requests the agent received (`GET
     /// /test/session/requests`), oldest first (the endpoint lists them
     /// newest first). Only intake endpoints (traces, stats, telemetry, ...),
-    /// never `/info` nor `/test/...`; since the latest session start, if
-    /// any. Each is an object:
+    /// never `/info` nor `/test/...`; after a session start, only those sent
+    /// since without a token (see the module's doc). Each is an object:
     ///
     /// ```json
     /// {"method": "PUT",
@@ -474,9 +485,11 @@ impl TestAgent {
     ///  "body": "<base64 of the raw body>"}
     /// ```
     ///
-    /// Header names keep the sender's spelling (use [`header`] to look one
-    /// up case-insensitively); a repeated header keeps one value. Requests
-    /// the agent rejected are listed too.
+    /// Header names are as aiohttp parsed them: well-known ones canonical
+    /// (`Content-Type`, `Content-Length`, `Host`, `User-Agent`), the others
+    /// as the client spelled them (lower case from ureq/`http`); use
+    /// [`header`] to look one up case-insensitively. A repeated header keeps
+    /// one value. Requests the agent rejected are listed too.
     pub fn requests(&self) -> Vec<Value> {
         let mut requests: Vec<Value> = self.get_list("/test/session/requests");
         requests.reverse();
@@ -536,7 +549,7 @@ impl Drop for TestAgent {
             // Killed, the agent leaves its socket file behind.
             let _ = std::fs::remove_file(socket);
         }
-        if !std::thread::panicking() {
+        if !self.keep_log && !std::thread::panicking() {
             let _ = std::fs::remove_file(&self.log);
         }
     }

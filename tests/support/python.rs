@@ -2,7 +2,7 @@
 //! ddtrace (Datadog's Python tracer), in one venv under the cargo target
 //! dir: `<target>/ddspan-peers/venv`.
 //!
-//! Installed on first use by any test, from PyPI with `python3 -m venv` and
+//! Installed on first use by any test, from `PyPI` with `python3 -m venv` and
 //! pip (`DDSPAN_PYTHON` names another interpreter). Safe when many test
 //! threads and several test binaries ask at once: a `OnceLock` in the
 //! process, a lock directory across processes (a lock whose owner died is
@@ -13,6 +13,7 @@
 //! Any failure panics with pip's output: a test that needs the peers fails,
 //! it never skips.
 
+use std::ffi::OsStr;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -78,7 +79,7 @@ fn marker_text() -> String {
 /// Complete, with the current pins, and its interpreter still there (a
 /// venv's `python` links to the interpreter that made it).
 fn is_ready(venv: &Path) -> bool {
-    std::fs::read_to_string(venv.join(MARKER)).is_ok_and(|m| m == marker_text())
+    std::fs::read_to_string(venv.join(MARKER)).is_ok_and(|m| m.trim() == marker_text().trim())
         && venv.join("bin").join("python").exists()
 }
 
@@ -115,22 +116,10 @@ fn install() -> Result<PathBuf, String> {
         PINS.join(" "),
         venv.display()
     );
-    run(
-        Command::new(&python).arg("-m").arg("venv").arg(&staging),
-        "create a venv (DDSPAN_PYTHON names another python3)",
-    )?;
-    run(
-        Command::new(staging.join("bin").join("python"))
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
-            .args(PINS),
-        "pip install the pinned peers",
-    )?;
-    // A venv's scripts name their interpreter by absolute path: point them
-    // at the final place before the venv is seen there.
-    relocate(&staging, &venv)?;
-    let marker = staging.join(MARKER);
-    std::fs::write(&marker, marker_text())
-        .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+    if let Err(why) = build(&python, &staging, &venv) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(why);
+    }
     match std::fs::remove_dir_all(&venv) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -156,6 +145,28 @@ fn install() -> Result<PathBuf, String> {
         started.elapsed().as_secs_f64()
     );
     Ok(venv)
+}
+
+/// Builds a complete venv at `staging`, ready to be renamed to `venv`.
+fn build(python: &OsStr, staging: &Path, venv: &Path) -> Result<(), String> {
+    run(
+        Command::new(python)
+            .args(["-m", "venv", "--prompt", "ddspan-peers"])
+            .arg(staging),
+        "create a venv (DDSPAN_PYTHON names another python3)",
+    )?;
+    run(
+        Command::new(staging.join("bin").join("python"))
+            .args(["-m", "pip", "install", "--disable-pip-version-check", "-q"])
+            .args(PINS),
+        "pip install the pinned peers",
+    )?;
+    // A venv's scripts name their interpreter by absolute path: point them
+    // at the final place before the venv is seen there.
+    relocate(staging, venv)?;
+    let marker = staging.join(MARKER);
+    std::fs::write(&marker, marker_text())
+        .map_err(|e| format!("cannot write {}: {e}", marker.display()))
 }
 
 /// Rewrites the absolute paths to `from` in a venv's scripts and config
