@@ -10,10 +10,23 @@ use std::time::Duration;
 
 use support::agent::{flatten, span_by_name, TestAgent};
 
+/// Runs an example: the binary `cargo test` already built next to this
+/// test (same profile and features), else through `cargo run`.
 fn run_example(name: &str, agent: &TestAgent) -> String {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = Command::new(cargo)
-        .args(["run", "--quiet", "--example", name])
+    let built = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .map(|target| target.join("debug").join("examples").join(name))
+        .filter(|path| path.is_file());
+    let mut command = match built {
+        Some(binary) => Command::new(binary),
+        None => {
+            let mut cargo =
+                Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+            cargo.args(["run", "--quiet", "--example", name]);
+            cargo
+        }
+    };
+    let output = command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("DD_TRACE_AGENT_URL", agent.url())
         .env("DD_SERVICE", name)
