@@ -7,6 +7,7 @@
 #
 #   bash scripts/compile-cost.sh            # debug builds (what a developer waits for)
 #   PROFILE=release bash scripts/compile-cost.sh
+#   KIND=plain|fallible bash scripts/compile-cost.sh   # one kind of function only
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${TMPDIR:-/tmp}/ddspan-compile-cost"
@@ -38,7 +39,7 @@ TOML
     # Half fallible functions (Result and ?), half plain ones.
     for i in $(seq 1 "$functions"); do
       echo "$3"
-      if [ $((i % 2)) -eq 0 ]; then
+      if [ "${KIND:-mixed}" = fallible ] || { [ "${KIND:-mixed}" = mixed ] && [ $((i % 2)) -eq 0 ]; }; then
         echo "pub fn work_$i(a: u64, b: &str) -> Result<u64, std::num::ParseIntError> {"
         echo "    let parsed: u64 = b.parse()?;"
         echo "    Ok(a + parsed + $i)"

@@ -282,9 +282,7 @@ pub(crate) fn record_error(value: &Ident, target: &TokenStream) -> TokenStream {
     quote! {
         {
             #[allow(unused_imports)]
-            use ::ddspan::__private::{
-                DebugErrorRung as _, DisplayErrorRung as _, NotAResultRung as _, StdErrorRung as _,
-            };
+            use ::ddspan::__private::ErrorRung as _;
             if let ::core::option::Option::Some(#error) =
                 (&&&::ddspan::__private::ReturnValue(&#value)).__ddspan_error()
             {

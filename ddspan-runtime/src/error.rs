@@ -90,18 +90,15 @@ macro_rules! rung {
     };
 }
 
-rung!(StdErrorRung);
-rung!(DisplayErrorRung);
-rung!(DebugErrorRung);
-rung!(NotAResultRung);
+rung!(ErrorRung);
 
-impl<T, E: Error> StdErrorRung for &&&ReturnValue<'_, Result<T, E>> {
+impl<T, E: Error> ErrorRung for &&&ReturnValue<'_, Result<T, E>> {
     fn __ddspan_error(self) -> Option<ErrorFields> {
         self.0.as_ref().err().map(ErrorFields::from_error)
     }
 }
 
-impl<T, E: Display + Debug> DisplayErrorRung for &&ReturnValue<'_, Result<T, E>> {
+impl<T, E: Display + Debug> ErrorRung for &&ReturnValue<'_, Result<T, E>> {
     fn __ddspan_error(self) -> Option<ErrorFields> {
         self.0.as_ref().err().map(|error| {
             let message = error.to_string();
@@ -115,7 +112,7 @@ impl<T, E: Display + Debug> DisplayErrorRung for &&ReturnValue<'_, Result<T, E>>
     }
 }
 
-impl<T, E: Debug> DebugErrorRung for &ReturnValue<'_, Result<T, E>> {
+impl<T, E: Debug> ErrorRung for &ReturnValue<'_, Result<T, E>> {
     fn __ddspan_error(self) -> Option<ErrorFields> {
         self.0.as_ref().err().map(|error| ErrorFields {
             message: format!("{error:?}"),
@@ -125,7 +122,7 @@ impl<T, E: Debug> DebugErrorRung for &ReturnValue<'_, Result<T, E>> {
     }
 }
 
-impl<T> NotAResultRung for ReturnValue<'_, T> {
+impl<T> ErrorRung for ReturnValue<'_, T> {
     fn __ddspan_error(self) -> Option<ErrorFields> {
         None
     }
@@ -138,9 +135,7 @@ mod tests {
     macro_rules! ask {
         ($value:expr) => {{
             #[allow(unused_imports)]
-            use super::{
-                DebugErrorRung as _, DisplayErrorRung as _, NotAResultRung as _, StdErrorRung as _,
-            };
+            use super::ErrorRung as _;
             let value = $value;
             (&&&ReturnValue(&value)).__ddspan_error()
         }};

@@ -70,9 +70,7 @@ pub use tag::{StaticTag, StaticValue, TagValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_L
 /// release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::error::{
-        DebugErrorRung, DisplayErrorRung, NotAResultRung, ReturnValue, StdErrorRung,
-    };
+    pub use crate::error::{ErrorRung, ReturnValue};
     pub use crate::future::Instrumented;
     pub use crate::local::LocalSpanGuard;
     pub use crate::span::{Span, SpanBuilder};
