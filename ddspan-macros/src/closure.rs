@@ -27,7 +27,8 @@ pub(crate) enum Own {
     Span(Box<Settings>),
 }
 
-fn last_segment_is(attr: &Attribute, name: &str) -> bool {
+/// Whether an attribute is `name` (also as a path such as `ddspan::name`).
+pub(crate) fn last_segment_is(attr: &Attribute, name: &str) -> bool {
     attr.path().segments.last().is_some_and(|s| s.ident == name)
 }
 

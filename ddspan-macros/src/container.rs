@@ -8,6 +8,7 @@ use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::{ImplItem, Item, ItemImpl, ItemMod, TraitItem};
 
+use crate::closure::last_segment_is;
 use crate::errors::Errors;
 use crate::expand::instrument_fn;
 use crate::settings::Settings;
@@ -21,10 +22,10 @@ fn item_settings(
     outer: &Settings,
     errors: &mut Errors,
 ) -> Option<Settings> {
-    if attrs.iter().any(|a| is_attribute(a, "dd_ignore")) {
+    if attrs.iter().any(|a| last_segment_is(a, "dd_ignore")) {
         return None;
     }
-    let Some(attr) = attrs.iter_mut().find(|a| is_attribute(a, "dd_span")) else {
+    let Some(attr) = attrs.iter_mut().find(|a| last_segment_is(a, "dd_span")) else {
         return Some(outer.clone());
     };
     let own_args = match &attr.meta {
@@ -55,10 +56,6 @@ fn instrument_member(
     if sig.constness.is_none() {
         instrument_fn(sig, block, &own, errors);
     }
-}
-
-fn is_attribute(attr: &syn::Attribute, name: &str) -> bool {
-    attr.path().segments.last().is_some_and(|s| s.ident == name)
 }
 
 pub(crate) fn rewrite_impl(
