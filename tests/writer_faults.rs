@@ -1,128 +1,78 @@
-//! The writer against an agent that fails on purpose: a scripted HTTP
-//! server on loopback that answers each request with the next status of its
-//! script and keeps the decoded payloads.
+//! The writer against an agent that answers badly on purpose
+//! ([`support::fault_agent`]): what is retried, what waits, what is split,
+//! what is dropped, and that every span is accounted for.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+mod support;
+
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ddspan::tracer::{self, AgentUrl, Config};
-use serde::Deserialize;
-
-#[derive(Deserialize, Debug)]
-struct WireSpan {
-    name: String,
-    meta: HashMap<String, String>,
-    metrics: HashMap<String, f64>,
-}
-
-/// What the scripted agent received: one entry per request.
-#[derive(Default)]
-struct Received {
-    payloads: Vec<Vec<Vec<WireSpan>>>,
-    headers: Vec<HashMap<String, String>>,
-}
-
-struct ScriptedAgent {
-    url: String,
-    received: Arc<Mutex<Received>>,
-}
-
-impl ScriptedAgent {
-    /// Answers request n with `script[n]` (the last entry repeats).
-    fn start(script: Vec<(u16, &'static str)>) -> ScriptedAgent {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let received = Arc::new(Mutex::new(Received::default()));
-        let sink = Arc::clone(&received);
-        std::thread::spawn(move || {
-            for (n, stream) in listener.incoming().enumerate() {
-                let Ok(mut stream) = stream else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut headers = HashMap::new();
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                loop {
-                    line.clear();
-                    reader.read_line(&mut line).unwrap();
-                    let Some((k, v)) = line.trim_end().split_once(':') else {
-                        break;
-                    };
-                    headers.insert(k.to_ascii_lowercase(), v.trim().to_owned());
-                }
-                let length: usize = headers["content-length"].parse().unwrap();
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
-                let payload = rmp_serde::from_slice(&body).expect("a v0.4 payload");
-                {
-                    let mut received = sink.lock().unwrap();
-                    received.payloads.push(payload);
-                    received.headers.push(headers);
-                }
-                let (status, answer) = script[n.min(script.len() - 1)];
-                let response = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-                let _ = stream.write_all(response.as_bytes());
-            }
-        });
-        ScriptedAgent { url, received }
-    }
-
-    fn requests(&self) -> usize {
-        self.received.lock().unwrap().payloads.len()
-    }
-}
+use ddspan::tracer::{self, AgentUrl, Config, ConfigBuilder};
+use support::fault_agent::{FaultAgent, Reply};
 
 static LOCK: Mutex<()> = Mutex::new(());
 
 fn start_tracer(url: &str) -> std::sync::MutexGuard<'static, ()> {
+    start_tracer_with(url, |b| b)
+}
+
+fn start_tracer_with(
+    url: &str,
+    configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> std::sync::MutexGuard<'static, ()> {
     let guard = LOCK
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    tracer::start(
-        Config::builder()
-            .service("faults")
-            .env("test")
-            .agent_url(AgentUrl::Http(url.to_owned()))
-            .startup_logs(false)
-            .retry_backoff(Duration::from_millis(20))
-            .max_retries(2u32)
-            .build(),
-    );
+    let builder = Config::builder()
+        .service("faults")
+        .env("test")
+        .agent_url(AgentUrl::Http(url.to_owned()))
+        .startup_logs(false)
+        .retry_backoff(Duration::from_millis(20))
+        .max_retries(2u32);
+    tracer::start(configure(builder).build());
     guard
+}
+
+/// `count` one-span traces named `name-<i>`.
+fn traces(name: &str, count: usize) {
+    for i in 0..count {
+        drop(tracer::trace(format!("{name}-{i}")));
+    }
 }
 
 #[test]
 fn a_5xx_is_retried_then_delivered() {
-    let agent = ScriptedAgent::start(vec![(503, "busy"), (200, "{\"rate_by_service\":{}}")]);
-    let _guard = start_tracer(&agent.url);
+    let agent = FaultAgent::scripted(vec![Reply::status(503, "busy"), Reply::ok()]);
+    let _guard = start_tracer(&agent.url());
     drop(tracer::trace("retried"));
     assert!(tracer::flush(Duration::from_secs(5)));
     let stats = tracer::stats();
-    assert_eq!(agent.requests(), 2, "one failure, one retry");
+    assert_eq!(agent.requests().len(), 2, "one failure, one retry");
     assert_eq!(
         (stats.spans_sent, stats.retries, stats.send_failures),
         (1, 1, 1)
     );
     assert_eq!(stats.spans_dropped(), 0);
+    assert_eq!(agent.span_count(), 1);
     tracer::stop();
+    agent.assert_no_errors();
 }
 
 #[test]
 fn a_4xx_is_never_retried_and_is_counted() {
-    let agent = ScriptedAgent::start(vec![(400, "bad payload")]);
-    let _guard = start_tracer(&agent.url);
+    let agent = FaultAgent::scripted(vec![Reply::status(400, "bad payload")]);
+    let _guard = start_tracer(&agent.url());
     {
         let _root = tracer::trace("rejected");
         drop(tracer::trace("child"));
     }
-    assert!(tracer::flush(Duration::from_secs(5)));
+    assert!(
+        tracer::flush(Duration::from_secs(5)),
+        "a dropped payload is settled"
+    );
     let stats = tracer::stats();
-    assert_eq!(agent.requests(), 1);
+    assert_eq!(agent.requests().len(), 1);
     assert_eq!(stats.retries, 0);
     assert_eq!(
         (
@@ -135,40 +85,248 @@ fn a_4xx_is_never_retried_and_is_counted() {
 }
 
 #[test]
-fn retries_are_bounded_when_the_agent_keeps_failing() {
-    let agent = ScriptedAgent::start(vec![(500, "down")]);
-    let _guard = start_tracer(&agent.url);
+fn retries_of_a_5xx_are_bounded_then_the_payload_is_dropped() {
+    let agent = FaultAgent::scripted(vec![Reply::status(500, "down")]);
+    let _guard = start_tracer(&agent.url());
     drop(tracer::trace("lost"));
     assert!(tracer::flush(Duration::from_secs(5)));
-    assert_eq!(agent.requests(), 3, "one attempt and two retries");
+    let requests = agent.requests();
+    assert_eq!(requests.len(), 3, "one attempt and two retries");
+    // Exponential back-off: 20 ms, then 40 ms.
+    assert!(requests[2].at - requests[1].at >= Duration::from_millis(40));
+    assert!(requests[1].at - requests[0].at >= Duration::from_millis(20));
     let stats = tracer::stats();
     assert_eq!((stats.retries, stats.spans_dropped_send_failed), (2, 1));
+    assert_eq!(stats.spans_buffered, 0);
     tracer::stop();
 }
 
 #[test]
+fn a_connection_lost_mid_request_is_retried_a_bounded_number_of_times() {
+    let agent = FaultAgent::scripted(vec![
+        Reply::drop_connection(),
+        Reply::drop_connection(),
+        Reply::ok(),
+    ]);
+    let _guard = start_tracer(&agent.url());
+    drop(tracer::trace("reset-then-ok"));
+    assert!(tracer::flush(Duration::from_secs(5)));
+    assert_eq!(agent.span_count(), 1);
+    assert_eq!(tracer::stats().retries, 2);
+
+    // Now every connection is lost: three tries, then dropped and counted.
+    let agent = FaultAgent::scripted(vec![Reply::drop_connection()]);
+    tracer::start(
+        Config::builder()
+            .service("faults")
+            .agent_url(AgentUrl::Http(agent.url()))
+            .startup_logs(false)
+            .retry_backoff(Duration::from_millis(20))
+            .max_retries(2u32)
+            .build(),
+    );
+    drop(tracer::trace("always-reset"));
+    assert!(tracer::flush(Duration::from_secs(5)));
+    assert_eq!(agent.requests().len(), 3);
+    assert_eq!(tracer::stats().spans_dropped_send_failed, 1);
+    tracer::stop();
+}
+
+#[test]
+fn a_429_waits_for_retry_after_and_keeps_the_payload() {
+    let agent = FaultAgent::scripted(vec![
+        Reply::status(429, "slow down").retry_after("1"),
+        Reply::status(429, "slow down").retry_after("1"),
+        Reply::status(429, "slow down").retry_after("1"),
+        Reply::ok(),
+    ]);
+    let _guard = start_tracer(&agent.url());
+    traces("throttled", 3);
+    assert!(tracer::flush(Duration::from_secs(10)));
+    let requests = agent.requests();
+    assert_eq!(requests.len(), 4);
+    for pair in requests.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= Duration::from_millis(950),
+            "Retry-After: 1 honoured, got {gap:?}"
+        );
+    }
+    let stats = tracer::stats();
+    assert_eq!(
+        (stats.spans_sent, stats.spans_dropped(), stats.send_failures),
+        (3, 0, 3),
+        "a 429 is not one of the bounded retries: nothing lost"
+    );
+    assert_eq!(agent.span_count(), 3);
+    tracer::stop();
+}
+
+#[test]
+fn a_429_without_retry_after_backs_off() {
+    let agent = FaultAgent::scripted(vec![
+        Reply::status(429, ""),
+        Reply::status(429, ""),
+        Reply::ok(),
+    ]);
+    let _guard = start_tracer(&agent.url());
+    drop(tracer::trace("throttled"));
+    assert!(tracer::flush(Duration::from_secs(5)));
+    let requests = agent.requests();
+    assert_eq!(requests.len(), 3);
+    assert!(requests[1].at - requests[0].at >= Duration::from_millis(20));
+    assert!(requests[2].at - requests[1].at >= Duration::from_millis(40));
+    assert_eq!(agent.span_count(), 1);
+    tracer::stop();
+}
+
+#[test]
+fn a_413_splits_the_payload_until_the_halves_fit() {
+    // The agent takes at most 2 traces per payload.
+    let agent = SizeLimitedAgent::start(2);
+    let _guard = start_tracer_with(&agent.inner.url(), |b| {
+        b.flush_interval(Duration::from_secs(60))
+    });
+    traces("big", 7);
+    assert!(tracer::flush(Duration::from_secs(10)));
+    let stats = tracer::stats();
+    assert_eq!(stats.spans_sent, 7);
+    assert_eq!(stats.spans_dropped(), 0);
+    // 7 -> 3 + 4 -> (1 + 2) + (2 + 2): three splits.
+    assert_eq!(stats.payloads_split, 3);
+    let mut names: Vec<String> = agent.inner.spans().into_iter().map(|s| s.name).collect();
+    names.sort();
+    let mut expected: Vec<String> = (0..7).map(|i| format!("big-{i}")).collect();
+    expected.sort();
+    assert_eq!(names, expected, "every trace once");
+    tracer::stop();
+    agent.inner.assert_no_errors();
+}
+
+#[test]
+fn a_single_trace_too_large_is_dropped_and_counted() {
+    let agent = SizeLimitedAgent::start(0);
+    let _guard = start_tracer(&agent.inner.url());
+    {
+        let _root = tracer::trace("huge");
+        drop(tracer::trace("child"));
+    }
+    assert!(tracer::flush(Duration::from_secs(5)));
+    let stats = tracer::stats();
+    assert_eq!(
+        (stats.spans_dropped_send_failed, stats.payloads_split),
+        (2, 0)
+    );
+    assert_eq!(agent.inner.requests().len(), 1, "never resent as is");
+    tracer::stop();
+}
+
+/// Answers 413 to payloads of more than `max_traces` traces.
+struct SizeLimitedAgent {
+    inner: FaultAgent,
+}
+
+impl SizeLimitedAgent {
+    fn start(max_traces: usize) -> SizeLimitedAgent {
+        // The decision needs the payload: answer from the trace-count header.
+        let inner = FaultAgent::start_with_request(move |_, headers| {
+            let traces: usize = headers["x-datadog-trace-count"].parse().unwrap();
+            if traces > max_traces {
+                Reply::status(413, "Request Entity Too Large")
+            } else {
+                Reply::ok()
+            }
+        });
+        SizeLimitedAgent { inner }
+    }
+}
+
+#[test]
+fn a_garbage_answer_is_ignored_and_the_sampling_rates_stay() {
+    let rates = r#"{"rate_by_service":{"service:faults,env:test":0.0,"service:,env:":1.0}}"#;
+    let agent = FaultAgent::scripted(vec![
+        Reply::status(200, rates),
+        Reply::status(200, "<html>not json</html>"),
+        Reply::status(
+            200,
+            r#"{"rate_by_service":{"service:faults,env:test":"high"}}"#,
+        ),
+        Reply::status(200, "\u{0}\u{1}\u{2}"),
+    ]);
+    let _guard = start_tracer(&agent.url());
+    drop(tracer::trace("sets-rates"));
+    assert!(tracer::flush(Duration::from_secs(5)));
+    for i in 0..3 {
+        drop(tracer::trace(format!("after-garbage-{i}")));
+        assert!(tracer::flush(Duration::from_secs(5)));
+    }
+    tracer::stop();
+    let stats = tracer::stats();
+    assert_eq!((stats.spans_sent, stats.send_failures), (4, 0));
+    for span in agent.spans().iter().filter(|s| s.name != "sets-rates") {
+        assert_eq!(
+            span.metrics["_sampling_priority_v1"], 0.0,
+            "{}: the agent's rate of 0 still decides",
+            span.name
+        );
+        assert_eq!(span.metrics["_dd.agent_psr"], 0.0);
+    }
+}
+
+#[test]
 fn stop_returns_within_its_timeout_when_no_agent_listens() {
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let _guard = start_tracer(&url);
-    drop(tracer::trace("nowhere"));
+    let port = FaultAgent::closed_port();
+    let _guard = start_tracer_with(&format!("http://127.0.0.1:{port}"), |b| {
+        b.shutdown_timeout(Duration::from_secs(1))
+    });
+    traces("nowhere", 5);
     let started = Instant::now();
     let delivered = tracer::stop();
     assert!(!delivered);
     assert!(
-        started.elapsed() < Duration::from_secs(6),
+        started.elapsed() < Duration::from_millis(1500),
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(tracer::stats().spans_dropped_send_failed, 1);
+    let stats = tracer::stats();
+    assert_eq!(stats.spans_dropped_send_failed, 5);
+    assert_eq!(stats.spans_buffered, 0);
+}
+
+#[test]
+fn stop_returns_within_its_timeout_when_the_agent_hangs() {
+    let agent = FaultAgent::scripted(vec![Reply::ok().after(Duration::from_secs(30))]);
+    let _guard = start_tracer_with(&agent.url(), |b| {
+        b.shutdown_timeout(Duration::from_secs(1))
+            .request_timeout(Duration::from_secs(20))
+    });
+    traces("hung", 3);
+    let started = Instant::now();
+    assert!(!tracer::stop());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the request is cut at the shutdown deadline: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(tracer::stats().spans_dropped_send_failed, 3);
+}
+
+#[test]
+fn stop_delivers_everything_when_the_agent_is_up() {
+    let agent = FaultAgent::healthy();
+    let _guard = start_tracer_with(&agent.url(), |b| b.flush_interval(Duration::from_secs(60)));
+    traces("at-stop", 500);
+    assert!(tracer::stop(), "everything delivered");
+    assert_eq!(agent.span_count(), 500);
+    let stats = tracer::stats();
+    assert_eq!((stats.spans_sent, stats.spans_dropped()), (500, 0));
 }
 
 #[test]
 fn the_agents_sampling_rates_decide_later_traces() {
     let rates = r#"{"rate_by_service":{"service:faults,env:test":0.0,"service:,env:":1.0}}"#;
-    let agent = ScriptedAgent::start(vec![(200, rates)]);
-    let _guard = start_tracer(&agent.url);
+    let agent = FaultAgent::scripted(vec![Reply::status(200, rates)]);
+    let _guard = start_tracer(&agent.url());
     drop(tracer::trace("before-rates"));
     assert!(tracer::flush(Duration::from_secs(5)));
     drop(tracer::trace("after-rates"));
@@ -176,9 +334,8 @@ fn the_agents_sampling_rates_decide_later_traces() {
     assert!(tracer::flush(Duration::from_secs(5)));
     tracer::stop();
 
-    let received = agent.received.lock().unwrap();
-    let spans: Vec<&WireSpan> = received.payloads.iter().flatten().flatten().collect();
-    let span = |name: &str| *spans.iter().find(|s| s.name == name).unwrap();
+    let spans = agent.spans();
+    let span = |name: &str| spans.iter().find(|s| s.name == name).unwrap();
     let before = span("before-rates");
     assert_eq!(before.metrics["_sampling_priority_v1"], 1.0);
     assert_eq!(before.meta["_dd.p.dm"], "-0");
@@ -196,7 +353,8 @@ fn the_agents_sampling_rates_decide_later_traces() {
     );
     assert_eq!(other.meta["_dd.p.dm"], "-1");
 
-    let headers = &received.headers[0];
+    let requests = agent.requests();
+    let headers = &requests[0].headers;
     assert_eq!(headers["content-type"], "application/msgpack");
     assert_eq!(headers["x-datadog-trace-count"], "1");
     assert_eq!(headers["datadog-meta-lang"], "rust");

@@ -99,6 +99,8 @@ impl std::fmt::Display for AgentUrl {
 /// | `DD_TRACE_PARTIAL_FLUSH_MIN_SPANS` | `1000` | finished spans that trigger a part |
 /// | `DD_TRACE_WRITER_INTERVAL_SECONDS` | `1` | how often the writer sends |
 /// | `DD_TRACE_WRITER_MAX_PAYLOAD_SIZE_BYTES` | 8 MiB | a payload is sent when it reaches this size |
+/// | `DD_TRACE_WRITER_BUFFER_SIZE_BYTES` | 20 MiB | the most encoded bytes kept while the agent is down or slow |
+/// | `DD_TRACE_AGENT_TIMEOUT_SECONDS` | `2` | the time limit of one request to the agent |
 /// | `DD_TRACE_PROPAGATION_STYLE` (`_INJECT`, `_EXTRACT`) | `datadog,tracecontext,baggage` | propagation styles |
 /// | `DD_TRACE_X_DATADOG_TAGS_MAX_LENGTH` | `512` | the longest `x-datadog-tags` injected or accepted |
 #[derive(Clone, Debug)]
@@ -119,6 +121,7 @@ pub struct Config {
     pub(crate) flush_interval: Duration,
     pub(crate) max_payload_bytes: usize,
     pub(crate) queue_capacity: usize,
+    pub(crate) buffer_bytes: usize,
     pub(crate) request_timeout: Duration,
     pub(crate) max_retries: u32,
     pub(crate) retry_backoff: Duration,
@@ -133,6 +136,8 @@ pub struct Config {
 /// The agent's own request limit is 25 MiB; stay well below it.
 const DEFAULT_MAX_PAYLOAD_BYTES: usize = 8 * 1024 * 1024;
 const AGENT_MAX_PAYLOAD_BYTES: usize = 25 * 1024 * 1024;
+/// dd-trace-py's default writer buffer.
+const DEFAULT_BUFFER_BYTES: usize = 20 * 1024 * 1024;
 const DEFAULT_UNIX_SOCKET: &str = "/var/run/datadog/apm.socket";
 
 impl Config {
@@ -215,6 +220,7 @@ pub struct ConfigBuilder {
     flush_interval: Option<Duration>,
     max_payload_bytes: Option<usize>,
     queue_capacity: Option<usize>,
+    buffer_bytes: Option<usize>,
     request_timeout: Option<Duration>,
     max_retries: Option<u32>,
     retry_backoff: Option<Duration>,
@@ -272,7 +278,13 @@ impl ConfigBuilder {
         /// How many finished trace chunks may wait for the writer before new
         /// ones are dropped and counted (default 4096).
         queue_capacity: usize => |n: usize| n.max(1);
-        /// The time limit of one request to the agent (default 2 s).
+        /// The most bytes of encoded traces the writer keeps while it cannot
+        /// deliver them (agent down, slow or overloaded); further traces are
+        /// dropped and counted until it can (`DD_TRACE_WRITER_BUFFER_SIZE_BYTES`,
+        /// default 20 MiB, at least 1 KiB).
+        buffer_bytes: usize => |n: usize| n.max(1024);
+        /// The time limit of one request to the agent
+        /// (`DD_TRACE_AGENT_TIMEOUT_SECONDS`, default 2 s).
         request_timeout: Duration;
         /// Retries of a payload after a connection error or a 5xx (default 2).
         max_retries: u32;
@@ -374,7 +386,17 @@ impl ConfigBuilder {
                 )
             }),
             queue_capacity: self.queue_capacity.unwrap_or(4096),
-            request_timeout: self.request_timeout.unwrap_or(Duration::from_secs(2)),
+            buffer_bytes: self.buffer_bytes.unwrap_or_else(|| {
+                env.count(
+                    "DD_TRACE_WRITER_BUFFER_SIZE_BYTES",
+                    DEFAULT_BUFFER_BYTES,
+                    1024,
+                    usize::MAX,
+                )
+            }),
+            request_timeout: self.request_timeout.unwrap_or_else(|| {
+                Duration::from_secs_f64(env.positive("DD_TRACE_AGENT_TIMEOUT_SECONDS", 2.0))
+            }),
             max_retries: self.max_retries.unwrap_or(2),
             retry_backoff: self.retry_backoff.unwrap_or(Duration::from_millis(100)),
             shutdown_timeout: self.shutdown_timeout.unwrap_or(Duration::from_secs(5)),
@@ -712,6 +734,18 @@ mod tests {
             }),
             ("DD_TRACE_X_DATADOG_TAGS_MAX_LENGTH", "-1", |c| {
                 c.x_datadog_tags_max_length == 512
+            }),
+            ("DD_TRACE_WRITER_BUFFER_SIZE_BYTES", "20MB", |c| {
+                c.buffer_bytes == DEFAULT_BUFFER_BYTES
+            }),
+            ("DD_TRACE_WRITER_BUFFER_SIZE_BYTES", "10", |c| {
+                c.buffer_bytes == DEFAULT_BUFFER_BYTES
+            }),
+            ("DD_TRACE_AGENT_TIMEOUT_SECONDS", "-2", |c| {
+                c.request_timeout == Duration::from_secs(2)
+            }),
+            ("DD_TRACE_AGENT_TIMEOUT_SECONDS", "soon", |c| {
+                c.request_timeout == Duration::from_secs(2)
             }),
         ];
         for (key, value, holds) in cases {

@@ -7,11 +7,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A snapshot of the tracer's counters since it started.
 ///
-/// Every span handed to the writer ends in exactly one of: sent, dropped
-/// because the send failed, or still pending; spans that never reached the
-/// writer are counted as dropped because the queue was full or the tracer was
-/// stopped.
+/// Every span handed to the writer is, at any time, in exactly one of: sent,
+/// dropped because its send failed, dropped because the writer's buffer was
+/// full, or buffered (waiting to be sent):
+/// `spans_queued == spans_sent + spans_dropped_send_failed +
+/// spans_dropped_buffer_full + spans_buffered`. Spans that never reached the
+/// writer are counted as dropped because the queue was full or the tracer
+/// was stopped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Trace chunks handed to the writer.
     pub traces_queued: u64,
@@ -29,14 +33,28 @@ pub struct Stats {
     pub spans_dropped_queue_full: u64,
     /// Spans finished after the tracer was stopped.
     pub spans_dropped_stopped: u64,
-    /// Chunks dropped after a 4xx answer or after the last retry failed.
+    /// Chunks dropped after a 4xx answer, after the last retry of a 5xx or
+    /// timeout, or still unsent when a shutdown's time ran out.
     pub traces_dropped_send_failed: u64,
-    /// Spans dropped after a 4xx answer or after the last retry failed.
+    /// Spans dropped for the same reasons.
     pub spans_dropped_send_failed: u64,
-    /// Requests to the agent that failed (connection error, timeout, 4xx, 5xx).
+    /// Chunks dropped by the writer because its buffer of unsent payloads
+    /// held its byte limit (the agent down or slow for long).
+    pub traces_dropped_buffer_full: u64,
+    /// Spans dropped for the same reason.
+    pub spans_dropped_buffer_full: u64,
+    /// Spans the writer holds now, encoded, waiting to be sent.
+    pub spans_buffered: u64,
+    /// Bytes the writer holds now in encoded payloads waiting to be sent.
+    pub bytes_buffered: u64,
+    /// The most bytes the writer ever held at once.
+    pub bytes_buffered_peak: u64,
+    /// Requests to the agent that failed (no connection, timeout, 4xx, 5xx).
     pub send_failures: u64,
-    /// Requests repeated after a connection error, a timeout or a 5xx.
+    /// Requests repeated after a failure: the same payload sent again.
     pub retries: u64,
+    /// Payloads the agent found too large (413), split in two and resent.
+    pub payloads_split: u64,
     /// Tags not kept because a span already had the most it may keep.
     pub tags_dropped: u64,
 }
@@ -44,7 +62,10 @@ pub struct Stats {
 impl Stats {
     /// Every span lost, for whatever reason.
     pub fn spans_dropped(&self) -> u64 {
-        self.spans_dropped_queue_full + self.spans_dropped_stopped + self.spans_dropped_send_failed
+        self.spans_dropped_queue_full
+            + self.spans_dropped_stopped
+            + self.spans_dropped_send_failed
+            + self.spans_dropped_buffer_full
     }
 }
 
@@ -52,13 +73,17 @@ impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} spans in {} traces sent; dropped: {} spans ({} traces) with the queue full, \
+            "{} spans in {} traces sent, {} spans buffered; dropped: {} spans ({} traces) \
+             with the queue full, {} spans ({} traces) with the buffer full, \
              {} spans after stop, {} spans ({} traces) the agent did not take; \
              {} failed requests, {} retries",
             self.spans_sent,
             self.traces_sent,
+            self.spans_buffered,
             self.spans_dropped_queue_full,
             self.traces_dropped_queue_full,
+            self.spans_dropped_buffer_full,
+            self.traces_dropped_buffer_full,
             self.spans_dropped_stopped,
             self.spans_dropped_send_failed,
             self.traces_dropped_send_failed,
@@ -96,13 +121,24 @@ counters!(
     spans_dropped_stopped,
     traces_dropped_send_failed,
     spans_dropped_send_failed,
+    traces_dropped_buffer_full,
+    spans_dropped_buffer_full,
+    spans_buffered,
+    bytes_buffered,
+    bytes_buffered_peak,
     send_failures,
     retries,
+    payloads_split,
     tags_dropped
 );
 
 pub(crate) fn add(counter: &AtomicU64, n: usize) {
     counter.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+/// Sets a gauge (written by the writer thread only).
+pub(crate) fn set(gauge: &AtomicU64, n: usize) {
+    gauge.store(n as u64, Ordering::Relaxed);
 }
 
 impl Counters {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use crate::config::{AgentUrl, Config, ConfigBuilder};
 pub use crate::context::SpanContext;
@@ -21,6 +21,9 @@ use crate::sampling::Sampler;
 use crate::stats::Counters;
 use crate::trace::Chunk;
 use crate::writer::{self, Control};
+
+/// How much longer than its deadline a flush's caller waits for the writer.
+const REPLY_GRACE: Duration = Duration::from_millis(200);
 
 const UNINITIALIZED: u8 = 0;
 const RUNNING: u8 = 1;
@@ -151,25 +154,40 @@ impl TracerCore {
         }
     }
 
-    /// Asks the writer for a flush or shutdown and waits up to `timeout`
-    /// for it to be done.
-    fn control(&self, message: impl FnOnce(SyncSender<()>) -> Control, timeout: Duration) -> bool {
+    /// Asks the writer for a flush or shutdown that may take until
+    /// `timeout` from now, and waits for its answer: whether nothing is
+    /// left unsent.
+    fn control(
+        &self,
+        message: impl FnOnce(Instant, SyncSender<bool>) -> Control,
+        timeout: Duration,
+    ) -> bool {
         #[allow(irrefutable_let_patterns)] // the capture sink exists in unit tests only
         let Sink::Writer { control, .. } = &self.sink
         else {
             return true;
         };
         let (reply, done) = std::sync::mpsc::sync_channel(1);
-        control.send(message(reply)).is_ok() && done.recv_timeout(timeout).is_ok()
+        let deadline = Instant::now() + timeout;
+        // The writer may be in the middle of a request when asked: give it
+        // a little longer than the deadline it works to.
+        control.send(message(deadline, reply)).is_ok()
+            && done.recv_timeout(timeout + REPLY_GRACE).unwrap_or(false)
     }
 
     fn flush(&self, timeout: Duration) -> bool {
-        self.control(Control::Flush, timeout)
+        self.control(
+            |deadline, reply| Control::Flush { deadline, reply },
+            timeout,
+        )
     }
 
     fn shutdown(&self) -> bool {
         let timeout = self.config.shutdown_timeout;
-        let delivered = self.control(Control::Shutdown, timeout);
+        let delivered = self.control(
+            |deadline, reply| Control::Shutdown { deadline, reply },
+            timeout,
+        );
         if delivered {
             if let Some(worker) = self
                 .worker
@@ -295,9 +313,13 @@ fn stop_locked() -> bool {
     }
 }
 
-/// Sends every trace finished so far to the agent now, waiting up to
-/// `timeout`. Returns `true` when the writer confirmed the send attempt
-/// within the timeout. Traces whose spans are still open are not sent.
+/// Sends every trace finished so far to the agent now, trying for up to
+/// `timeout` (waiting out retries and an agent that is down). Returns `true`
+/// when nothing finished before the call is left unsent: each trace was
+/// delivered, or dropped and counted in [`stats`] (a 4xx, retries used up).
+/// `false` means some are still buffered (the writer keeps trying) or the
+/// writer did not answer in time. Traces whose spans are still open are not
+/// sent.
 ///
 /// # Examples
 ///

@@ -13,16 +13,55 @@ use crate::config::AgentUrl;
 pub(crate) struct Response {
     pub(crate) status: u16,
     pub(crate) body: String,
+    /// The `Retry-After` header in seconds, when the agent sent one.
+    pub(crate) retry_after: Option<Duration>,
 }
 
 /// Why no answer came.
 #[derive(Debug)]
-pub(crate) struct SendError(pub(crate) String);
+pub(crate) struct SendError {
+    /// Whether the request certainly never reached the agent (no connection
+    /// could be made): resending it cannot deliver it twice.
+    pub(crate) unreachable: bool,
+    pub(crate) message: String,
+}
+
+impl SendError {
+    fn failed(message: impl std::fmt::Display) -> SendError {
+        SendError {
+            unreachable: false,
+            message: message.to_string(),
+        }
+    }
+}
 
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
+}
+
+/// Whether ureq failed before any byte of the request left: no connection.
+fn never_connected(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => true,
+        ureq::Error::Timeout(which) => {
+            matches!(which, ureq::Timeout::Resolve | ureq::Timeout::Connect)
+        }
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionRefused
+                | std::io::ErrorKind::AddrNotAvailable
+                | std::io::ErrorKind::NotFound
+        ),
+        _ => false,
+    }
+}
+
+/// The seconds form of `Retry-After` (the agent never sends the date form).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let seconds: f64 = value.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds.min(3600.0)))
 }
 
 pub(crate) enum Transport {
@@ -51,11 +90,14 @@ impl Transport {
         }
     }
 
+    /// One PUT; `timeout` bounds the whole exchange when shorter than the
+    /// configured request timeout (a shutdown's deadline).
     pub(crate) fn put(
         &self,
         path: &str,
         headers: &[(&str, String)],
         body: &[u8],
+        timeout: Option<Duration>,
     ) -> Result<Response, SendError> {
         match self {
             Transport::Http { agent, base } => {
@@ -63,20 +105,40 @@ impl Transport {
                 for (name, value) in headers {
                     request = request.header(*name, value);
                 }
-                let mut response = request.send(body).map_err(|e| SendError(e.to_string()))?;
+                if let Some(timeout) = timeout {
+                    request = request.config().timeout_global(Some(timeout)).build();
+                }
+                let mut response = request.send(body).map_err(|error| SendError {
+                    unreachable: never_connected(&error),
+                    message: error.to_string(),
+                })?;
                 let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                // A body that cannot be read is an empty answer, not a
+                // failed send: the status already says what happened.
                 let body = response
                     .body_mut()
                     .with_config()
                     .limit(1024 * 1024)
                     .read_to_string()
                     .unwrap_or_default();
-                Ok(Response { status, body })
+                Ok(Response {
+                    status,
+                    body,
+                    retry_after,
+                })
             }
             Transport::Unix {
                 path: socket,
-                timeout,
-            } => unix_put(socket, *timeout, path, headers, body),
+                timeout: configured,
+            } => {
+                let timeout = timeout.map_or(*configured, |t| t.min(*configured));
+                unix_put(socket, timeout, path, headers, body)
+            }
         }
     }
 }
@@ -89,8 +151,12 @@ fn unix_put(
     headers: &[(&str, String)],
     body: &[u8],
 ) -> Result<Response, SendError> {
-    let io = |e: std::io::Error| SendError(format!("unix socket {}: {e}", socket.display()));
-    let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(io)?;
+    let io =
+        |e: std::io::Error| SendError::failed(format!("unix socket {}: {e}", socket.display()));
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(|e| SendError {
+        unreachable: true,
+        message: format!("unix socket {}: {e}", socket.display()),
+    })?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
     let mut head = format!(
@@ -115,10 +181,13 @@ fn unix_put(
     _: &[(&str, String)],
     _: &[u8],
 ) -> Result<Response, SendError> {
-    Err(SendError(format!(
-        "unix sockets are not available on this platform ({})",
-        socket.display()
-    )))
+    Err(SendError {
+        unreachable: true,
+        message: format!(
+            "unix sockets are not available on this platform ({})",
+            socket.display()
+        ),
+    })
 }
 
 /// Reads an HTTP/1.1 response: status line, headers, and a body framed by
@@ -135,6 +204,7 @@ fn read_response(mut reader: impl BufRead) -> std::io::Result<Response> {
         .ok_or_else(|| invalid("malformed HTTP status line"))?;
     let mut content_length = None;
     let mut chunked = false;
+    let mut retry_after = None;
     loop {
         line.clear();
         if reader.read_line(&mut line)? == 0 {
@@ -150,6 +220,8 @@ fn read_response(mut reader: impl BufRead) -> std::io::Result<Response> {
                 content_length = value.parse::<usize>().ok();
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = value.eq_ignore_ascii_case("chunked");
+            } else if name.eq_ignore_ascii_case("retry-after") {
+                retry_after = parse_retry_after(value);
             }
         }
     }
@@ -180,6 +252,7 @@ fn read_response(mut reader: impl BufRead) -> std::io::Result<Response> {
     Ok(Response {
         status,
         body: String::from_utf8_lossy(&body).into_owned(),
+        retry_after,
     })
 }
 
@@ -193,9 +266,10 @@ mod tests {
         let response = read_response(plain.as_bytes()).unwrap();
         assert_eq!((response.status, response.body.as_str()), (200, "hello"));
 
-        let chunked = "HTTP/1.1 503 Busy\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        let chunked = "HTTP/1.1 503 Busy\r\ntransfer-encoding: chunked\r\nRetry-After: 3\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
         let response = read_response(chunked.as_bytes()).unwrap();
         assert_eq!((response.status, response.body.as_str()), (503, "abcde"));
+        assert_eq!(response.retry_after, Some(Duration::from_secs(3)));
 
         let to_end = "HTTP/1.0 400 Bad\r\n\r\nuntil close";
         let response = read_response(to_end.as_bytes()).unwrap();
@@ -205,5 +279,14 @@ mod tests {
         );
 
         assert!(read_response("garbage".as_bytes()).is_err());
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_only() {
+        assert_eq!(parse_retry_after(" 2 "), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after("99999"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! The background writer: one named thread that takes finished trace chunks
-//! from a bounded queue, encodes them into a v0.4 payload, and sends it to
-//! the agent every flush interval, or sooner when the payload reaches its
-//! size cap.
+//! from a bounded queue, encodes them into v0.4 payloads, and sends them to
+//! the agent every flush interval, or sooner when a payload reaches its size
+//! cap.
 //!
 //! The writer polls the queue on its own clock (every 10 ms while chunks
 //! arrive, backing off to 100 ms when idle) instead of blocking on it, so
@@ -9,11 +9,25 @@
 //! `try_send`. It blocks only on the control channel, which carries the rare
 //! flush and shutdown requests.
 //!
-//! Connection errors, timeouts, 429 and 5xx answers are retried a bounded
-//! number of times with exponential backoff; other 4xx answers are never
-//! retried. Whatever cannot be delivered is counted, reported once when it
-//! first happens, then summarised every minute and at shutdown.
+//! What cannot be sent yet waits in a backlog of encoded payloads, in order,
+//! bounded in bytes (`buffer_bytes`); once the backlog holds that much, new
+//! chunks are dropped and counted until it drains. What happens to a payload
+//! depends on how its send failed:
+//! - no connection at all (agent down, restarting): kept, retried with a
+//!   back-off that doubles up to one second; the agent never saw it, so it
+//!   cannot arrive twice;
+//! - 429 (agent overloaded): kept, sent again after the answer's
+//!   `Retry-After` or the back-off;
+//! - 413 (payload too large): split in two halves of whole traces, each sent
+//!   on its own; a single trace too large is dropped;
+//! - 5xx, timeouts, connections lost mid-request: retried `max_retries`
+//!   times with exponential back-off, then dropped;
+//! - any other 4xx: dropped at once.
+//!
+//! Every span dropped is counted ([`crate::tracer::stats`]); the first loss
+//! is logged at once, later ones every minute and at shutdown.
 
+use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -21,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use crate::encode::{self, Encoder, ARRAY32_HEADER_LEN};
 use crate::record::SpanRecord;
-use crate::stats::{add, Stats};
+use crate::stats::{add, set, Stats};
 use crate::trace::Chunk;
 use crate::tracer::TracerCore;
 use crate::transport::Transport;
@@ -32,11 +46,24 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 const MIN_POLL: Duration = Duration::from_millis(10);
 const MAX_POLL: Duration = Duration::from_millis(100);
 
+/// The longest wait between two attempts to reach an agent that is down:
+/// short, so that traces flow again soon after it is back.
+const MAX_UNREACHABLE_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest pause a 429's `Retry-After` may impose.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
 pub(crate) enum Control {
-    /// Send everything queued so far, then reply.
-    Flush(SyncSender<()>),
-    /// Send everything queued so far, reply, and end the thread.
-    Shutdown(SyncSender<()>),
+    /// Send everything queued so far, trying until the deadline; reply
+    /// whether nothing is left unsent.
+    Flush {
+        deadline: Instant,
+        reply: SyncSender<bool>,
+    },
+    /// The same, then drop what is left (counted) and end the thread.
+    Shutdown {
+        deadline: Instant,
+        reply: SyncSender<bool>,
+    },
 }
 
 pub(crate) fn spawn(
@@ -50,15 +77,121 @@ pub(crate) fn spawn(
         .spawn(move || writer.run(&chunks, &control))
 }
 
+/// An encoded v0.4 payload: an array of traces, and where each one ends so
+/// that the payload can be split between traces.
+#[derive(Default)]
+struct Payload {
+    bytes: Vec<u8>,
+    traces: Vec<TraceEnd>,
+    spans: usize,
+    /// Sends that failed in a way that may succeed if repeated (5xx,
+    /// timeout): bounded by `max_retries`.
+    failed_attempts: u32,
+    /// Whether it was sent before (a resend counts as a retry).
+    sent_before: bool,
+}
+
+#[derive(Clone, Copy)]
+struct TraceEnd {
+    /// The offset just past the trace in `bytes`.
+    end: usize,
+    spans: usize,
+}
+
+impl Payload {
+    fn push(&mut self, encoder: &Encoder, chunk: &Chunk) -> usize {
+        if self.bytes.is_empty() {
+            self.bytes.resize(ARRAY32_HEADER_LEN, 0);
+        }
+        let before = self.bytes.len();
+        encoder.encode_chunk(&mut self.bytes, chunk);
+        self.traces.push(TraceEnd {
+            end: self.bytes.len(),
+            spans: chunk.spans.len(),
+        });
+        self.spans += chunk.spans.len();
+        self.bytes.len() - before
+    }
+
+    fn is_empty(&self) -> bool {
+        self.traces.is_empty()
+    }
+
+    /// Fixes the array header to the number of traces: done before sending.
+    fn seal(&mut self) {
+        encode::patch_array32(&mut self.bytes, 0, self.traces.len() as u32);
+    }
+
+    /// Two payloads with the first and the second half of the traces; `None`
+    /// for a payload of one trace.
+    fn split(self) -> Result<(Payload, Payload), Payload> {
+        if self.traces.len() < 2 {
+            return Err(self);
+        }
+        let middle = self.traces.len() / 2;
+        let cut = self.traces[middle - 1].end;
+        let mut second = Payload {
+            bytes: Vec::with_capacity(ARRAY32_HEADER_LEN + self.bytes.len() - cut),
+            ..Payload::default()
+        };
+        second.bytes.resize(ARRAY32_HEADER_LEN, 0);
+        second.bytes.extend_from_slice(&self.bytes[cut..]);
+        let shift = cut - ARRAY32_HEADER_LEN;
+        second.traces = self.traces[middle..]
+            .iter()
+            .map(|t| TraceEnd {
+                end: t.end - shift,
+                spans: t.spans,
+            })
+            .collect();
+        second.spans = second.traces.iter().map(|t| t.spans).sum();
+        let mut first = self;
+        first.bytes.truncate(cut);
+        first.traces.truncate(middle);
+        first.spans -= second.spans;
+        first.failed_attempts = 0;
+        first.seal();
+        second.seal();
+        Ok((first, second))
+    }
+}
+
+/// What one send of a payload came to.
+#[derive(Clone, Copy)]
+enum Outcome {
+    Delivered,
+    /// Not taken now; send it again later (agent down, 429).
+    Later(Duration),
+    /// May succeed if repeated (5xx, timeout, connection lost).
+    Retry,
+    /// Too large (413): split it.
+    Split,
+    /// Never accepted (4xx).
+    Rejected,
+}
+
 struct Writer {
     core: Arc<TracerCore>,
     transport: Transport,
     encoder: Encoder,
     headers: Vec<(&'static str, String)>,
-    payload: Vec<u8>,
-    traces: u32,
-    spans: usize,
+    /// The payload being filled.
+    open: Payload,
+    /// Sealed payloads waiting to be sent, oldest first.
+    backlog: VecDeque<Payload>,
+    backlog_bytes: usize,
+    backlog_spans: usize,
+    bytes_peak: usize,
+    /// No send before this instant (back-off after a failure).
+    resume_at: Option<Instant>,
+    /// The next wait when the agent cannot be reached.
+    unreachable_backoff: Duration,
+    /// When the agent stopped answering, while it is unreachable.
+    outage_since: Option<Instant>,
+    /// The latest failure, for the loss warnings.
+    last_failure: String,
     warned_send_failure: bool,
+    warned_buffer_full: bool,
     last_summary: Instant,
     summarised: Stats,
 }
@@ -85,14 +218,21 @@ impl Writer {
             ("Datadog-Send-Real-Http-Status", "true".to_owned()),
         ];
         Writer {
+            unreachable_backoff: config.retry_backoff,
             core,
             transport,
             encoder,
             headers,
-            payload: Vec::new(),
-            traces: 0,
-            spans: 0,
+            open: Payload::default(),
+            backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            backlog_spans: 0,
+            bytes_peak: 0,
+            resume_at: None,
+            outage_since: None,
+            last_failure: String::new(),
             warned_send_failure: false,
+            warned_buffer_full: false,
             last_summary: Instant::now(),
             summarised: Stats::default(),
         }
@@ -105,16 +245,13 @@ impl Writer {
         let mut next_send = Instant::now() + interval;
         loop {
             match control.recv_timeout(poll) {
-                Ok(Control::Flush(reply)) => {
-                    self.drain(chunks);
-                    self.send(None);
-                    let _ = reply.try_send(());
+                Ok(Control::Flush { deadline, reply }) => {
+                    let done = self.flush(chunks, deadline);
+                    let _ = reply.try_send(done);
                 }
-                Ok(Control::Shutdown(reply)) => {
-                    self.drain(chunks);
-                    let deadline = Instant::now() + self.core.config.shutdown_timeout;
-                    self.send(Some(deadline));
-                    let _ = reply.try_send(());
+                Ok(Control::Shutdown { deadline, reply }) => {
+                    let done = self.shut_down(chunks, deadline);
+                    let _ = reply.try_send(done);
                     return;
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -125,14 +262,15 @@ impl Writer {
                         (poll * 2).min(max_poll)
                     };
                     if Instant::now() >= next_send {
-                        self.send(None);
+                        self.seal();
                         self.summarise();
                         next_send = Instant::now() + interval;
                     }
+                    self.pump(None);
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.drain(chunks);
-                    self.send(Some(Instant::now() + self.core.config.shutdown_timeout));
+                    let deadline = Instant::now() + self.core.config.shutdown_timeout;
+                    self.shut_down(chunks, deadline);
                     return;
                 }
             }
@@ -151,99 +289,271 @@ impl Writer {
 
     fn add(&mut self, chunk: Chunk) {
         let counters = &self.core.counters;
+        let config = &self.core.config;
+        let spans = chunk.spans.len();
         add(&counters.traces_queued, 1);
-        add(&counters.spans_queued, chunk.spans.len());
+        add(&counters.spans_queued, spans);
         let tags_dropped: u32 = chunk.spans.iter().map(SpanRecord::tags_dropped).sum();
         if tags_dropped > 0 {
             add(&counters.tags_dropped, tags_dropped as usize);
         }
-        if self.core.config.console {
-            eprint!("{}", crate::console::render(&chunk, &self.core.config));
+        if config.console {
+            eprint!("{}", crate::console::render(&chunk, config));
         }
-        if self.payload.is_empty() {
-            self.payload.resize(ARRAY32_HEADER_LEN, 0);
+        if self.backlog_bytes + self.open.bytes.len() >= config.buffer_bytes {
+            add(&counters.traces_dropped_buffer_full, 1);
+            add(&counters.spans_dropped_buffer_full, spans);
+            if !self.warned_buffer_full {
+                self.warned_buffer_full = true;
+                crate::log::warn(format_args!(
+                    "the writer holds {} bytes of traces it could not send yet (its limit): \
+                     dropping new traces until the agent takes them. Last failure: {}",
+                    self.backlog_bytes + self.open.bytes.len(),
+                    self.last_failure
+                ));
+            }
+        } else {
+            self.open.push(&self.encoder, &chunk);
         }
-        self.encoder.encode_chunk(&mut self.payload, &chunk);
-        self.traces += 1;
-        self.spans += chunk.spans.len();
         crate::pool::give(chunk.spans);
-        if self.payload.len() >= self.core.config.max_payload_bytes {
-            self.send(None);
+        if self.open.bytes.len() >= config.max_payload_bytes {
+            self.seal();
+            self.pump(None);
+        }
+        self.publish();
+    }
+
+    /// Moves the open payload to the backlog.
+    fn seal(&mut self) {
+        if self.open.is_empty() {
+            return;
+        }
+        let mut payload = std::mem::take(&mut self.open);
+        payload.seal();
+        self.backlog_bytes += payload.bytes.len();
+        self.backlog_spans += payload.spans;
+        self.backlog.push_back(payload);
+    }
+
+    /// The gauges of what the writer holds.
+    fn publish(&mut self) {
+        let counters = &self.core.counters;
+        let bytes = self.backlog_bytes + self.open.bytes.len();
+        self.bytes_peak = self.bytes_peak.max(bytes);
+        set(&counters.bytes_buffered, bytes);
+        set(&counters.bytes_buffered_peak, self.bytes_peak);
+        set(
+            &counters.spans_buffered,
+            self.backlog_spans + self.open.spans,
+        );
+    }
+
+    /// Sends the backlog in order until it is empty, a send must wait, or
+    /// the deadline passes.
+    fn pump(&mut self, deadline: Option<Instant>) {
+        while !self.backlog.is_empty() {
+            let now = Instant::now();
+            if self.resume_at.is_some_and(|at| now < at) || deadline.is_some_and(|d| now >= d) {
+                break;
+            }
+            self.resume_at = None;
+            let limit = deadline.map(|d| d - now);
+            let outcome = self.send_front(limit);
+            // Back-offs count from the answer, not from the request.
+            let now = Instant::now();
+            let payload = match outcome {
+                Outcome::Later(wait) => {
+                    self.resume_at = Some(now + wait);
+                    break;
+                }
+                Outcome::Retry => {
+                    let retries = self.core.config.max_retries;
+                    let front = self.backlog.front_mut().expect("the payload just sent");
+                    front.failed_attempts += 1;
+                    if front.failed_attempts <= retries {
+                        let backoff = self
+                            .core
+                            .config
+                            .retry_backoff
+                            .saturating_mul(1 << (front.failed_attempts - 1).min(16));
+                        self.resume_at = Some(now + backoff);
+                        break;
+                    }
+                    self.take_front()
+                }
+                Outcome::Delivered | Outcome::Split | Outcome::Rejected => self.take_front(),
+            };
+            match outcome {
+                Outcome::Delivered => self.delivered(&payload),
+                Outcome::Split => match payload.split() {
+                    Ok((first, second)) => {
+                        add(&self.core.counters.payloads_split, 1);
+                        self.backlog_bytes += first.bytes.len() + second.bytes.len();
+                        self.backlog_spans += first.spans + second.spans;
+                        self.backlog.push_front(second);
+                        self.backlog.push_front(first);
+                    }
+                    Err(single) => {
+                        self.last_failure = format!(
+                            "a trace of {} spans ({} bytes) is larger than the agent accepts",
+                            single.spans,
+                            single.bytes.len()
+                        );
+                        self.dropped(&single);
+                    }
+                },
+                _ => self.dropped(&payload),
+            }
+        }
+        self.publish();
+    }
+
+    fn take_front(&mut self) -> Payload {
+        let payload = self.backlog.pop_front().expect("a payload in the backlog");
+        self.backlog_bytes -= payload.bytes.len();
+        self.backlog_spans -= payload.spans;
+        payload
+    }
+
+    /// One send of the oldest payload.
+    fn send_front(&mut self, limit: Option<Duration>) -> Outcome {
+        let config = &self.core.config;
+        let counters = &self.core.counters;
+        let payload = self.backlog.front_mut().expect("a payload to send");
+        if payload.sent_before {
+            add(&counters.retries, 1);
+        }
+        payload.sent_before = true;
+        let traces = payload.traces.len();
+        let mut headers = self.headers.clone();
+        headers.push(("X-Datadog-Trace-Count", traces.to_string()));
+        let answer = self
+            .transport
+            .put(TRACES_PATH, &headers, &payload.bytes, limit);
+        let response = match answer {
+            Ok(response) if (200..300).contains(&response.status) => {
+                if !self.core.sampler.update_agent_rates(&response.body) {
+                    crate::log::debug(format_args!(
+                        "the agent's answer carried no sampling rates: {:?}",
+                        crate::tag::truncated(&response.body, 200)
+                    ));
+                }
+                return Outcome::Delivered;
+            }
+            Ok(response) => response,
+            Err(error) => {
+                add(&counters.send_failures, 1);
+                self.last_failure =
+                    format!("could not reach the agent at {}: {error}", config.agent_url);
+                if !error.unreachable {
+                    return Outcome::Retry;
+                }
+                if self.outage_since.is_none() {
+                    self.outage_since = Some(Instant::now());
+                    crate::log::warn(format_args!(
+                        "{}; keeping up to {} bytes of traces until it is back",
+                        self.last_failure, config.buffer_bytes
+                    ));
+                }
+                let wait = self.unreachable_backoff;
+                self.unreachable_backoff = (wait * 2).min(MAX_UNREACHABLE_BACKOFF);
+                return Outcome::Later(wait);
+            }
+        };
+        add(&counters.send_failures, 1);
+        self.last_failure = format!(
+            "the agent answered {} to a payload of {traces} traces: {}",
+            response.status,
+            crate::tag::truncated(response.body.trim(), 300)
+        );
+        match response.status {
+            413 => Outcome::Split,
+            429 => {
+                let wait = response.retry_after.unwrap_or(self.unreachable_backoff);
+                self.unreachable_backoff =
+                    (self.unreachable_backoff * 2).min(MAX_UNREACHABLE_BACKOFF);
+                crate::log::debug(format_args!("{}; waiting {wait:?}", self.last_failure));
+                Outcome::Later(wait.min(MAX_RETRY_AFTER))
+            }
+            status if status >= 500 => Outcome::Retry,
+            _ => Outcome::Rejected,
         }
     }
 
-    /// Sends the payload, retrying what may succeed later; `deadline` bounds
-    /// the retries at shutdown.
-    fn send(&mut self, deadline: Option<Instant>) {
-        if self.traces == 0 {
-            return;
-        }
-        encode::patch_array32(&mut self.payload, 0, self.traces);
-        let (traces, spans) = (self.traces as usize, self.spans);
-        let mut headers = self.headers.clone();
-        headers.push(("X-Datadog-Trace-Count", traces.to_string()));
-        let config = &self.core.config;
+    fn delivered(&mut self, payload: &Payload) {
         let counters = &self.core.counters;
-        let mut failure = String::new();
-        let mut delivered = false;
-        for attempt in 0..=config.max_retries {
-            if attempt > 0 {
-                let backoff = config
-                    .retry_backoff
-                    .saturating_mul(1 << (attempt - 1).min(16));
-                if deadline.is_some_and(|d| Instant::now() + backoff >= d) {
-                    break;
-                }
-                add(&counters.retries, 1);
-                std::thread::sleep(backoff);
-            }
-            match self.transport.put(TRACES_PATH, &headers, &self.payload) {
-                Ok(response) if (200..300).contains(&response.status) => {
-                    if !self.core.sampler.update_agent_rates(&response.body) {
-                        crate::log::debug(format_args!(
-                            "the agent's answer carried no sampling rates: {:?}",
-                            crate::tag::truncated(&response.body, 200)
-                        ));
-                    }
-                    delivered = true;
-                    break;
-                }
-                Ok(response) => {
-                    add(&counters.send_failures, 1);
-                    failure = format!(
-                        "the agent answered {} to a payload of {traces} traces: {}",
-                        response.status,
-                        crate::tag::truncated(response.body.trim(), 300)
-                    );
-                    let retryable = response.status == 429 || response.status >= 500;
-                    if !retryable {
-                        break;
-                    }
-                }
-                Err(error) => {
-                    add(&counters.send_failures, 1);
-                    failure = format!("could not reach the agent at {}: {error}", config.agent_url);
-                }
-            }
+        add(&counters.traces_sent, payload.traces.len());
+        add(&counters.spans_sent, payload.spans);
+        add(&counters.payloads_sent, 1);
+        self.unreachable_backoff = self.core.config.retry_backoff;
+        if let Some(since) = self.outage_since.take() {
+            crate::log::warn(format_args!(
+                "the agent at {} takes traces again after {:.1?}; {} spans waiting",
+                self.core.config.agent_url,
+                since.elapsed(),
+                self.backlog_spans + self.open.spans
+            ));
         }
-        if delivered {
-            add(&counters.traces_sent, traces);
-            add(&counters.spans_sent, spans);
-            add(&counters.payloads_sent, 1);
-            crate::log::debug(format_args!("sent {spans} spans in {traces} traces"));
-        } else {
+        crate::log::debug(format_args!(
+            "sent {} spans in {} traces",
+            payload.spans,
+            payload.traces.len()
+        ));
+    }
+
+    fn dropped(&mut self, payload: &Payload) {
+        let counters = &self.core.counters;
+        add(&counters.traces_dropped_send_failed, payload.traces.len());
+        add(&counters.spans_dropped_send_failed, payload.spans);
+        if !self.warned_send_failure {
+            self.warned_send_failure = true;
+            crate::log::warn(format_args!(
+                "{}; dropped {} spans. Further losses are summarised every minute",
+                self.last_failure, payload.spans
+            ));
+        }
+    }
+
+    /// Seals what is queued and sends the backlog until it is empty or the
+    /// deadline passes, waiting out back-offs; whether all of it went.
+    fn flush(&mut self, chunks: &Receiver<Chunk>, deadline: Instant) -> bool {
+        self.drain(chunks);
+        self.seal();
+        loop {
+            self.pump(Some(deadline));
+            if self.backlog.is_empty() {
+                return true;
+            }
+            let now = Instant::now();
+            let wake = self.resume_at.unwrap_or(now).max(now);
+            if wake >= deadline {
+                return false;
+            }
+            std::thread::sleep(wake - now);
+        }
+    }
+
+    /// A last flush; what it could not send is dropped and counted.
+    fn shut_down(&mut self, chunks: &Receiver<Chunk>, deadline: Instant) -> bool {
+        let done = self.flush(chunks, deadline);
+        if !done {
+            let (mut traces, mut spans) = (0, 0);
+            while !self.backlog.is_empty() {
+                let payload = self.take_front();
+                traces += payload.traces.len();
+                spans += payload.spans;
+            }
+            let counters = &self.core.counters;
             add(&counters.traces_dropped_send_failed, traces);
             add(&counters.spans_dropped_send_failed, spans);
-            if !self.warned_send_failure {
-                self.warned_send_failure = true;
-                crate::log::warn(format_args!(
-                    "{failure}; dropped {spans} spans. Further losses are summarised every minute"
-                ));
-            }
+            crate::log::warn(format_args!(
+                "shutting down: {spans} spans in {traces} traces could not be sent in time. \
+                 Last failure: {}",
+                self.last_failure
+            ));
         }
-        self.payload.clear();
-        self.traces = 0;
-        self.spans = 0;
+        self.publish();
+        done
     }
 
     fn summarise(&mut self) {
@@ -256,5 +566,45 @@ impl Writer {
         }
         self.summarised = stats;
         self.last_summary = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload_of(sizes: &[usize]) -> Payload {
+        let mut payload = Payload::default();
+        payload.bytes.resize(ARRAY32_HEADER_LEN, 0);
+        for (i, &spans) in sizes.iter().enumerate() {
+            // Stand-in trace bodies: a msgpack array of `spans` small ints.
+            encode::write_array_len(&mut payload.bytes, spans);
+            payload.bytes.extend(std::iter::repeat_n(i as u8, spans));
+            payload.traces.push(TraceEnd {
+                end: payload.bytes.len(),
+                spans,
+            });
+            payload.spans += spans;
+        }
+        payload.seal();
+        payload
+    }
+
+    #[test]
+    fn a_split_keeps_every_trace_once_in_order() {
+        let whole = payload_of(&[1, 2, 3, 4, 5]);
+        let bytes = whole.bytes.clone();
+        let (first, second) = whole.split().ok().expect("five traces split");
+        assert_eq!((first.traces.len(), second.traces.len()), (2, 3));
+        assert_eq!((first.spans, second.spans), (3, 12));
+        let decode = |p: &Payload| -> Vec<Vec<u8>> { rmp_serde::from_slice(&p.bytes).unwrap() };
+        let all: Vec<Vec<u8>> = rmp_serde::from_slice(&bytes).unwrap();
+        let mut halves = decode(&first);
+        halves.extend(decode(&second));
+        assert_eq!(halves, all);
+        assert_eq!(second.traces.last().unwrap().end, second.bytes.len());
+        let (a, b) = second.split().ok().unwrap();
+        assert_eq!((decode(&a).len(), decode(&b).len()), (1, 2));
+        assert!(a.split().is_err(), "one trace cannot be split");
     }
 }

@@ -87,12 +87,20 @@ pub struct TestAgent {
 /// [`start`](TestAgentBuilder::start).
 #[derive(Debug, Default, Clone)]
 pub struct TestAgentBuilder {
+    port: Option<u16>,
     unix_socket: Option<PathBuf>,
     env: Vec<(String, String)>,
     checks: Option<String>,
 }
 
 impl TestAgentBuilder {
+    /// Listen for traces on this port instead of a free one (e.g. one a
+    /// tracer already points at, to start the agent after the tracer).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
     /// Also listen on this unix socket (`--trace-uds-socket`); the agent
     /// replaces a file already there. Keep the path short: at most 103
     /// bytes.
@@ -133,7 +141,8 @@ impl TestAgentBuilder {
         let program = super::python::venv_bin("ddapm-test-agent");
         let mut failures = Vec::new();
         for attempt in 1..=ATTEMPTS {
-            let [port, otlp_http_port, otlp_grpc_port] = free_ports();
+            let [free, otlp_http_port, otlp_grpc_port] = free_ports();
+            let port = self.port.unwrap_or(free);
             let log = log_path(port);
             let child = self.spawn(&program, &log, [port, otlp_http_port, otlp_grpc_port]);
             let mut agent = TestAgent {

@@ -1,0 +1,368 @@
+//! A stand-in for the agent that misbehaves on purpose, for the faults
+//! ddapm-test-agent cannot be made to show: answers chosen per request
+//! (status, body, `Retry-After`, a delay, a dropped connection), a port that
+//! can be closed and opened again, and every payload decoded and kept.
+//!
+//! Only payloads answered with a 2xx count as received (as with a real
+//! agent); every request is logged with the answer it got.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+/// The answer to one request.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    status: u16,
+    body: String,
+    delay: Duration,
+    retry_after: Option<String>,
+    drop_connection: bool,
+}
+
+impl Reply {
+    /// 200 with an empty rate table, at once.
+    pub fn ok() -> Reply {
+        Reply::status(200, r#"{"rate_by_service":{}}"#)
+    }
+
+    /// This status and body.
+    pub fn status(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            body: body.to_owned(),
+            delay: Duration::ZERO,
+            retry_after: None,
+            drop_connection: false,
+        }
+    }
+
+    /// Closes the connection after reading the request, with no answer.
+    pub fn drop_connection() -> Reply {
+        Reply {
+            drop_connection: true,
+            ..Reply::ok()
+        }
+    }
+
+    /// Answers only after `delay`.
+    pub fn after(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+
+    /// With a `Retry-After` header.
+    pub fn retry_after(mut self, value: &str) -> Reply {
+        self.retry_after = Some(value.to_owned());
+        self
+    }
+}
+
+/// A span as the agent decodes it from a v0.4 payload.
+#[derive(Deserialize, Debug, Clone)]
+pub struct WireSpan {
+    pub trace_id: u64,
+    pub span_id: u64,
+    pub parent_id: u64,
+    pub name: String,
+    pub resource: String,
+    pub service: String,
+    #[serde(default)]
+    pub error: i32,
+    #[serde(default)]
+    pub meta: HashMap<String, String>,
+    #[serde(default)]
+    pub metrics: HashMap<String, f64>,
+}
+
+/// One request as it arrived.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// When it arrived, from the agent's start.
+    pub at: Duration,
+    pub headers: HashMap<String, String>,
+    /// How many spans its payload held.
+    pub spans: usize,
+    /// The status it was answered with (`None`: connection dropped on
+    /// purpose).
+    pub answered: Option<u16>,
+}
+
+type Behaviour = Box<dyn FnMut(usize, &HashMap<String, String>) -> Reply + Send>;
+
+struct Shared {
+    behaviour: Mutex<Behaviour>,
+    accepted: Mutex<Vec<Vec<Vec<WireSpan>>>>,
+    requests: Mutex<Vec<Request>>,
+    errors: Mutex<Vec<String>>,
+    started: Instant,
+    next_request: Mutex<usize>,
+}
+
+/// A fault-injecting agent on 127.0.0.1; stops listening when dropped.
+pub struct FaultAgent {
+    port: u16,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl FaultAgent {
+    /// On a free port; request `n` (from 0) is answered with `behaviour(n)`.
+    pub fn start(behaviour: impl FnMut(usize) -> Reply + Send + 'static) -> FaultAgent {
+        let mut behaviour = behaviour;
+        FaultAgent::start_with_request(move |n, _| behaviour(n))
+    }
+
+    /// On a free port; request `n` (from 0) with these headers (names in
+    /// lower case) is answered with `behaviour(n, headers)`.
+    pub fn start_with_request(
+        behaviour: impl FnMut(usize, &HashMap<String, String>) -> Reply + Send + 'static,
+    ) -> FaultAgent {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");
+        FaultAgent::serve(listener, Box::new(behaviour))
+    }
+
+    /// Answers request `n` with `script[n]`, the last entry repeating.
+    pub fn scripted(script: Vec<Reply>) -> FaultAgent {
+        assert!(!script.is_empty());
+        FaultAgent::start(move |n| script[n.min(script.len() - 1)].clone())
+    }
+
+    /// Always 200.
+    pub fn healthy() -> FaultAgent {
+        FaultAgent::start(|_| Reply::ok())
+    }
+
+    /// On this port (one a tracer already points at); waits up to 10 s for
+    /// it to be free.
+    pub fn start_on(
+        port: u16,
+        behaviour: impl FnMut(usize) -> Reply + Send + 'static,
+    ) -> FaultAgent {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(listener) => {
+                    let mut behaviour = behaviour;
+                    return FaultAgent::serve(listener, Box::new(move |n, _| behaviour(n)));
+                }
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("cannot listen on 127.0.0.1:{port} again: {e}"),
+            }
+        }
+    }
+
+    /// A port nothing listens on (bound, then released): a tracer pointed
+    /// at it finds no agent until [`FaultAgent::start_on`] takes it.
+    pub fn closed_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.local_addr().unwrap().port()
+    }
+
+    fn serve(listener: TcpListener, behaviour: Behaviour) -> FaultAgent {
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let shared = Arc::new(Shared {
+            behaviour: Mutex::new(behaviour),
+            accepted: Mutex::default(),
+            requests: Mutex::default(),
+            errors: Mutex::default(),
+            started: Instant::now(),
+            next_request: Mutex::new(0),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let acceptor = {
+            let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            let shared = Arc::clone(&shared);
+                            std::thread::spawn(move || serve_connection(stream, &shared));
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(2));
+                        }
+                        Err(e) => lock(&shared.errors).push(format!("accept: {e}")),
+                    }
+                }
+            })
+        };
+        FaultAgent {
+            port,
+            shared,
+            stop,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Every request so far, in order of arrival.
+    pub fn requests(&self) -> Vec<Request> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// The payloads answered with a 2xx, each as its traces.
+    pub fn payloads(&self) -> Vec<Vec<Vec<WireSpan>>> {
+        lock(&self.shared.accepted).clone()
+    }
+
+    /// Every span of the payloads answered with a 2xx.
+    pub fn spans(&self) -> Vec<WireSpan> {
+        lock(&self.shared.accepted)
+            .iter()
+            .flatten()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// How many spans the payloads answered with a 2xx held.
+    pub fn span_count(&self) -> usize {
+        lock(&self.shared.accepted)
+            .iter()
+            .flatten()
+            .map(Vec::len)
+            .sum()
+    }
+
+    /// Waits until at least `spans` spans were accepted; whether they were.
+    pub fn wait_for_spans(&self, spans: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.span_count() < spans {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    /// Panics if a request could not be read or decoded.
+    pub fn assert_no_errors(&self) {
+        let errors = lock(&self.shared.errors);
+        assert!(errors.is_empty(), "the fault agent saw: {errors:#?}");
+    }
+}
+
+impl Drop for FaultAgent {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+fn serve_connection(stream: TcpStream, shared: &Shared) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let (headers, body) = match read_request(&stream) {
+        Ok(request) => request,
+        Err(e) => {
+            // A client that gave up (a timeout) is not an error.
+            if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                lock(&shared.errors).push(format!("reading a request: {e}"));
+            }
+            return;
+        }
+    };
+    let at = shared.started.elapsed();
+    let n = {
+        let mut next = lock(&shared.next_request);
+        *next += 1;
+        *next - 1
+    };
+    let reply = (lock(&shared.behaviour))(n, &headers);
+    let traces: Vec<Vec<WireSpan>> = match rmp_serde::from_slice(&body) {
+        Ok(traces) => traces,
+        Err(e) => {
+            lock(&shared.errors).push(format!("request {n}: not a v0.4 payload: {e}"));
+            Vec::new()
+        }
+    };
+    let spans = traces.iter().map(Vec::len).sum();
+    let mut request = Request {
+        at,
+        headers,
+        spans,
+        answered: None,
+    };
+    std::thread::sleep(reply.delay);
+    if reply.drop_connection {
+        lock(&shared.requests).push(request);
+        return;
+    }
+    let mut response = format!(
+        "HTTP/1.1 {} Fault\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reply.status,
+        reply.body.len()
+    );
+    if let Some(retry_after) = &reply.retry_after {
+        response.push_str(&format!("Retry-After: {retry_after}\r\n"));
+    }
+    response.push_str("\r\n");
+    response.push_str(&reply.body);
+    // Kept before answering, so that a client that saw the answer finds
+    // the payload here (a real agent has it too, whether or not the answer
+    // then reaches the client).
+    request.answered = Some(reply.status);
+    if (200..300).contains(&reply.status) {
+        lock(&shared.accepted).push(traces);
+    }
+    lock(&shared.requests).push(request);
+    let mut stream = stream;
+    let _ = stream
+        .write_all(response.as_bytes())
+        .and_then(|()| stream.flush());
+}
+
+/// The headers (lower-cased names) and the `Content-Length` body of one
+/// HTTP/1.1 request.
+pub fn read_request(stream: &TcpStream) -> std::io::Result<(HashMap<String, String>, Vec<u8>)> {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let mut headers = HashMap::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let Some((name, value)) = line.trim_end().split_once(':') else {
+            break;
+        };
+        headers.insert(name.to_ascii_lowercase(), value.trim().to_owned());
+    }
+    let length = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok((headers, body))
+}

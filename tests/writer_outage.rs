@@ -1,0 +1,209 @@
+//! The agent down: absent when the tracer starts, or gone mid-run. Spans
+//! finished meanwhile wait in the writer's buffer and arrive once it is
+//! back, each exactly once.
+
+mod support;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ddspan::tracer::{self, AgentUrl, Config};
+use support::agent::TestAgent;
+use support::fault_agent::{FaultAgent, Reply};
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+fn start_tracer(port: u16) -> std::sync::MutexGuard<'static, ()> {
+    let guard = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    tracer::start(
+        Config::builder()
+            .service("outage")
+            .env("test")
+            .agent_url(AgentUrl::Http(format!("http://127.0.0.1:{port}")))
+            .startup_logs(false)
+            .flush_interval(Duration::from_millis(50))
+            .retry_backoff(Duration::from_millis(20))
+            .build(),
+    );
+    guard
+}
+
+fn traces(name: &str, count: usize) {
+    for i in 0..count {
+        let _root = tracer::trace(format!("{name}-{i}"));
+        drop(tracer::trace(format!("{name}-{i}-child")));
+    }
+}
+
+/// Waits until the writer has tried the absent agent at least `n` times.
+fn wait_for_failures(n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tracer::stats().send_failures < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the writer never tried: {}",
+            tracer::stats()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until the writer holds `spans` spans (it takes chunks every few
+/// milliseconds).
+fn wait_for_buffered(spans: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tracer::stats().spans_buffered != spans {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "expected {spans} buffered: {}",
+            tracer::stats()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn assert_each_once(names: Vec<String>, expected: impl IntoIterator<Item = String>) {
+    let unique: HashSet<&String> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "a span arrived twice: {names:?}");
+    let expected: HashSet<String> = expected.into_iter().collect();
+    let got: HashSet<String> = names.into_iter().collect();
+    assert_eq!(got, expected);
+}
+
+fn expected_names(name: &str, count: usize) -> Vec<String> {
+    (0..count)
+        .flat_map(|i| [format!("{name}-{i}"), format!("{name}-{i}-child")])
+        .collect()
+}
+
+#[test]
+fn spans_finished_before_the_agent_starts_arrive_once_it_is_up() {
+    let port = FaultAgent::closed_port();
+    let _guard = start_tracer(port);
+    traces("early", 50);
+    wait_for_failures(3);
+    assert!(
+        !tracer::flush(Duration::from_millis(200)),
+        "nothing can be delivered yet"
+    );
+    wait_for_buffered(100);
+    assert_eq!(tracer::stats().spans_dropped(), 0);
+
+    let agent = FaultAgent::start_on(port, |_| Reply::ok());
+    assert!(tracer::flush(Duration::from_secs(10)));
+    assert_each_once(
+        agent.spans().into_iter().map(|s| s.name).collect(),
+        expected_names("early", 50),
+    );
+    let stats = tracer::stats();
+    assert_eq!((stats.spans_sent, stats.spans_buffered), (100, 0));
+    assert_eq!(stats.spans_dropped(), 0);
+    tracer::stop();
+    agent.assert_no_errors();
+}
+
+#[test]
+fn the_test_agent_started_late_receives_what_was_buffered() {
+    let port = FaultAgent::closed_port();
+    let _guard = start_tracer(port);
+    traces("before-agent", 20);
+    wait_for_failures(2);
+
+    let agent = TestAgent::builder().port(port).start();
+    traces("after-agent", 5);
+    assert!(tracer::flush(Duration::from_secs(10)));
+    let spans = support::agent::flatten(agent.wait_for_spans(50, Duration::from_secs(20)));
+    let names = spans
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_each_once(
+        names,
+        expected_names("before-agent", 20)
+            .into_iter()
+            .chain(expected_names("after-agent", 5)),
+    );
+    agent.assert_no_check_failures();
+    tracer::stop();
+}
+
+#[test]
+fn an_agent_that_goes_away_and_comes_back_misses_nothing() {
+    let first = FaultAgent::healthy();
+    let port = first.port();
+    let _guard = start_tracer(port);
+    traces("up", 10);
+    assert!(tracer::flush(Duration::from_secs(5)));
+    drop(first);
+
+    traces("down", 30);
+    wait_for_failures(2);
+    traces("still-down", 30);
+    wait_for_buffered(120);
+
+    let second = FaultAgent::start_on(port, |_| Reply::ok());
+    assert!(tracer::flush(Duration::from_secs(10)));
+    assert_each_once(
+        second.spans().into_iter().map(|s| s.name).collect(),
+        expected_names("down", 30)
+            .into_iter()
+            .chain(expected_names("still-down", 30)),
+    );
+    let stats = tracer::stats();
+    assert_eq!(
+        (
+            stats.spans_sent,
+            stats.spans_dropped(),
+            stats.spans_buffered
+        ),
+        (140, 0, 0)
+    );
+    tracer::stop();
+}
+
+#[test]
+fn the_buffer_keeps_what_fits_and_counts_the_rest() {
+    let port = FaultAgent::closed_port();
+    let _lock = LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    tracer::start(
+        Config::builder()
+            .service("outage")
+            .agent_url(AgentUrl::Http(format!("http://127.0.0.1:{port}")))
+            .startup_logs(false)
+            .flush_interval(Duration::from_millis(50))
+            .retry_backoff(Duration::from_millis(20))
+            .buffer_bytes(16 * 1024usize)
+            .build(),
+    );
+    traces("overflow", 500);
+    wait_for_failures(1);
+    assert!(!tracer::flush(Duration::from_millis(100)));
+    let stats = tracer::stats();
+    assert!(stats.spans_dropped_buffer_full > 0, "{stats}");
+    assert!(
+        stats.bytes_buffered_peak < 16 * 1024 + 1024,
+        "the cap plus at most one trace: {stats:?}"
+    );
+    assert_eq!(
+        stats.spans_buffered + stats.spans_dropped_buffer_full,
+        1000,
+        "every span buffered or counted: {stats}"
+    );
+    let buffered = stats.spans_buffered;
+
+    let agent = FaultAgent::start_on(port, |_| Reply::ok());
+    assert!(tracer::flush(Duration::from_secs(10)));
+    assert_eq!(agent.span_count() as u64, buffered);
+    let stats = tracer::stats();
+    assert_eq!(
+        stats.spans_sent + stats.spans_dropped_buffer_full,
+        1000,
+        "{stats}"
+    );
+    tracer::stop();
+}
