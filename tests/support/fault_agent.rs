@@ -219,7 +219,13 @@ impl FaultAgent {
         self.port
     }
 
-    /// Every request so far, in order of arrival.
+    /// How many requests arrived, answered or not yet.
+    pub fn arrived(&self) -> usize {
+        *lock(&self.shared.next_request)
+    }
+
+    /// Every request answered so far (or dropped on purpose), in order of
+    /// answer.
     pub fn requests(&self) -> Vec<Request> {
         lock(&self.shared.requests).clone()
     }

@@ -1,0 +1,112 @@
+//! An agent that takes 5 s to answer: application threads go on at their
+//! own pace (the writer alone waits), what waits stays bounded, and delivery
+//! resumes once the agent is fast again.
+
+mod support;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use ddspan::tracer::{self, AgentUrl, Config};
+use support::fault_agent::{FaultAgent, Reply};
+
+const SLOW_ANSWER: Duration = Duration::from_secs(5);
+
+/// Some application work: a few microseconds of arithmetic.
+fn work(seed: u64) -> u64 {
+    let mut x = seed | 1;
+    for _ in 0..2_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x
+}
+
+fn run(iterations: u64, traced: bool) -> Duration {
+    let started = Instant::now();
+    for i in 0..iterations {
+        if traced {
+            let _request = tracer::trace("request");
+            let _step = tracer::trace("step");
+            black_box(work(i));
+        } else {
+            black_box(work(i));
+        }
+    }
+    started.elapsed()
+}
+
+#[test]
+fn a_slow_agent_slows_the_writer_not_the_application() {
+    let agent = FaultAgent::start(|n| {
+        if n == 0 {
+            Reply::ok().after(SLOW_ANSWER)
+        } else {
+            Reply::ok()
+        }
+    });
+
+    // The same work without tracing, for comparison; at least 300 ms of it.
+    let mut iterations = 500;
+    let baseline = loop {
+        let elapsed = run(iterations, false);
+        if elapsed >= Duration::from_millis(300) {
+            break elapsed;
+        }
+        iterations *= 2;
+    };
+
+    tracer::start(
+        Config::builder()
+            .service("slow-agent")
+            .agent_url(AgentUrl::Http(agent.url()))
+            .startup_logs(false)
+            .flush_interval(Duration::from_millis(50))
+            .request_timeout(Duration::from_secs(10))
+            .queue_capacity(256usize)
+            .build(),
+    );
+    drop(tracer::trace("first"));
+    // Wait until the writer is inside the slow request.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while agent.arrived() == 0 {
+        assert!(Instant::now() < deadline, "the writer sent nothing");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let slow_since = Instant::now();
+    let traced = run(iterations, true);
+    let measured_while_slow = slow_since.elapsed() < SLOW_ANSWER;
+
+    assert!(
+        traced < baseline * 3 + Duration::from_millis(100),
+        "traced run {traced:?} against {baseline:?} untraced: the application was held up"
+    );
+    assert!(
+        measured_while_slow,
+        "the traced run ({traced:?}) outlasted the slow answer: the comparison proves nothing"
+    );
+
+    let stats = tracer::stats();
+    assert!(
+        stats.spans_dropped_queue_full > 0,
+        "the queue is bounded (256 chunks) while the writer waits: {stats}"
+    );
+
+    // Fast again: new traces flow, and everything is accounted for.
+    assert!(agent.wait_for_spans(1, Duration::from_secs(10)));
+    assert!(tracer::flush(Duration::from_secs(10)), "the backlog drains");
+    for _ in 0..20 {
+        let _root = tracer::trace("after");
+        drop(tracer::trace("after-child"));
+    }
+    assert!(tracer::flush(Duration::from_secs(10)));
+    let after = agent.spans().iter().filter(|s| s.name == "after").count();
+    assert_eq!(after, 20, "delivery resumed");
+    let stats = tracer::stats();
+    let created = 1 + 2 * iterations + 40;
+    assert_eq!(stats.spans_sent + stats.spans_dropped(), created, "{stats}");
+    assert_eq!(agent.span_count() as u64, stats.spans_sent);
+    tracer::stop();
+    agent.assert_no_errors();
+}
