@@ -155,3 +155,44 @@ fn a_task_that_panics_finishes_its_span_and_others_go_on() {
     }
     tracer::stop();
 }
+
+/// An error whose `Display` panics: a bug in the application's error type
+/// that tracing must not turn into a crash.
+#[derive(Debug)]
+struct HostileError;
+
+impl std::fmt::Display for HostileError {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        panic!("HostileError cannot be displayed")
+    }
+}
+
+impl std::error::Error for HostileError {}
+
+#[dd_span]
+fn fails_with_a_hostile_error() -> Result<u8, HostileError> {
+    Err(HostileError)
+}
+
+#[test]
+fn a_panicking_display_never_reaches_the_caller() {
+    let agent = FaultAgent::healthy();
+    let _guard = start(&agent);
+    assert!(matches!(fails_with_a_hostile_error(), Err(HostileError)));
+    {
+        let span = tracer::trace("manual");
+        span.set_error(&HostileError);
+    }
+    // Still working, and the hostile spans were delivered.
+    drop(tracer::trace("after"));
+    assert!(tracer::flush(Duration::from_secs(10)));
+    let spans = agent.spans();
+    for name in ["fails_with_a_hostile_error", "manual"] {
+        let span = spans.iter().find(|s| s.name == name).unwrap();
+        assert_eq!(span.error, 1, "{name}");
+        assert_eq!(span.meta["error.message"], "<Display panicked>");
+        assert!(span.meta["error.type"].ends_with("HostileError"));
+    }
+    assert!(spans.iter().any(|s| s.name == "after"));
+    tracer::stop();
+}

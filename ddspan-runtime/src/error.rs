@@ -20,6 +20,7 @@
 use std::error::Error;
 use std::fmt::{Debug, Display, Write};
 
+use crate::contained;
 use crate::record::SpanRecord;
 
 /// The error fields of a span: `error.message`, `error.type`, `error.stack`.
@@ -35,7 +36,8 @@ pub struct ErrorFields {
 
 impl ErrorFields {
     /// The fields of a standard error: its message, its type name and its
-    /// `source()` chain.
+    /// `source()` chain. A `Display` that panics or fails gives a
+    /// placeholder message; the panic never reaches the caller.
     ///
     /// # Examples
     ///
@@ -47,7 +49,7 @@ impl ErrorFields {
     /// ```
     pub fn from_error<E: Error + ?Sized>(error: &E) -> ErrorFields {
         ErrorFields {
-            message: error.to_string(),
+            message: contained::display(&error),
             error_type: std::any::type_name::<E>().to_owned(),
             stack: source_chain(error),
         }
@@ -59,12 +61,15 @@ impl ErrorFields {
 }
 
 fn source_chain<E: Error + ?Sized>(error: &E) -> Option<String> {
-    let mut source = error.source();
-    let mut chain = String::new();
-    while let Some(cause) = source {
-        let _ = writeln!(chain, "caused by: {cause}");
-        source = cause.source();
-    }
+    error.source()?;
+    let chain = contained::caught("a cause's Display", |chain| {
+        let mut source = error.source();
+        while let Some(cause) = source {
+            writeln!(chain, "caused by: {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    });
     (!chain.is_empty()).then_some(chain)
 }
 
@@ -101,8 +106,8 @@ impl<T, E: Error> ErrorRung for &&&ReturnValue<'_, Result<T, E>> {
 impl<T, E: Display + Debug> ErrorRung for &&ReturnValue<'_, Result<T, E>> {
     fn __ddspan_error(self) -> Option<ErrorFields> {
         self.0.as_ref().err().map(|error| {
-            let message = error.to_string();
-            let debug = format!("{error:?}");
+            let message = contained::display(error);
+            let debug = contained::debug(error);
             ErrorFields {
                 stack: (debug != message).then_some(debug),
                 message,
@@ -115,7 +120,7 @@ impl<T, E: Display + Debug> ErrorRung for &&ReturnValue<'_, Result<T, E>> {
 impl<T, E: Debug> ErrorRung for &ReturnValue<'_, Result<T, E>> {
     fn __ddspan_error(self) -> Option<ErrorFields> {
         self.0.as_ref().err().map(|error| ErrorFields {
-            message: format!("{error:?}"),
+            message: contained::debug(error),
             error_type: std::any::type_name::<E>().to_owned(),
             stack: None,
         })
@@ -199,5 +204,46 @@ mod tests {
         assert_eq!(ask!(Ok::<u8, std::io::Error>(1)), None);
         assert_eq!(ask!(5u32), None);
         assert_eq!(ask!(Some("x")), None);
+    }
+
+    #[test]
+    fn formatting_that_panics_is_contained() {
+        #[derive(Debug)]
+        struct Hostile;
+        impl Display for Hostile {
+            fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                panic!("Display of Hostile")
+            }
+        }
+        impl Error for Hostile {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&Cause)
+            }
+        }
+        #[derive(Debug)]
+        struct Cause;
+        impl Display for Cause {
+            fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                Err(std::fmt::Error)
+            }
+        }
+        impl Error for Cause {}
+
+        let fields = ask!(Err::<(), _>(Hostile)).unwrap();
+        assert_eq!(fields.message, "<Display panicked>");
+        assert!(fields.error_type.ends_with("Hostile"));
+        assert_eq!(
+            fields.stack.as_deref(),
+            Some("<a cause's Display returned an error>")
+        );
+
+        struct HostileDebug;
+        impl std::fmt::Debug for HostileDebug {
+            fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                panic!("Debug of HostileDebug")
+            }
+        }
+        let fields = ask!(Err::<(), _>(HostileDebug)).unwrap();
+        assert_eq!(fields.message, "<Debug panicked>");
     }
 }

@@ -24,6 +24,7 @@
 mod clock;
 mod config;
 mod console;
+mod contained;
 mod context;
 mod encode;
 mod error;
