@@ -152,11 +152,16 @@ impl Settings {
     }
 }
 
-/// `a.b.c` as tokens (idents joined by dots; raw idents for keywords).
+/// `a.b.c` as tokens: idents joined by dots. Keywords stay plain (`type`,
+/// `self`, `_`): the parser reads any ident, and some keywords cannot be
+/// raw identifiers.
 fn dotted_key(key: &str) -> TokenStream {
-    let parts = key.split('.').map(|part| {
-        syn::parse_str::<syn::Ident>(part)
-            .unwrap_or_else(|_| syn::Ident::new_raw(part, proc_macro2::Span::call_site()))
-    });
+    let parts = key
+        .split('.')
+        .map(|part| syn::Ident::new(part, proc_macro2::Span::call_site()));
     quote::quote!(#(#parts).*)
 }
+
+#[cfg(test)]
+#[path = "settings_props.rs"]
+mod props;
