@@ -42,18 +42,8 @@ fn python(agent_url: &str, style: &str) -> Command {
 fn rust_server(listener: TcpListener) -> std::thread::JoinHandle<Vec<(String, String)>> {
     std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut headers = Vec::new();
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        loop {
-            line.clear();
-            reader.read_line(&mut line).unwrap();
-            let Some((name, value)) = line.trim_end().split_once(':') else {
-                break;
-            };
-            headers.push((name.trim().to_owned(), value.trim().to_owned()));
-        }
+        let (headers, _) = support::fault_agent::read_request(&stream).unwrap();
+        let headers: Vec<(String, String)> = headers.into_iter().collect();
         handle(&headers);
         let mut stream = stream;
         stream
