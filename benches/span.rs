@@ -1,20 +1,34 @@
 //! The cost of a span on the thread that creates it, side by side with the
 //! Rust tracers people use today, in one run so the ratios compare on a
 //! noisy machine: `#[dd_span]`, `#[tracing::instrument]` under a registry
-//! with a minimal timing layer, and `#[fastrace::trace]` with a counting
+//! with a minimal timing layer, `#[fastrace::trace]` with a counting
 //! reporter (its collection included, as ddspan's hand-off to the writer
-//! is). Prints a ratio table at the end.
+//! is), and the OpenTelemetry API (`tracer.in_span`) on the OpenTelemetry
+//! SDK with its `BatchSpanProcessor` and an exporter that counts and drops.
+//! With `--features bench-datadog-opentelemetry`, the same OpenTelemetry
+//! functions also run on Datadog's `datadog-opentelemetry` tracer, shipping
+//! to a stand-in agent on 127.0.0.1. Prints a ratio table at the end.
 //!
-//! `cargo bench --bench span`
+//! `cargo bench --bench span [--features bench-datadog-opentelemetry]`
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, Criterion};
+use criterion::{criterion_group, Bencher, Criterion};
 use ddspan::tracer::{self, AgentUrl, Config};
 use ddspan::{dd_span, LocalSpanGuard, SpanSpec};
+
+#[path = "support/sink.rs"]
+mod sink;
+use opentelemetry::trace::{Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, SdkTracer, SdkTracerProvider, SpanData, SpanExporter,
+};
 
 // ---------------------------------------------------------------- ddspan
 
@@ -143,6 +157,215 @@ impl fastrace::collector::Reporter for CountingReporter {
     }
 }
 
+// ---------------------------------------------------------------- OpenTelemetry
+
+// The OpenTelemetry API as an application writes it by hand: `in_span`
+// makes the span current for the closure and ends it on return. `DD` picks
+// the tracer: the plain SDK, or datadog-opentelemetry's provider.
+
+/// The tracers, made once (as an application keeps its tracer) so that the
+/// cost measured is the span's, not a `global::tracer` lookup.
+static OTEL_TRACERS: [OnceLock<SdkTracer>; 2] = [OnceLock::new(), OnceLock::new()];
+/// Index in [`OTEL_TRACERS`] and [`OTEL_CREATED`] of each OpenTelemetry peer.
+const OTEL_SDK: usize = 0;
+const DD_OTEL: usize = 1;
+
+fn ot_tracer<const DD: bool>() -> &'static SdkTracer {
+    OTEL_TRACERS[if DD { DD_OTEL } else { OTEL_SDK }]
+        .get()
+        .expect("the tracer is made before the benchmarks run")
+}
+
+#[inline(never)]
+fn ot_leaf<const DD: bool>(x: u64) -> u64 {
+    ot_tracer::<DD>().in_span("ot_leaf", |_cx| black_box(x))
+}
+
+#[inline(never)]
+fn ot_outer<const DD: bool>(x: u64) -> u64 {
+    ot_tracer::<DD>().in_span("ot_outer", |_cx| ot_leaf::<DD>(x))
+}
+
+#[inline(never)]
+fn ot_tagged<const DD: bool>(x: u64) -> u64 {
+    ot_tracer::<DD>().in_span("ot_tagged", |cx| {
+        let span = cx.span();
+        span.set_attribute(KeyValue::new("component", "bench"));
+        span.set_attribute(KeyValue::new("peer.service", "db"));
+        black_box(x)
+    })
+}
+
+#[inline(never)]
+fn ot_fails<const DD: bool>(x: u64) -> Result<u64, std::io::Error> {
+    ot_tracer::<DD>().in_span("ot_fails", |cx| {
+        let result = if black_box(x) > 0 {
+            Err(std::io::Error::other("failed"))
+        } else {
+            Ok(x)
+        };
+        if let Err(error) = &result {
+            let span = cx.span();
+            span.record_error(error);
+            span.set_status(Status::error(error.to_string()));
+        }
+        result
+    })
+}
+
+/// Spans the benchmarks created on each OpenTelemetry peer (parents
+/// included), to compare with what reached the exporter or the agent.
+static OTEL_CREATED: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+static OTEL_EXPORTED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts the spans of each batch and drops them.
+#[derive(Debug)]
+struct DroppingExporter;
+
+impl SpanExporter for DroppingExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        OTEL_EXPORTED.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The SDK's default batch processor: its own thread, no async runtime.
+fn start_otel() -> SdkTracerProvider {
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(BatchSpanProcessor::builder(DroppingExporter).build())
+        .build();
+    let _ = OTEL_TRACERS[OTEL_SDK].set(provider.tracer("bench"));
+    provider
+}
+
+// ---------------------------------------------------------------- datadog-opentelemetry
+
+/// Datadog's OpenTelemetry tracer, shipping v0.4 payloads to a local
+/// stand-in for the agent that answers `200 {}` to every request.
+#[cfg(feature = "bench-datadog-opentelemetry")]
+mod dd_otel {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use opentelemetry::trace::TracerProvider;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    /// Spans decoded from the trace payloads the sink received.
+    pub(super) static SHIPPED: AtomicU64 = AtomicU64::new(0);
+    /// Trace payloads, and every other request (`/info`, stats...).
+    pub(super) static PAYLOADS: AtomicU64 = AtomicU64::new(0);
+    pub(super) static OTHER_REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+    /// The tracer as its README starts it, pointed at the sink, with the
+    /// partial flush ddspan's run uses (the child shapes run under one
+    /// long-lived parent) and without remote configuration or telemetry
+    /// (ddspan has neither; both only add background requests).
+    pub(super) fn start() -> SdkTracerProvider {
+        let url = agent_sink();
+        let config = datadog_opentelemetry::configuration::Config::builder()
+            .set_service("bench".into())
+            .set_trace_agent_url(url)
+            .set_remote_config_enabled(false)
+            .set_telemetry_enabled(false)
+            .set_trace_partial_flush_enabled(true)
+            .set_trace_partial_flush_min_spans(1000)
+            .build();
+        let (provider, _propagator) = datadog_opentelemetry::tracing()
+            .with_config(config)
+            .init_local();
+        let _ = super::OTEL_TRACERS[super::DD_OTEL].set(provider.tracer("bench"));
+        provider
+    }
+
+    /// An HTTP/1.1 server on 127.0.0.1 that answers every request with
+    /// `200 {}` and counts the spans of v0.4 and v0.5 trace payloads.
+    fn agent_sink() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
+        let url = format!("http://{}", listener.local_addr().expect("its address"));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || serve(stream));
+            }
+        });
+        url
+    }
+
+    const OK: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+
+    /// Serves one keep-alive connection until the client closes it.
+    fn serve(stream: TcpStream) -> Option<()> {
+        let mut writer = stream.try_clone().ok()?;
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            let path = line.split_whitespace().nth(1)?.to_owned();
+            let (mut length, mut chunked) = (0, false);
+            loop {
+                line.clear();
+                reader.read_line(&mut line).ok()?;
+                let header = line.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                let (name, value) = header.split_once(':')?;
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().ok()?;
+                } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                    chunked = value.trim().eq_ignore_ascii_case("chunked");
+                }
+            }
+            let body = if chunked {
+                read_chunked(&mut reader)?
+            } else {
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).ok()?;
+                body
+            };
+            if path.ends_with("/traces") {
+                PAYLOADS.fetch_add(1, Ordering::Relaxed);
+                SHIPPED.fetch_add(count_spans(&path, &body), Ordering::Relaxed);
+            } else {
+                OTHER_REQUESTS.fetch_add(1, Ordering::Relaxed);
+            }
+            writer.write_all(OK).ok()?;
+        }
+    }
+
+    fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let start = body.len();
+            body.resize(start + size + 2, 0); // the chunk and its CRLF
+            reader.read_exact(&mut body[start..]).ok()?;
+            body.truncate(start + size);
+            if size == 0 {
+                return Some(body);
+            }
+        }
+    }
+
+    /// v0.4: an array of traces; v0.5: [string table, traces].
+    fn count_spans(path: &str, body: &[u8]) -> u64 {
+        type Traces = Vec<Vec<serde::de::IgnoredAny>>;
+        let traces = if path.starts_with("/v0.5") {
+            rmp_serde::from_slice::<(serde::de::IgnoredAny, Traces)>(body).map(|(_, t)| t)
+        } else {
+            rmp_serde::from_slice::<Traces>(body)
+        };
+        traces.map_or(0, |traces| {
+            traces.iter().map(Vec::len).sum::<usize>() as u64
+        })
+    }
+}
+
 // ---------------------------------------------------------------- runs
 
 #[inline(never)]
@@ -150,11 +373,20 @@ fn empty_call(x: u64) -> u64 {
     black_box(x)
 }
 
+/// A stand-in agent that takes every payload, shared by the runs.
+fn ddspan_sink() -> String {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| sink::start(sink::Payloads::Discard, Default::default()))
+        .clone()
+}
+
 fn start_ddspan(enabled: bool) {
     tracer::start(
         Config::builder()
             .service("bench")
-            .agent_url(AgentUrl::Http("http://127.0.0.1:1".into()))
+            // An agent that takes everything: the writer encodes and sends
+            // every span it is handed, as in production.
+            .agent_url(AgentUrl::Http(ddspan_sink()))
             .enabled(enabled)
             .startup_logs(false)
             .partial_flush_enabled(true)
@@ -171,36 +403,72 @@ fn floor(c: &mut Criterion) {
     group.finish();
 }
 
-/// One shape, three tracers: `child` runs inside an active parent of each.
-fn shape(
-    c: &mut Criterion,
-    name: &str,
+/// One span shape, one function per tracer.
+struct Shape {
+    name: &'static str,
     dd: fn(u64) -> u64,
     tr: fn(u64) -> u64,
     fr: fn(u64) -> u64,
+    /// The OpenTelemetry function on the SDK, and on datadog-opentelemetry.
+    ot: [fn(u64) -> u64; 2],
+    /// Spans one call creates.
+    spans: u64,
+    /// `true`: the calls run inside an active parent of each tracer.
     with_parent: bool,
-) {
-    let mut group = c.benchmark_group(name);
+}
+
+/// Criterion's `iter`, also counting the spans the calls create.
+fn iter_counting(b: &mut Bencher<'_>, f: fn(u64) -> u64, spans: u64, created: &AtomicU64) {
+    b.iter_custom(|iters| {
+        created.fetch_add(iters * spans, Ordering::Relaxed);
+        let start = Instant::now();
+        for _ in 0..iters {
+            black_box(f(black_box(1)));
+        }
+        start.elapsed()
+    });
+}
+
+fn shape(c: &mut Criterion, shape: &Shape) {
+    let with_parent = shape.with_parent;
+    let mut group = c.benchmark_group(shape.name);
     {
         let _parent = with_parent.then(|| tracer::trace("parent"));
-        group.bench_function("ddspan", |b| b.iter(|| dd(black_box(1))));
+        group.bench_function("ddspan", |b| b.iter(|| (shape.dd)(black_box(1))));
     }
     {
         let parent = with_parent.then(|| tracing::info_span!("parent"));
         let _entered = parent.as_ref().map(tracing::Span::enter);
-        group.bench_function("tracing", |b| b.iter(|| tr(black_box(1))));
+        group.bench_function("tracing", |b| b.iter(|| (shape.tr)(black_box(1))));
     }
     if with_parent {
         let root = fastrace::Span::root("parent", fastrace::prelude::SpanContext::random());
         let _guard = root.set_local_parent();
-        group.bench_function("fastrace", |b| b.iter(|| fr(black_box(1))));
+        group.bench_function("fastrace", |b| b.iter(|| (shape.fr)(black_box(1))));
     } else {
         group.bench_function("fastrace", |b| {
             b.iter(|| {
                 let root = fastrace::Span::root("root", fastrace::prelude::SpanContext::random());
                 let _guard = root.set_local_parent();
-                fr(black_box(1))
+                (shape.fr)(black_box(1))
             })
+        });
+    }
+    let mut otel_peers = vec![("otel", OTEL_SDK)];
+    if cfg!(feature = "bench-datadog-opentelemetry") {
+        otel_peers.push(("dd-otel", DD_OTEL));
+    }
+    for (peer, index) in otel_peers {
+        let Some(tracer) = OTEL_TRACERS[index].get() else {
+            continue;
+        };
+        let created = &OTEL_CREATED[index];
+        let _attached = with_parent.then(|| {
+            created.fetch_add(1, Ordering::Relaxed);
+            Context::current_with_span(tracer.start("parent")).attach()
+        });
+        group.bench_function(peer, |b| {
+            iter_counting(b, shape.ot[index], shape.spans, created)
         });
     }
     group.finish();
@@ -208,25 +476,66 @@ fn shape(
 
 fn shapes(c: &mut Criterion) {
     start_ddspan(true);
-    shape(c, "child_span", dd_leaf, tr_leaf, fr_leaf, true);
-    shape(c, "nested_depth_2", dd_outer, tr_outer, fr_outer, true);
-    shape(c, "two_string_tags", dd_tagged, tr_tagged, fr_tagged, true);
-    shape(
-        c,
-        "err_return",
-        |x| dd_fails(x).unwrap_or(0),
-        |x| tr_fails(x).unwrap_or(0),
-        |x| fr_fails(x).unwrap_or(0),
-        true,
-    );
-    shape(c, "root_span", dd_leaf, tr_leaf, fr_leaf, false);
+    for one in [
+        Shape {
+            name: "child_span",
+            dd: dd_leaf,
+            tr: tr_leaf,
+            fr: fr_leaf,
+            ot: [ot_leaf::<false>, ot_leaf::<true>],
+            spans: 1,
+            with_parent: true,
+        },
+        Shape {
+            name: "nested_depth_2",
+            dd: dd_outer,
+            tr: tr_outer,
+            fr: fr_outer,
+            ot: [ot_outer::<false>, ot_outer::<true>],
+            spans: 2,
+            with_parent: true,
+        },
+        Shape {
+            name: "two_string_tags",
+            dd: dd_tagged,
+            tr: tr_tagged,
+            fr: fr_tagged,
+            ot: [ot_tagged::<false>, ot_tagged::<true>],
+            spans: 1,
+            with_parent: true,
+        },
+        Shape {
+            name: "err_return",
+            dd: |x| dd_fails(x).unwrap_or(0),
+            tr: |x| tr_fails(x).unwrap_or(0),
+            fr: |x| fr_fails(x).unwrap_or(0),
+            ot: [
+                |x| ot_fails::<false>(x).unwrap_or(0),
+                |x| ot_fails::<true>(x).unwrap_or(0),
+            ],
+            spans: 1,
+            with_parent: true,
+        },
+        Shape {
+            name: "root_span",
+            dd: dd_leaf,
+            tr: tr_leaf,
+            fr: fr_leaf,
+            ot: [ot_leaf::<false>, ot_leaf::<true>],
+            spans: 1,
+            with_parent: false,
+        },
+    ] {
+        shape(c, &one);
+    }
     tracer::stop();
 
     start_ddspan(false);
     static SPEC: SpanSpec = SpanSpec::new("disabled");
-    c.bench_function("disabled/ddspan", |b| {
-        b.iter(|| LocalSpanGuard::start(&SPEC))
-    });
+    // A group, so that criterion keeps `disabled/ddspan` where `mean_ns` reads it.
+    let mut group = c.benchmark_group("disabled");
+    group.bench_function("ddspan", |b| b.iter(|| LocalSpanGuard::start(&SPEC)));
+    group.finish();
     tracer::stop();
 }
 
@@ -271,10 +580,22 @@ fn target_dir() -> String {
 }
 
 fn print_ratios() {
-    println!(
-        "\n{:<16} {:>10} {:>10} {:>10} {:>12} {:>12}",
-        "shape", "ddspan", "tracing", "fastrace", "vs tracing", "vs fastrace"
+    let dd_otel = cfg!(feature = "bench-datadog-opentelemetry");
+    let mut head = format!(
+        "\n{:<16} {:>10} {:>10} {:>10} {:>10}",
+        "shape", "ddspan", "tracing", "fastrace", "otel"
     );
+    if dd_otel {
+        head += &format!(" {:>10}", "dd-otel");
+    }
+    head += &format!(
+        " {:>11} {:>11} {:>11}",
+        "vs tracing", "vs fastrace", "vs otel"
+    );
+    if dd_otel {
+        head += &format!(" {:>11}", "vs dd-otel");
+    }
+    println!("{head}");
     for group in [
         "child_span",
         "nested_depth_2",
@@ -282,18 +603,25 @@ fn print_ratios() {
         "err_return",
         "root_span",
     ] {
-        let (Some(dd), Some(tr), Some(fr)) = (
-            mean_ns(group, "ddspan"),
-            mean_ns(group, "tracing"),
-            mean_ns(group, "fastrace"),
-        ) else {
+        let mut peers = vec!["ddspan", "tracing", "fastrace", "otel"];
+        if dd_otel {
+            peers.push("dd-otel");
+        }
+        let Some(means) = peers
+            .iter()
+            .map(|peer| mean_ns(group, peer))
+            .collect::<Option<Vec<f64>>>()
+        else {
             continue;
         };
-        println!(
-            "{group:<16} {dd:>8.1}ns {tr:>8.1}ns {fr:>8.1}ns {:>11.2}x {:>11.2}x",
-            dd / tr,
-            dd / fr
-        );
+        let mut line = format!("{group:<16}");
+        for mean in &means {
+            line += &format!(" {mean:>8.1}ns");
+        }
+        for mean in &means[1..] {
+            line += &format!(" {:>10.2}x", means[0] / mean);
+        }
+        println!("{line}");
     }
     if let Some(disabled) = mean_ns("disabled", "ddspan") {
         println!("{:<16} {disabled:>8.2}ns", "disabled");
@@ -306,9 +634,19 @@ fn print_ratios() {
         );
     }
     println!(
-        "(spans collected: tracing {}, fastrace {})",
+        "(spans collected: tracing {}, fastrace {}; otel exported {} of {} created)",
         TRACING_SPANS.load(Ordering::Relaxed),
-        FASTRACE_SPANS.load(Ordering::Relaxed)
+        FASTRACE_SPANS.load(Ordering::Relaxed),
+        OTEL_EXPORTED.load(Ordering::Relaxed),
+        OTEL_CREATED[OTEL_SDK].load(Ordering::Relaxed),
+    );
+    #[cfg(feature = "bench-datadog-opentelemetry")]
+    println!(
+        "(dd-otel: {} spans of {} created reached the agent in {} trace payloads; {} other requests)",
+        dd_otel::SHIPPED.load(Ordering::Relaxed),
+        OTEL_CREATED[DD_OTEL].load(Ordering::Relaxed),
+        dd_otel::PAYLOADS.load(Ordering::Relaxed),
+        dd_otel::OTHER_REQUESTS.load(Ordering::Relaxed),
     );
 }
 
@@ -317,8 +655,19 @@ fn main() {
     tracing::subscriber::set_global_default(tracing_subscriber::registry().with(TimingLayer))
         .expect("the benchmark's subscriber");
     fastrace::set_reporter(CountingReporter, fastrace::collector::Config::default());
+    let otel = start_otel();
+    #[cfg(feature = "bench-datadog-opentelemetry")]
+    let dd_otel = dd_otel::start();
     benches();
     Criterion::default().configure_from_args().final_summary();
     fastrace::flush();
+    // Shutting down exports what the batch processors still hold.
+    if let Err(error) = otel.shutdown() {
+        eprintln!("otel shutdown: {error}");
+    }
+    #[cfg(feature = "bench-datadog-opentelemetry")]
+    if let Err(error) = dd_otel.shutdown_with_timeout(Duration::from_secs(10)) {
+        eprintln!("dd-otel shutdown: {error}");
+    }
     print_ratios();
 }

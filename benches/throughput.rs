@@ -12,8 +12,6 @@
 //! `cargo bench --bench throughput`; `THROUGHPUT_SECONDS` (10) and
 //! `THROUGHPUT_RATE` (spans/s, 1000000) change the paced run.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,53 +19,11 @@ use std::time::{Duration, Instant};
 use ddspan::tracer::{self, AgentUrl, Config, ConfigBuilder};
 use ddspan::{LocalSpanGuard, SpanSpec};
 
+#[path = "support/sink.rs"]
+mod sink;
+
 static ROOT: SpanSpec = SpanSpec::new("request");
 static CHILD: SpanSpec = SpanSpec::new("step");
-
-/// Counts the spans of every v0.4 payload it receives.
-fn sink(received: Arc<AtomicU64>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
-    let url = format!("http://{}", listener.local_addr().expect("an address"));
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let received = Arc::clone(&received);
-            std::thread::spawn(move || {
-                let mut writer = stream.try_clone().expect("a stream");
-                let mut reader = BufReader::new(stream);
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut length = 0;
-                    loop {
-                        line.clear();
-                        reader.read_line(&mut line).unwrap_or(0);
-                        let header = line.trim_end();
-                        if header.is_empty() {
-                            break;
-                        }
-                        if let Some((name, value)) = header.split_once(':') {
-                            if name.eq_ignore_ascii_case("content-length") {
-                                length = value.trim().parse().unwrap_or(0);
-                            }
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let traces: Vec<Vec<serde::de::IgnoredAny>> =
-                        rmp_serde::from_slice(&body).expect("a valid payload");
-                    let spans: usize = traces.iter().map(Vec::len).sum();
-                    received.fetch_add(spans as u64, Ordering::Relaxed);
-                    let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
-                }
-            });
-        }
-    });
-    url
-}
 
 /// What one run came to.
 struct Run {
@@ -99,7 +55,7 @@ fn run(
     configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> Run {
     let received = Arc::new(AtomicU64::new(0));
-    let url = sink(Arc::clone(&received));
+    let url = sink::start(sink::Payloads::Count, Arc::clone(&received));
     let builder = Config::builder()
         .service("throughput")
         .agent_url(AgentUrl::Http(url))

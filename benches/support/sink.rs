@@ -1,0 +1,67 @@
+//! A stand-in agent for the benches: an HTTP/1.1 server on 127.0.0.1 that
+//! reads every `PUT`, answers `200 {}` on the same (kept-alive) connection,
+//! and either decodes the v0.4 payload to count its spans or discards it.
+#![allow(dead_code)] // each bench uses part of it
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// What the sink does with a payload.
+#[derive(Clone, Copy)]
+pub(crate) enum Payloads {
+    /// Decode it (as an agent does) and add its spans to the counter.
+    Count,
+    /// Read it and throw it away: the cheapest agent there can be.
+    Discard,
+}
+
+/// Starts a sink; returns its URL. `spans` counts what [`Payloads::Count`]
+/// decoded.
+pub(crate) fn start(payloads: Payloads, spans: Arc<AtomicU64>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let spans = Arc::clone(&spans);
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().expect("a stream");
+                let mut reader = BufReader::new(stream);
+                let mut body = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0;
+                    loop {
+                        line.clear();
+                        reader.read_line(&mut line).unwrap_or(0);
+                        let header = line.trim_end();
+                        if header.is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = header.split_once(':') {
+                            if name.eq_ignore_ascii_case("content-length") {
+                                length = value.trim().parse().unwrap_or(0);
+                            }
+                        }
+                    }
+                    body.resize(length, 0);
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if let Payloads::Count = payloads {
+                        let traces: Vec<Vec<serde::de::IgnoredAny>> =
+                            rmp_serde::from_slice(&body).expect("a valid payload");
+                        let count: usize = traces.iter().map(Vec::len).sum();
+                        spans.fetch_add(count as u64, Ordering::Relaxed);
+                    }
+                    let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+                }
+            });
+        }
+    });
+    url
+}
