@@ -7,7 +7,11 @@
 #
 #   bash scripts/compile-cost.sh            # debug builds (what a developer waits for)
 #   PROFILE=release bash scripts/compile-cost.sh
-#   KIND=plain|fallible bash scripts/compile-cost.sh   # one kind of function only
+#   KIND=plain|fallible bash scripts/compile-cost.sh   # one kind of function only (default: mixed)
+#
+# The crates are built in $TMPDIR/ddspan-compile-cost (recreated each run)
+# into $CARGO_TARGET_DIR when it is set (dependencies then stay built from
+# one run to the next), else into a target directory inside it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${TMPDIR:-/tmp}/ddspan-compile-cost"
@@ -58,6 +62,8 @@ make_crate tracing_fns 'tracing = "0.1"' "#[tracing::instrument(skip_all, fields
 make_crate fastrace_fns 'fastrace = { version = "0.7", features = ["enable"] }' "#[fastrace::trace]" ""
 
 cd "$work"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$work/target}"
+echo "kind ${KIND:-mixed}, $functions functions, profile $profile"
 # Full rebuilds of the one crate: incremental reuse would hide the cost.
 export CARGO_INCREMENTAL=0
 cargo build --quiet --profile "$profile" --workspace

@@ -227,10 +227,7 @@ fn rewrite_closure(closure: &mut ExprClosure, settings: &Settings, fn_name: Opti
     } else {
         let guard = local("__ddspan_guard");
         let (record, annotation) = match &closure.output {
-            ReturnType::Type(_, ty) => (
-                record_error(&ret, &quote!(#guard.record_error)),
-                quote!(: #ty),
-            ),
+            ReturnType::Type(_, ty) => (record_error(&ret, Some(&guard)), quote!(: #ty)),
             ReturnType::Default => (TokenStream::new(), TokenStream::new()),
         };
         quote!({

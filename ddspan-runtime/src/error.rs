@@ -88,9 +88,30 @@ impl<T> Copy for ReturnValue<'_, T> {}
 macro_rules! rung {
     ($trait:ident) => {
         #[doc(hidden)]
-        pub trait $trait {
+        pub trait $trait: Sized {
             /// The error fields if the value is an `Err`.
             fn __ddspan_error(self) -> Option<ErrorFields>;
+
+            /// Marks the guard's span if the value is an `Err`. What
+            /// `#[dd_span]` calls: one call returning nothing keeps the
+            /// instrumented function small (no `Option<ErrorFields>` to
+            /// match and drop there), which is most of the check's compile
+            /// time.
+            #[inline]
+            fn __ddspan_record(self, guard: &crate::LocalSpanGuard) {
+                if let Some(error) = self.__ddspan_error() {
+                    guard.record_error(error);
+                }
+            }
+
+            /// Marks the active span (an instrumented future's, while it is
+            /// polled) if the value is an `Err`.
+            #[inline]
+            fn __ddspan_record_active(self) {
+                if let Some(error) = self.__ddspan_error() {
+                    crate::local::with_active_record(|record| error.apply(record));
+                }
+            }
         }
     };
 }

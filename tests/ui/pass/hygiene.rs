@@ -23,6 +23,24 @@ fn fallible() -> ::core::result::Result<u32, ::std::io::Error> {
     ::core::result::Result::Ok(1)
 }
 
+// `return` and `?` become `break`s out of a labeled block (rewritten as
+// tokens here, parsed in the next one: it has a closure).
+#[dd_span]
+fn early(text: &str) -> ::core::result::Result<u32, ::std::num::ParseIntError> {
+    if text.is_empty() {
+        return ::core::result::Result::Ok(0);
+    }
+    let value: u32 = text.trim().parse()?;
+    ::core::result::Result::Ok(value + 1)
+}
+
+#[dd_span]
+fn early_parsed(texts: &[&str]) -> ::core::result::Result<usize, ::std::num::ParseIntError> {
+    let total = texts.iter().map(|t| t.len()).sum::<usize>();
+    let value: usize = texts.first().copied().unwrap_or("0").parse()?;
+    ::core::result::Result::Ok(value + total)
+}
+
 #[dd_span]
 async fn asynchronous(value: u32) -> u32 {
     value
@@ -46,6 +64,8 @@ impl Counter {
 pub(crate) fn main() {
     let _ = plain(1, 2);
     let _ = fallible();
+    let _ = early(" 1");
+    let _ = early_parsed(&["2"]);
     drop(asynchronous(3));
     let mut counter = Counter(0);
     *counter.bump() += 1;
