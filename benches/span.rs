@@ -380,7 +380,30 @@ fn ddspan_sink() -> String {
         .clone()
 }
 
+/// ddspan's spans over all runs: (created and handed over, shipped).
+static DDSPAN_HANDED: AtomicU64 = AtomicU64::new(0);
+static DDSPAN_SHIPPED: AtomicU64 = AtomicU64::new(0);
+
+static DDSPAN_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops the tracer [`start_ddspan`] started and adds its counts to the
+/// totals.
+fn stop_ddspan() {
+    if !DDSPAN_RUNNING.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    tracer::stop();
+    let stats = tracer::stats();
+    DDSPAN_HANDED.fetch_add(
+        stats.spans_queued + stats.spans_dropped_queue_full,
+        Ordering::Relaxed,
+    );
+    DDSPAN_SHIPPED.fetch_add(stats.spans_sent, Ordering::Relaxed);
+}
+
 fn start_ddspan(enabled: bool) {
+    stop_ddspan();
+    DDSPAN_RUNNING.store(true, Ordering::Relaxed);
     tracer::start(
         Config::builder()
             .service("bench")
@@ -528,7 +551,7 @@ fn shapes(c: &mut Criterion) {
     ] {
         shape(c, &one);
     }
-    tracer::stop();
+    stop_ddspan();
 
     start_ddspan(false);
     static SPEC: SpanSpec = SpanSpec::new("disabled");
@@ -536,7 +559,7 @@ fn shapes(c: &mut Criterion) {
     let mut group = c.benchmark_group("disabled");
     group.bench_function("ddspan", |b| b.iter(|| LocalSpanGuard::start(&SPEC)));
     group.finish();
-    tracer::stop();
+    stop_ddspan();
 }
 
 /// v0.4 msgpack encoding: 1000 spans in 10 traces per payload.
@@ -633,8 +656,12 @@ fn print_ratios() {
             ENCODED_BYTES_PER_SPAN.load(Ordering::Relaxed)
         );
     }
+    stop_ddspan();
     println!(
-        "(spans collected: tracing {}, fastrace {}; otel exported {} of {} created)",
+        "(spans collected: ddspan shipped {} of {} created; tracing {}, fastrace {}; \
+         otel exported {} of {} created)",
+        DDSPAN_SHIPPED.load(Ordering::Relaxed),
+        DDSPAN_HANDED.load(Ordering::Relaxed),
         TRACING_SPANS.load(Ordering::Relaxed),
         FASTRACE_SPANS.load(Ordering::Relaxed),
         OTEL_EXPORTED.load(Ordering::Relaxed),
