@@ -5,26 +5,14 @@
 mod support;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use ddspan::dd_span;
-use ddspan::tracer::{self, AgentUrl, Config};
+use ddspan::tracer;
 use support::fault_agent::{FaultAgent, WireSpan};
 
-static LOCK: Mutex<()> = Mutex::new(());
-
 fn start(agent: &FaultAgent) -> std::sync::MutexGuard<'static, ()> {
-    let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    tracer::start(
-        Config::builder()
-            .service("panics")
-            .agent_url(AgentUrl::Http(agent.url()))
-            .startup_logs(false)
-            .flush_interval(Duration::from_millis(50))
-            .build(),
-    );
-    guard
+    support::session::tracer_at(&agent.url(), |b| b)
 }
 
 #[dd_span]

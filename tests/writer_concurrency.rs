@@ -5,15 +5,13 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use ddspan::dd_span;
-use ddspan::tracer::{self, AgentUrl, Config};
+use ddspan::tracer;
 use support::agent::TestAgent;
 use support::fault_agent::FaultAgent;
-
-static LOCK: Mutex<()> = Mutex::new(());
+use support::session::tracer_at;
 
 const THREADS: usize = 8;
 
@@ -107,32 +105,28 @@ fn check(spans: Vec<(u64, Span)>, expected: usize) {
     }
 }
 
-#[test]
-fn eight_threads_and_async_tasks_deliver_every_span_once() {
-    let _lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let agent = FaultAgent::healthy();
-    tracer::start(
-        Config::builder()
-            .service("concurrency")
-            .agent_url(AgentUrl::Http(agent.url()))
-            .startup_logs(false)
-            .flush_interval(Duration::from_millis(50))
-            // Room for everything: this test is about exactness, not bounds.
-            .queue_capacity(1usize << 20)
-            .buffer_bytes(1usize << 30)
-            .build(),
-    );
-    const TRACES: usize = 1_000;
-    const SPANS: usize = 100;
+/// `THREADS` threads of `traces` traces of `spans` spans, and the async
+/// tasks, all at once; returns how many spans they made.
+fn run_everything(traces: usize, spans: usize) -> usize {
     std::thread::scope(|scope| {
         for thread in 0..THREADS {
-            scope.spawn(move || produce(thread, TRACES, SPANS));
+            scope.spawn(move || produce(thread, traces, spans));
         }
         scope.spawn(run_tasks);
     });
+    THREADS * traces * spans + TASKS * SPANS_PER_TASK
+}
+
+#[test]
+fn eight_threads_and_async_tasks_deliver_every_span_once() {
+    let agent = FaultAgent::healthy();
+    let _lock = tracer_at(&agent.url(), |b| {
+        // Room for everything: this test is about exactness, not bounds.
+        b.queue_capacity(1usize << 20).buffer_bytes(1usize << 30)
+    });
+    let expected = run_everything(1_000, 100);
     assert!(tracer::flush(Duration::from_secs(60)));
     tracer::stop();
-    let expected = THREADS * TRACES * SPANS + TASKS * SPANS_PER_TASK;
     let stats = tracer::stats();
     assert_eq!(stats.spans_dropped(), 0, "{stats}");
     assert_eq!(stats.spans_sent as usize, expected, "{stats}");
@@ -157,25 +151,8 @@ fn eight_threads_and_async_tasks_deliver_every_span_once() {
 #[test]
 fn a_concurrent_run_passes_the_test_agents_checks() {
     let agent = TestAgent::start();
-    let _lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    tracer::start(
-        Config::builder()
-            .service("concurrency")
-            .env("test")
-            .agent_url(AgentUrl::Http(agent.url()))
-            .startup_logs(false)
-            .flush_interval(Duration::from_millis(50))
-            .build(),
-    );
-    const TRACES: usize = 20;
-    const SPANS: usize = 10;
-    std::thread::scope(|scope| {
-        for thread in 0..THREADS {
-            scope.spawn(move || produce(thread, TRACES, SPANS));
-        }
-        scope.spawn(run_tasks);
-    });
-    let expected = THREADS * TRACES * SPANS + TASKS * SPANS_PER_TASK;
+    let _lock = tracer_at(&agent.url(), |b| b);
+    let expected = run_everything(20, 10);
     assert!(tracer::flush(Duration::from_secs(20)));
     let traces = agent.wait_for_spans(expected, Duration::from_secs(30));
     tracer::stop();

@@ -4,34 +4,22 @@
 
 mod support;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ddspan::tracer::{self, AgentUrl, Config, ConfigBuilder};
 use support::fault_agent::{FaultAgent, Reply};
 
-static LOCK: Mutex<()> = Mutex::new(());
-
 fn start_tracer(url: &str) -> std::sync::MutexGuard<'static, ()> {
     start_tracer_with(url, |b| b)
 }
 
+/// The tests' tracer with the default two retries, and service `faults`
+/// (the agent's rates below are for it).
 fn start_tracer_with(
     url: &str,
     configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> std::sync::MutexGuard<'static, ()> {
-    let guard = LOCK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let builder = Config::builder()
-        .service("faults")
-        .env("test")
-        .agent_url(AgentUrl::Http(url.to_owned()))
-        .startup_logs(false)
-        .retry_backoff(Duration::from_millis(20))
-        .max_retries(2u32);
-    tracer::start(configure(builder).build());
-    guard
+    support::session::tracer_at(url, |b| configure(b.service("faults").max_retries(2u32)))
 }
 
 /// `count` one-span traces named `name-<i>`.

@@ -8,7 +8,7 @@ mod support;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use ddspan::tracer::{self, AgentUrl, Config};
+use ddspan::tracer;
 use support::fault_agent::{FaultAgent, Reply};
 
 const TRACES: usize = 10_000;
@@ -27,16 +27,9 @@ fn resident_bytes() -> Option<u64> {
 #[test]
 fn a_million_spans_with_the_agent_down_stay_within_the_caps() {
     let port = FaultAgent::closed_port();
-    tracer::start(
-        Config::builder()
-            .service("memory")
-            .agent_url(AgentUrl::Http(format!("http://127.0.0.1:{port}")))
-            .startup_logs(false)
-            .flush_interval(Duration::from_millis(50))
-            .buffer_bytes(BUFFER_BYTES)
-            .queue_capacity(QUEUE)
-            .build(),
-    );
+    let _lock = support::session::tracer_at(&format!("http://127.0.0.1:{port}"), |b| {
+        b.buffer_bytes(BUFFER_BYTES).queue_capacity(QUEUE)
+    });
     let before = resident_bytes();
     let mut peak = before;
     for t in 0..TRACES {

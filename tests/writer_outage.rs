@@ -5,30 +5,21 @@
 mod support;
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use ddspan::tracer::{self, AgentUrl, Config};
+use ddspan::tracer::{self, ConfigBuilder};
 use support::agent::TestAgent;
 use support::fault_agent::{FaultAgent, Reply};
 
-static LOCK: Mutex<()> = Mutex::new(());
-
 fn start_tracer(port: u16) -> std::sync::MutexGuard<'static, ()> {
-    let guard = LOCK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    tracer::start(
-        Config::builder()
-            .service("outage")
-            .env("test")
-            .agent_url(AgentUrl::Http(format!("http://127.0.0.1:{port}")))
-            .startup_logs(false)
-            .flush_interval(Duration::from_millis(50))
-            .retry_backoff(Duration::from_millis(20))
-            .build(),
-    );
-    guard
+    start_tracer_with(port, |b| b)
+}
+
+fn start_tracer_with(
+    port: u16,
+    configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> std::sync::MutexGuard<'static, ()> {
+    support::session::tracer_at(&format!("http://127.0.0.1:{port}"), configure)
 }
 
 fn traces(name: &str, count: usize) {
@@ -167,19 +158,7 @@ fn an_agent_that_goes_away_and_comes_back_misses_nothing() {
 #[test]
 fn the_buffer_keeps_what_fits_and_counts_the_rest() {
     let port = FaultAgent::closed_port();
-    let _lock = LOCK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    tracer::start(
-        Config::builder()
-            .service("outage")
-            .agent_url(AgentUrl::Http(format!("http://127.0.0.1:{port}")))
-            .startup_logs(false)
-            .flush_interval(Duration::from_millis(50))
-            .retry_backoff(Duration::from_millis(20))
-            .buffer_bytes(16 * 1024usize)
-            .build(),
-    );
+    let _lock = start_tracer_with(port, |b| b.buffer_bytes(16 * 1024usize));
     traces("overflow", 500);
     wait_for_failures(1);
     assert!(!tracer::flush(Duration::from_millis(100)));

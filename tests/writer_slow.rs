@@ -7,7 +7,7 @@ mod support;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use ddspan::tracer::{self, AgentUrl, Config};
+use ddspan::tracer;
 use support::fault_agent::{FaultAgent, Reply};
 
 const SLOW_ANSWER: Duration = Duration::from_secs(5);
@@ -57,16 +57,10 @@ fn a_slow_agent_slows_the_writer_not_the_application() {
         iterations *= 2;
     };
 
-    tracer::start(
-        Config::builder()
-            .service("slow-agent")
-            .agent_url(AgentUrl::Http(agent.url()))
-            .startup_logs(false)
-            .flush_interval(Duration::from_millis(50))
-            .request_timeout(Duration::from_secs(10))
+    let _lock = support::session::tracer_at(&agent.url(), |b| {
+        b.request_timeout(Duration::from_secs(10))
             .queue_capacity(256usize)
-            .build(),
-    );
+    });
     drop(tracer::trace("first"));
     // Wait until the writer is inside the slow request.
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -66,3 +66,24 @@ impl Drop for Traced {
         tracer::stop();
     }
 }
+
+/// The global tracer pointed at `url` (a stand-in agent), with the
+/// defaults of the tests that drive the writer (service `ddspan-tests`, env
+/// `test`, a 50 ms flush interval, 20 ms retry back-off, no startup log),
+/// adjusted by `configure`. Holds this binary's tracer lock until dropped;
+/// the tracer keeps running (the next test's start stops it).
+pub fn tracer_at(
+    url: &str,
+    configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+) -> MutexGuard<'static, ()> {
+    let lock = TRACER_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+    let builder = Config::builder()
+        .service("ddspan-tests")
+        .env("test")
+        .agent_url(AgentUrl::Http(url.to_owned()))
+        .startup_logs(false)
+        .flush_interval(Duration::from_millis(50))
+        .retry_backoff(Duration::from_millis(20));
+    tracer::start(configure(builder).build());
+    lock
+}
