@@ -282,6 +282,32 @@ fn stop_returns_within_its_timeout_when_no_agent_listens() {
 }
 
 #[test]
+fn without_an_agent_flush_and_stop_give_up_after_the_bounded_retries() {
+    let port = FaultAgent::closed_port();
+    // A long shutdown timeout: giving up must not wait for it.
+    let _guard = start_tracer_with(&format!("http://127.0.0.1:{port}"), |b| {
+        b.shutdown_timeout(Duration::from_secs(30))
+    });
+    traces("short-program", 3);
+    let started = Instant::now();
+    assert!(!tracer::flush(Duration::from_secs(30)));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "one try and two retries (20 ms, 40 ms): {:?}",
+        started.elapsed()
+    );
+    assert_eq!(tracer::stats().spans_buffered, 3, "kept for later");
+    let started = Instant::now();
+    assert!(!tracer::stop());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(tracer::stats().spans_dropped_send_failed, 3);
+}
+
+#[test]
 fn stop_returns_within_its_timeout_when_the_agent_hangs() {
     let agent = FaultAgent::scripted(vec![Reply::ok().after(Duration::from_secs(30))]);
     let _guard = start_tracer_with(&agent.url(), |b| {

@@ -188,6 +188,8 @@ struct Writer {
     unreachable_backoff: Duration,
     /// When the agent stopped answering, while it is unreachable.
     outage_since: Option<Instant>,
+    /// Sends in a row that found no agent at all.
+    unreachable_streak: u32,
     /// The latest failure, for the loss warnings.
     last_failure: String,
     warned_send_failure: bool,
@@ -230,6 +232,7 @@ impl Writer {
             bytes_peak: 0,
             resume_at: None,
             outage_since: None,
+            unreachable_streak: 0,
             last_failure: String::new(),
             warned_send_failure: false,
             warned_buffer_full: false,
@@ -430,6 +433,9 @@ impl Writer {
         let answer = self
             .transport
             .put(TRACES_PATH, &headers, &payload.bytes, limit);
+        if answer.is_ok() {
+            self.unreachable_streak = 0;
+        }
         let response = match answer {
             Ok(response) if (200..300).contains(&response.status) => {
                 if !self.core.sampler.update_agent_rates(&response.body) {
@@ -443,6 +449,9 @@ impl Writer {
             Ok(response) => response,
             Err(error) => {
                 add(&counters.send_failures, 1);
+                if error.unreachable {
+                    self.unreachable_streak += 1;
+                }
                 self.last_failure =
                     format!("could not reach the agent at {}: {error}", config.agent_url);
                 if !error.unreachable {
@@ -516,16 +525,35 @@ impl Writer {
 
     /// Seals what is queued and sends the backlog until it is empty or the
     /// deadline passes, waiting out back-offs; whether all of it went.
+    ///
+    /// An agent that cannot be reached at all gets the bounded retries of a
+    /// failed request (`max_retries`, `retry_backoff` doubling), not the
+    /// whole deadline: a short program run without an agent must not wait
+    /// seconds at exit. What is left stays buffered.
     fn flush(&mut self, chunks: &Receiver<Chunk>, deadline: Instant) -> bool {
         self.drain(chunks);
         self.seal();
+        let streak_before = self.unreachable_streak;
         loop {
             self.pump(Some(deadline));
             if self.backlog.is_empty() {
                 return true;
             }
+            let misses = self.unreachable_streak.saturating_sub(streak_before);
+            if misses > self.core.config.max_retries {
+                return false;
+            }
             let now = Instant::now();
-            let wake = self.resume_at.unwrap_or(now).max(now);
+            let mut wake = self.resume_at.unwrap_or(now).max(now);
+            if misses > 0 {
+                let backoff = self
+                    .core
+                    .config
+                    .retry_backoff
+                    .saturating_mul(1 << (misses - 1).min(16));
+                wake = wake.min(now + backoff);
+                self.resume_at = Some(wake);
+            }
             if wake >= deadline {
                 return false;
             }
@@ -547,8 +575,7 @@ impl Writer {
             add(&counters.traces_dropped_send_failed, traces);
             add(&counters.spans_dropped_send_failed, spans);
             crate::log::warn(format_args!(
-                "shutting down: {spans} spans in {traces} traces could not be sent in time. \
-                 Last failure: {}",
+                "stopping: {spans} spans in {traces} traces were not delivered. Last failure: {}",
                 self.last_failure
             ));
         }
