@@ -102,6 +102,16 @@ impl Encoder {
                 meta.push((Cow::Owned(key.clone()), value.clone()));
             }
         }
+        if trace
+            .inject_max_size
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && !meta.iter().any(|(k, _)| k == "_dd.propagation_error")
+        {
+            meta.push((
+                Cow::Borrowed("_dd.propagation_error"),
+                "inject_max_size".to_owned(),
+            ));
+        }
         let high = id::high_bits(trace.trace_id);
         if high != 0 {
             meta.push((Cow::Borrowed("_dd.p.tid"), format!("{high:016x}")));
@@ -412,6 +422,25 @@ mod tests {
         encoder.encode_chunk(&mut out, chunk);
         patch_array32(&mut out, 0, 1);
         rmp_serde::from_slice(&out).expect("a valid v0.4 payload")
+    }
+
+    #[test]
+    fn an_oversized_injection_is_noted_on_the_chunk() {
+        let config = crate::Config::builder().build();
+        let encoder = Encoder::new(&config);
+        let chunk = chunk(config);
+        let context = crate::context::SpanContext::local(&chunk.trace, 10, None)
+            .with_propagated_tags(vec![("_dd.p.big".to_owned(), "x".repeat(600))]);
+        let root = |chunk: &Chunk| decode(chunk, &encoder).remove(0).remove(0);
+        assert!(!root(&chunk).meta.contains_key("_dd.propagation_error"));
+        let mut headers: Vec<(String, String)> = Vec::new();
+        crate::propagation::Propagator::new(&[crate::propagation::Style::Datadog])
+            .inject(&context, &mut headers);
+        assert!(headers.iter().all(|(k, _)| k != "x-datadog-tags"));
+        assert_eq!(
+            root(&chunk).meta["_dd.propagation_error"],
+            "inject_max_size"
+        );
     }
 
     #[test]

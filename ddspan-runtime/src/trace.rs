@@ -6,6 +6,7 @@
 //! merged. Merging a segment costs one uncontended lock per segment, not per
 //! span.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::context::{SpanContext, Upstream};
@@ -26,6 +27,9 @@ pub(crate) struct TraceShared {
     pub(crate) tracer: Arc<TracerCore>,
     /// What the calling service sent.
     pub(crate) upstream: Arc<Upstream>,
+    /// An injection dropped `x-datadog-tags` for its size: the chunks say so
+    /// in `_dd.propagation_error` (as dd-trace-go does).
+    pub(crate) inject_max_size: AtomicBool,
     state: Mutex<TraceState>,
 }
 
@@ -88,6 +92,7 @@ impl TraceShared {
             root_span_id,
             tracer,
             upstream,
+            inject_max_size: AtomicBool::new(false),
             state: Mutex::new(TraceState {
                 root_span: None,
                 baggage,

@@ -33,6 +33,11 @@ pub(super) fn inject(state: &InjectState<'_>, carrier: &mut dyn Injector, max_ta
             "{TAGS} would be {} bytes, over the {max_tags_len}-byte limit: not injected",
             tags.len()
         ));
+        if let Some(trace) = &context.local_trace {
+            trace
+                .inject_max_size
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         return;
     }
     carrier.set(TAGS, tags);
