@@ -445,7 +445,8 @@ fn instrument(
             // report on the user's expression and tells the check the type.
             let output = nameable_output(&sig.output);
             let annotation = output.as_ref().map(|ty| quote!(: #ty));
-            let body = match exits.unwrap_or_else(|| body_exits(block)) {
+            let found = exits.unwrap_or_else(|| body_exits(block));
+            let body = match found {
                 Exits::None => block.to_token_stream(),
                 Exits::Visible { question_mark } if breaks_apply(&sig.output, question_mark) => {
                     debug_assert!(sig.uses_breaks(question_mark));
@@ -461,29 +462,30 @@ fn instrument(
                 }
             };
             // A `return` last in the body is now a `break` in this `let`.
-            let check = quote! {
+            // What follows it is unreachable when a body without exits never
+            // ends (`todo!()`, a server's loop), as it would be in the
+            // function as written: allowed, so the attribute adds no warning
+            // (a body with exits reaches it through them; a closure always
+            // returns). For `main` the span ends (its guard drops) before the
+            // flush.
+            let allow = (found == Exits::None).then(|| quote!(#[allow(unreachable_code)]));
+            let after = match flush {
+                // Not `main`: the function may return a `Result`, so there
+                // is a check, itself a block.
+                None => record.unwrap_or_default(),
+                Some(flush) => {
+                    let drop = quote_spanned!(Span::mixed_site()=> ::core::mem::drop);
+                    quote!({ #record #drop(#guard); #flush })
+                }
+            };
+            quote! {
+                #spec
+                #start
                 #[allow(clippy::diverging_sub_expression)]
                 let #ret #annotation = #body;
-                #record
-            };
-            match flush {
-                // The span ends (its guard drops) before the flush.
-                Some(flush) => quote! {
-                    #spec
-                    let #ret = {
-                        #start
-                        #check
-                        #ret
-                    };
-                    #flush
-                    #ret
-                },
-                None => quote! {
-                    #spec
-                    #start
-                    #check
-                    #ret
-                },
+                #allow
+                #after
+                #ret
             }
         }
     };
@@ -649,8 +651,8 @@ fn body_exits(block: &Block) -> Exits {
 }
 
 /// Whether a macro call certainly neither returns nor uses `?`: one of the
-/// standard formatting, assertion and logging macros, with no `return` or
-/// `?` among its tokens.
+/// standard formatting, assertion and logging macros, with no `return`,
+/// `?` or call of another macro (which may hide them) among its tokens.
 fn macro_cannot_exit(mac: &syn::Macro) -> bool {
     const PLAIN: &[&str] = &[
         "assert",
@@ -691,19 +693,39 @@ fn macro_cannot_exit(mac: &syn::Macro) -> bool {
         "write",
         "writeln",
     ];
-    fn exits(tokens: TokenStream) -> bool {
-        tokens.into_iter().any(|tree| match tree {
-            TokenTree::Punct(p) => p.as_char() == '?',
-            TokenTree::Ident(i) => i == "return",
-            TokenTree::Group(g) => exits(g.stream()),
-            TokenTree::Literal(_) => false,
-        })
+    let plain = |name: &Ident| PLAIN.contains(&name.to_string().as_str());
+    fn exits(tokens: TokenStream, plain: &dyn Fn(&Ident) -> bool) -> bool {
+        // `name` when the previous tokens are `name!`: the next group is
+        // the arguments of a macro call (`vec![parse!(x)]`).
+        let (mut previous, mut called) = (None, None);
+        for tree in tokens {
+            let exit = match &tree {
+                TokenTree::Punct(p) => p.as_char() == '?',
+                TokenTree::Ident(i) => i == "return",
+                TokenTree::Group(g) => {
+                    called.as_ref().is_some_and(|name| !plain(name)) || exits(g.stream(), plain)
+                }
+                TokenTree::Literal(_) => false,
+            };
+            if exit {
+                return true;
+            }
+            called = match &tree {
+                TokenTree::Punct(p) if p.as_char() == '!' => previous.take(),
+                _ => None,
+            };
+            previous = match tree {
+                TokenTree::Ident(i) => Some(i),
+                _ => None,
+            };
+        }
+        false
     }
     mac.path
         .segments
         .last()
-        .is_some_and(|last| PLAIN.contains(&last.ident.to_string().as_str()))
-        && !exits(mac.tokens.clone())
+        .is_some_and(|last| plain(&last.ident))
+        && !exits(mac.tokens.clone(), &plain)
 }
 
 /// Rewrites `return value` into `break 'label value` and `expr?` into
@@ -755,17 +777,34 @@ fn break_to(label: &syn::Lifetime, span: Span) -> TokenStream {
 /// for `operand?`, spanned like the `?`. The parentheses keep it one operand
 /// wherever the `?` was (`x?.len()` at the start of a statement).
 fn try_to_match(operand: TokenStream, label: &syn::Lifetime, span: Span) -> Group {
+    let question_mark = span;
     let span = Span::mixed_site().located_at(span);
     let (value, error) = (local("__ddspan_value"), local("__ddspan_error"));
     // The operand in parentheses of ours: the user's own `(x)?` then draws
     // no `unused_parens` as a `match` scrutinee.
     let mut operand = Group::new(Delimiter::Parenthesis, operand);
     operand.set_span(span);
+    // The conversion call spans the `?` as user code, as `?`'s own does: a
+    // `#[track_caller]` `From` (error locations) then sees the `?`, not the
+    // attribute, which a macro span would make it see. Its parentheses,
+    // which make the call's span, are the user's; the path in them stays
+    // ours (`::core` as in edition 2021, whatever the user's). Lints then
+    // see the call as user code: an error converted into its own type is
+    // no finding.
+    let user_parens = |tokens: TokenStream| {
+        let mut group = Group::new(Delimiter::Parenthesis, tokens);
+        group.set_span(question_mark);
+        group
+    };
+    let from = user_parens(quote_spanned!(span=> ::core::convert::From::from));
+    let argument = user_parens(error.to_token_stream());
+    let convert = quote!(#from #argument);
     let arms = quote_spanned! {span=>
         match #operand {
             ::core::result::Result::Ok(#value) => #value,
+            #[allow(clippy::useless_conversion)]
             ::core::result::Result::Err(#error) => break #label
-                ::core::result::Result::Err(::core::convert::From::from(#error)),
+                ::core::result::Result::Err(#convert),
         }
     };
     let mut group = Group::new(Delimiter::Parenthesis, arms);
@@ -970,9 +1009,22 @@ fn operand_start(seq: &[TokenTree]) -> Option<usize> {
 /// Whether the declared return type is written as a `Result`
 /// (`Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`): a `?` in the body
 /// then works on `Result`s (an alias of another name may be an `Option`).
+/// Not an associated type of that name (`Self::Result`, `T::Result`, by
+/// the case of what precedes it), which may be a `ControlFlow`.
 fn spelled_result(output: &ReturnType) -> bool {
-    matches!(output, ReturnType::Type(_, ty) if matches!(&**ty, Type::Path(path)
-        if path.qself.is_none() && path.path.segments.last().is_some_and(|last| last.ident == "Result")))
+    let ReturnType::Type(_, ty) = output else {
+        return false;
+    };
+    let Type::Path(path) = &**ty else {
+        return false;
+    };
+    let mut segments = path.path.segments.iter().rev();
+    path.qself.is_none()
+        && segments.next().is_some_and(|last| last.ident == "Result")
+        && segments.next().is_none_or(|module| {
+            let module = module.ident.to_string();
+            module.starts_with(|c: char| c.is_lowercase() || c == '_')
+        })
 }
 
 /// Whether the declared return type may be a `Result`: anything but the
@@ -1143,6 +1195,24 @@ mod tests {
     }
 
     #[test]
+    fn macros_inside_standard_macros_may_hide_exits() {
+        let exits = |body: &str| body_exits(&syn::parse_str(&format!("{{ {body} }}")).unwrap());
+        assert_eq!(exits("println!(\"{}\", a != b); Ok(())"), Exits::None);
+        assert_eq!(
+            exits("assert_eq!(a, format!(\"{}\", b)); Ok(())"),
+            Exits::None
+        );
+        assert_eq!(exits("let v = vec![parse!(a)]; Ok(v)"), Exits::Hidden);
+        assert_eq!(exits("assert!(ensure!(a)); Ok(x?)"), Exits::Hidden);
+        assert_eq!(
+            exits("assert!(!(a)); Ok(x?)"),
+            Exits::Visible {
+                question_mark: true
+            }
+        );
+    }
+
+    #[test]
     fn returns_become_breaks() {
         let text = breaks("if a { return Err(e); } return;").unwrap();
         assert_eq!(text.matches("break '__ddspan_body").count(), 2, "{text}");
@@ -1165,6 +1235,20 @@ mod tests {
         assert!(matches!(h.output, ReturnType::Default));
         let h = head("async fn get(&self) -> Outcome<u8>");
         assert!(h.is_async && !spelled_result(&h.output) && may_be_result(&h.output));
+        for associated in ["Self::Result", "T::Result", "<T as V>::Result"] {
+            let h = head(&format!("fn visit(&self) -> {associated}"));
+            assert!(!spelled_result(&h.output), "{associated}");
+        }
+        for result in [
+            "Result<u8, E>",
+            "crate::Result<u8>",
+            "::std::io::Result<u8>",
+        ] {
+            assert!(
+                spelled_result(&head(&format!("fn f() -> {result}")).output),
+                "{result}"
+            );
+        }
         assert!(!head("fn f() -> u8").checks_after());
         let trees: Vec<TokenTree> = "struct S"
             .parse::<TokenStream>()
