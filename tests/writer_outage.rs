@@ -156,6 +156,39 @@ fn an_agent_that_goes_away_and_comes_back_misses_nothing() {
 }
 
 #[test]
+fn the_test_agent_restarted_mid_run_misses_nothing() {
+    let first = TestAgent::start();
+    let port = first.port();
+    let _guard = start_tracer(port);
+    traces("before-restart", 5);
+    assert!(tracer::flush(Duration::from_secs(10)));
+    assert_eq!(
+        support::agent::flatten(first.wait_for_spans(10, Duration::from_secs(20))).len(),
+        10
+    );
+    drop(first); // the process is killed and reaped
+
+    traces("while-down", 15);
+    wait_for_failures(1);
+    let second = TestAgent::builder().port(port).start();
+    assert!(tracer::flush(Duration::from_secs(10)));
+    let spans = support::agent::flatten(second.wait_for_spans(30, Duration::from_secs(20)));
+    let names = spans
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_each_once(names, expected_names("while-down", 15));
+    second.assert_no_check_failures();
+    let stats = tracer::stats();
+    assert_eq!(
+        (stats.spans_sent, stats.spans_dropped()),
+        (40, 0),
+        "{stats}"
+    );
+    tracer::stop();
+}
+
+#[test]
 fn the_buffer_keeps_what_fits_and_counts_the_rest() {
     let port = FaultAgent::closed_port();
     let _lock = start_tracer_with(port, |b| b.buffer_bytes(16 * 1024usize));
