@@ -51,6 +51,9 @@ struct Segment {
     trace: Arc<TraceShared>,
     finished: Vec<SpanRecord>,
     frames: usize,
+    /// Finished spans that make a partial flush (`usize::MAX`: never),
+    /// read once from the tracer's configuration.
+    flush_at: usize,
 }
 
 struct LocalStack {
@@ -91,10 +94,16 @@ impl LocalStack {
         if !acquired && !trace.try_acquire() {
             return None;
         }
+        let config = &trace.tracer.config;
         let segment = Segment {
             trace: Arc::clone(trace),
             finished: Vec::new(),
             frames: 0,
+            flush_at: if config.partial_flush_enabled {
+                config.partial_flush_min_spans
+            } else {
+                usize::MAX
+            },
         };
         match self.segments.iter().position(Option::is_none) {
             Some(slot) => {
@@ -214,7 +223,15 @@ impl LocalStack {
         let Some(position) = self.frames.iter().rposition(|f| f.span_id == span_id) else {
             return;
         };
-        let frame = self.frames.remove(position);
+        // Nearly always the top: a pop, not a shift.
+        let frame = if position + 1 == self.frames.len() {
+            self.frames.pop()
+        } else {
+            Some(self.frames.remove(position))
+        };
+        let Some(frame) = frame else {
+            return;
+        };
         let Some(segment) = self.segment(frame.segment) else {
             return;
         };
@@ -224,10 +241,7 @@ impl LocalStack {
                 segment.finished = pool::take();
             }
             segment.finished.push(record);
-            let config = &segment.trace.tracer.config;
-            if config.partial_flush_enabled
-                && segment.finished.len() >= config.partial_flush_min_spans
-            {
+            if segment.finished.len() >= segment.flush_at {
                 let finished = std::mem::replace(&mut segment.finished, pool::take());
                 segment.trace.merge(finished);
             }
