@@ -136,6 +136,27 @@ pub struct Config {
 /// The agent's own request limit is 25 MiB; stay well below it.
 const DEFAULT_MAX_PAYLOAD_BYTES: usize = 8 * 1024 * 1024;
 const AGENT_MAX_PAYLOAD_BYTES: usize = 25 * 1024 * 1024;
+/// The longest duration a setting takes: longer ones (`Duration::MAX`)
+/// would overflow the writer's clock arithmetic.
+const MAX_SETTING_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+fn clamp_duration(duration: Duration) -> Duration {
+    duration.min(MAX_SETTING_DURATION)
+}
+
+#[cfg(test)]
+#[test]
+fn durations_set_in_code_are_kept_in_range() {
+    let config = Config::builder()
+        .flush_interval(Duration::ZERO)
+        .shutdown_timeout(Duration::MAX)
+        .retry_backoff(Duration::MAX)
+        .build();
+    assert_eq!(config.flush_interval, Duration::from_millis(1));
+    assert_eq!(config.shutdown_timeout, MAX_SETTING_DURATION);
+    assert_eq!(config.retry_backoff, MAX_SETTING_DURATION);
+}
+
 /// dd-trace-py's default writer buffer.
 const DEFAULT_BUFFER_BYTES: usize = 20 * 1024 * 1024;
 const DEFAULT_UNIX_SOCKET: &str = "/var/run/datadog/apm.socket";
@@ -271,7 +292,7 @@ impl ConfigBuilder {
         /// (`DD_TRACE_PARTIAL_FLUSH_MIN_SPANS`).
         partial_flush_min_spans: usize => |n: usize| n.max(1);
         /// How often the writer sends (`DD_TRACE_WRITER_INTERVAL_SECONDS`).
-        flush_interval: Duration;
+        flush_interval: Duration => |d: Duration| clamp_duration(d).max(Duration::from_millis(1));
         /// The payload size that triggers an early send
         /// (`DD_TRACE_WRITER_MAX_PAYLOAD_SIZE_BYTES`).
         max_payload_bytes: usize => |n: usize| n.clamp(1024, AGENT_MAX_PAYLOAD_BYTES);
@@ -285,13 +306,13 @@ impl ConfigBuilder {
         buffer_bytes: usize => |n: usize| n.max(1024);
         /// The time limit of one request to the agent
         /// (`DD_TRACE_AGENT_TIMEOUT_SECONDS`, default 2 s).
-        request_timeout: Duration;
+        request_timeout: Duration => clamp_duration;
         /// Retries of a payload after a connection error or a 5xx (default 2).
         max_retries: u32;
         /// The first retry's delay; each retry doubles it (default 100 ms).
-        retry_backoff: Duration;
+        retry_backoff: Duration => clamp_duration;
         /// How long `stop()` may take to deliver what is left (default 5 s).
-        shutdown_timeout: Duration;
+        shutdown_timeout: Duration => clamp_duration;
     }
 
     /// Keeps finished spans in this exporter instead of sending them to an

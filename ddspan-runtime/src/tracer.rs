@@ -168,11 +168,17 @@ impl TracerCore {
             return true;
         };
         let (reply, done) = std::sync::mpsc::sync_channel(1);
-        let deadline = Instant::now() + timeout;
+        let now = Instant::now();
+        // `Duration::MAX` means "as long as it takes": a year will do.
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
         // The writer may be in the middle of a request when asked: give it
         // a little longer than the deadline it works to.
         control.send(message(deadline, reply)).is_ok()
-            && done.recv_timeout(timeout + REPLY_GRACE).unwrap_or(false)
+            && done
+                .recv_timeout(timeout.saturating_add(REPLY_GRACE))
+                .unwrap_or(false)
     }
 
     fn flush(&self, timeout: Duration) -> bool {
@@ -302,7 +308,17 @@ fn stop_locked() -> bool {
     match core {
         Some(core) => {
             let delivered = core.shutdown();
-            let stats = core.counters.snapshot();
+            let mut stats = core.counters.snapshot();
+            // A writer that did not answer in time is inside a request it
+            // started before the stop (one that cannot be cut): what it
+            // still holds is counted as not delivered, so the final counts
+            // add up. It may still arrive; the writer ends after that
+            // request.
+            if stats.spans_buffered > 0 {
+                stats.spans_dropped_send_failed += stats.spans_buffered;
+                stats.spans_buffered = 0;
+                stats.bytes_buffered = 0;
+            }
             *LAST_STATS.lock().unwrap_or_else(PoisonError::into_inner) = Some(stats);
             if stats.spans_dropped() > 0 {
                 crate::log::warn(format_args!("at shutdown: {stats}"));

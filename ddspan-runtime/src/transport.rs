@@ -65,8 +65,15 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 pub(crate) enum Transport {
-    Http { agent: ureq::Agent, base: String },
-    Unix { path: PathBuf, timeout: Duration },
+    Http {
+        agent: ureq::Agent,
+        base: String,
+        timeout: Duration,
+    },
+    Unix {
+        path: PathBuf,
+        timeout: Duration,
+    },
 }
 
 impl Transport {
@@ -81,6 +88,7 @@ impl Transport {
                 Transport::Http {
                     agent: ureq::Agent::new_with_config(config),
                     base: base.clone(),
+                    timeout,
                 }
             }
             AgentUrl::Unix(path) => Transport::Unix {
@@ -100,12 +108,19 @@ impl Transport {
         timeout: Option<Duration>,
     ) -> Result<Response, SendError> {
         match self {
-            Transport::Http { agent, base } => {
+            Transport::Http {
+                agent,
+                base,
+                timeout: configured,
+            } => {
                 let mut request = agent.put(format!("{base}{path}"));
                 for (name, value) in headers {
                     request = request.header(*name, value);
                 }
-                if let Some(timeout) = timeout {
+                // Only ever shorter: a later deadline must not lift the
+                // configured limit (a hung request would use up a whole
+                // shutdown, leaving no time for a retry).
+                if let Some(timeout) = timeout.filter(|t| t < configured) {
                     request = request.config().timeout_global(Some(timeout)).build();
                 }
                 let mut response = request.send(body).map_err(|error| SendError {

@@ -149,10 +149,46 @@ impl Payload {
         first.bytes.truncate(cut);
         first.traces.truncate(middle);
         first.spans -= second.spans;
+        // Each half is a new payload: its first send is not a retry.
         first.failed_attempts = 0;
+        first.sent_before = false;
         first.seal();
         second.seal();
         Ok((first, second))
+    }
+}
+
+/// How long the writer may go on sending before it answers a flush or
+/// shutdown.
+#[derive(Clone, Copy)]
+enum Until {
+    /// Its own rounds: no deadline.
+    Unbounded,
+    /// A flush: no new request after the deadline, but a request already
+    /// made runs to its own timeout. Cutting it would count as a failure
+    /// and send the payload again, while the agent may well have taken it;
+    /// the caller stops waiting at its deadline anyway.
+    Flush(Instant),
+    /// A shutdown: the request in flight is cut at the deadline too (what
+    /// is left is dropped then).
+    Shutdown(Instant),
+}
+
+impl Until {
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Until::Unbounded => None,
+            Until::Flush(deadline) | Until::Shutdown(deadline) => Some(deadline),
+        }
+    }
+
+    /// The time limit of a request made at `now`, when shorter than the
+    /// configured one.
+    fn request_limit(self, now: Instant) -> Option<Duration> {
+        match self {
+            Until::Shutdown(deadline) => Some(deadline.saturating_duration_since(now)),
+            _ => None,
+        }
     }
 }
 
@@ -249,7 +285,7 @@ impl Writer {
         loop {
             match control.recv_timeout(poll) {
                 Ok(Control::Flush { deadline, reply }) => {
-                    let done = self.flush(chunks, deadline);
+                    let done = self.flush(chunks, Until::Flush(deadline));
                     let _ = reply.try_send(done);
                 }
                 Ok(Control::Shutdown { deadline, reply }) => {
@@ -258,7 +294,7 @@ impl Writer {
                     return;
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    let taken = self.drain(chunks);
+                    let taken = self.drain(chunks, Until::Unbounded);
                     poll = if taken > 0 {
                         MIN_POLL.min(max_poll)
                     } else {
@@ -269,7 +305,7 @@ impl Writer {
                         self.summarise();
                         next_send = Instant::now() + interval;
                     }
-                    self.pump(None);
+                    self.pump(Until::Unbounded);
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     let deadline = Instant::now() + self.core.config.shutdown_timeout;
@@ -281,16 +317,16 @@ impl Writer {
     }
 
     /// Encodes every chunk queued now; returns how many there were.
-    fn drain(&mut self, chunks: &Receiver<Chunk>) -> usize {
+    fn drain(&mut self, chunks: &Receiver<Chunk>, until: Until) -> usize {
         let mut taken = 0;
         while let Ok(chunk) = chunks.try_recv() {
-            self.add(chunk);
+            self.add(chunk, until);
             taken += 1;
         }
         taken
     }
 
-    fn add(&mut self, chunk: Chunk) {
+    fn add(&mut self, chunk: Chunk, until: Until) {
         let counters = &self.core.counters;
         let config = &self.core.config;
         let spans = chunk.spans.len();
@@ -319,11 +355,18 @@ impl Writer {
             self.open.push(&self.encoder, &chunk);
         }
         crate::pool::give(chunk.spans);
-        if self.open.bytes.len() >= config.max_payload_bytes {
-            self.seal();
-            self.pump(None);
-        }
+        // The gauges first: a send below may take long, and the counters
+        // must add up meanwhile.
         self.publish();
+        // A full payload goes at once; so does what fills the buffer, or a
+        // buffer smaller than a payload would drop traces while the agent
+        // takes everything (the back-off still applies).
+        let config = &self.core.config;
+        let held = self.backlog_bytes + self.open.bytes.len();
+        if self.open.bytes.len() >= config.max_payload_bytes || held >= config.buffer_bytes {
+            self.seal();
+            self.pump(until);
+        }
     }
 
     /// Moves the open payload to the backlog.
@@ -353,15 +396,15 @@ impl Writer {
 
     /// Sends the backlog in order until it is empty, a send must wait, or
     /// the deadline passes.
-    fn pump(&mut self, deadline: Option<Instant>) {
+    fn pump(&mut self, until: Until) {
+        let deadline = until.deadline();
         while !self.backlog.is_empty() {
             let now = Instant::now();
             if self.resume_at.is_some_and(|at| now < at) || deadline.is_some_and(|d| now >= d) {
                 break;
             }
             self.resume_at = None;
-            let limit = deadline.map(|d| d - now);
-            let outcome = self.send_front(limit);
+            let outcome = self.send_front(until.request_limit(now));
             // Back-offs count from the answer, not from the request.
             let now = Instant::now();
             let payload = match outcome {
@@ -407,6 +450,8 @@ impl Writer {
                 },
                 _ => self.dropped(&payload),
             }
+            // After each payload settled: the next send may take long.
+            self.publish();
         }
         self.publish();
     }
@@ -478,11 +523,17 @@ impl Writer {
         match response.status {
             413 => Outcome::Split,
             429 => {
-                let wait = response.retry_after.unwrap_or(self.unreachable_backoff);
+                // At least the first back-off: `Retry-After: 0` must not
+                // turn a flush into a loop of requests with no pause.
+                let wait = response
+                    .retry_after
+                    .unwrap_or(self.unreachable_backoff)
+                    .max(config.retry_backoff)
+                    .min(MAX_RETRY_AFTER);
                 self.unreachable_backoff =
                     (self.unreachable_backoff * 2).min(MAX_UNREACHABLE_BACKOFF);
                 crate::log::debug(format_args!("{}; waiting {wait:?}", self.last_failure));
-                Outcome::Later(wait.min(MAX_RETRY_AFTER))
+                Outcome::Later(wait)
             }
             status if status >= 500 => Outcome::Retry,
             _ => Outcome::Rejected,
@@ -530,16 +581,23 @@ impl Writer {
     /// failed request (`max_retries`, `retry_backoff` doubling), not the
     /// whole deadline: a short program run without an agent must not wait
     /// seconds at exit. What is left stays buffered.
-    fn flush(&mut self, chunks: &Receiver<Chunk>, deadline: Instant) -> bool {
-        self.drain(chunks);
+    fn flush(&mut self, chunks: &Receiver<Chunk>, until: Until) -> bool {
+        let Some(deadline) = until.deadline() else {
+            return false;
+        };
+        self.drain(chunks, until);
         self.seal();
-        let streak_before = self.unreachable_streak;
+        // Misses in a row during this flush only: one answer (a 503 from an
+        // agent shutting down) resets the streak, and a count taken
+        // relative to the streak before would then not reach the bound
+        // until the deadline.
+        self.unreachable_streak = 0;
         loop {
-            self.pump(Some(deadline));
+            self.pump(until);
             if self.backlog.is_empty() {
                 return true;
             }
-            let misses = self.unreachable_streak.saturating_sub(streak_before);
+            let misses = self.unreachable_streak;
             if misses > self.core.config.max_retries {
                 return false;
             }
@@ -563,7 +621,7 @@ impl Writer {
 
     /// A last flush; what it could not send is dropped and counted.
     fn shut_down(&mut self, chunks: &Receiver<Chunk>, deadline: Instant) -> bool {
-        let done = self.flush(chunks, deadline);
+        let done = self.flush(chunks, Until::Shutdown(deadline));
         if !done {
             let (mut traces, mut spans) = (0, 0);
             while !self.backlog.is_empty() {
@@ -578,6 +636,13 @@ impl Writer {
                 "stopping: {spans} spans in {traces} traces were not delivered. Last failure: {}",
                 self.last_failure
             ));
+        }
+        // Chunks of spans finished while the shutdown was under way (the
+        // tracer is off, their traces still hold it): counted as finished
+        // after the stop, as are those that find the queue closed.
+        while let Ok(chunk) = chunks.try_recv() {
+            self.core.counters.dropped_stopped(chunk.spans.len());
+            crate::pool::give(chunk.spans);
         }
         self.publish();
         done
@@ -619,9 +684,13 @@ mod tests {
 
     #[test]
     fn a_split_keeps_every_trace_once_in_order() {
-        let whole = payload_of(&[1, 2, 3, 4, 5]);
+        let mut whole = payload_of(&[1, 2, 3, 4, 5]);
+        (whole.sent_before, whole.failed_attempts) = (true, 1);
         let bytes = whole.bytes.clone();
         let (first, second) = whole.split().ok().expect("five traces split");
+        for half in [&first, &second] {
+            assert_eq!((half.sent_before, half.failed_attempts), (false, 0));
+        }
         assert_eq!((first.traces.len(), second.traces.len()), (2, 3));
         assert_eq!((first.spans, second.spans), (3, 12));
         let decode = |p: &Payload| -> Vec<Vec<u8>> { rmp_serde::from_slice(&p.bytes).unwrap() };

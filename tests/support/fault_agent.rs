@@ -219,6 +219,13 @@ impl FaultAgent {
         self.port
     }
 
+    /// A flag that, once set, makes the agent stop listening (its port
+    /// closes within a few milliseconds; requests already read are still
+    /// answered): for a behaviour that closes the agent from inside.
+    pub fn closer(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
     /// How many requests arrived, answered or not yet.
     pub fn arrived(&self) -> usize {
         *lock(&self.shared.next_request)
