@@ -465,8 +465,8 @@ impl Writer {
 
     /// One send of the oldest payload.
     fn send_front(&mut self, limit: Option<Duration>) -> Outcome {
-        let config = &self.core.config;
-        let counters = &self.core.counters;
+        let core = Arc::clone(&self.core);
+        let (config, counters) = (&core.config, &core.counters);
         let payload = self.backlog.front_mut().expect("a payload to send");
         if payload.sent_before {
             add(&counters.retries, 1);
@@ -491,7 +491,12 @@ impl Writer {
                 }
                 return Outcome::Delivered;
             }
-            Ok(response) => response,
+            Ok(response) => {
+                if response.status != 429 {
+                    self.agent_answers();
+                }
+                response
+            }
             Err(error) => {
                 add(&counters.send_failures, 1);
                 if error.unreachable {
@@ -545,20 +550,25 @@ impl Writer {
         add(&counters.traces_sent, payload.traces.len());
         add(&counters.spans_sent, payload.spans);
         add(&counters.payloads_sent, 1);
-        self.unreachable_backoff = self.core.config.retry_backoff;
-        if let Some(since) = self.outage_since.take() {
-            crate::log::warn(format_args!(
-                "the agent at {} takes traces again after {:.1?}; {} spans waiting",
-                self.core.config.agent_url,
-                since.elapsed(),
-                self.backlog_spans + self.open.spans
-            ));
-        }
+        self.agent_answers();
         crate::log::debug(format_args!(
             "sent {} spans in {} traces",
             payload.spans,
             payload.traces.len()
         ));
+    }
+
+    /// The agent answered (other than 429): it is back if it was away.
+    fn agent_answers(&mut self) {
+        self.unreachable_backoff = self.core.config.retry_backoff;
+        if let Some(since) = self.outage_since.take() {
+            crate::log::warn(format_args!(
+                "the agent at {} answers again after {:.1?}; {} spans waiting",
+                self.core.config.agent_url,
+                since.elapsed(),
+                self.backlog_spans + self.open.spans
+            ));
+        }
     }
 
     fn dropped(&mut self, payload: &Payload) {
