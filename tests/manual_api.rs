@@ -144,3 +144,34 @@ fn child_of_takes_contexts_options_and_headers() {
     }
     assert_eq!(span_by_name(&spans, "root")["parent_id"], 0);
 }
+
+#[test]
+fn baggage_alone_starts_a_new_trace_that_carries_it() {
+    let traced = traced();
+    let headers: HashMap<String, String> =
+        HashMap::from([("baggage".to_owned(), "user.id=42,tenant=acme".to_owned())]);
+    let context = tracer::extract(&headers).expect("a context of baggage alone");
+    assert!(context.is_baggage_only());
+    assert_eq!(context.trace_id(), 0);
+    let mut downstream: HashMap<String, String> = HashMap::new();
+    {
+        let server = tracer::span("baggage.server").child_of(context).start();
+        assert_eq!(server.baggage_item("tenant").as_deref(), Some("acme"));
+        tracer::inject(&server.context().unwrap(), &mut downstream);
+    }
+    let spans = flatten(traced.collect(1));
+    let server = span_by_name(&spans, "baggage.server");
+    assert_eq!(server["parent_id"], 0, "a new root");
+    assert_ne!(server["trace_id"], 0);
+    assert_eq!(
+        downstream["x-datadog-trace-id"],
+        server["trace_id"].to_string(),
+        "the new trace travels on"
+    );
+    assert_eq!(downstream["baggage"], "user.id=42,tenant=acme");
+
+    // A baggage-only context injects its baggage and nothing else.
+    let mut forwarded: HashMap<String, String> = HashMap::new();
+    tracer::inject(&tracer::extract(&headers).unwrap(), &mut forwarded);
+    assert_eq!(forwarded.keys().collect::<Vec<_>>(), ["baggage"]);
+}

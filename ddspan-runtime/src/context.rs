@@ -67,6 +67,29 @@ impl SpanContext {
         })
     }
 
+    /// A context that carries only W3C baggage (a request with a `baggage`
+    /// header and no trace context): a span started under it begins a new
+    /// trace that carries the baggage, as ddtrace does.
+    pub(crate) fn baggage_only(baggage: Vec<(String, String)>) -> SpanContext {
+        SpanContext {
+            trace_id: 0,
+            span_id: 0,
+            sampling_priority: None,
+            upstream: Arc::new(Upstream {
+                baggage,
+                ..Upstream::default()
+            }),
+            local_trace: None,
+            service: None,
+        }
+    }
+
+    /// Whether this context carries baggage and no trace (its trace and span
+    /// ids are 0): spans started under it begin a new trace.
+    pub fn is_baggage_only(&self) -> bool {
+        self.trace_id == 0
+    }
+
     /// Sets the origin (`_dd.origin`, e.g. `synthetics`).
     pub fn with_origin(mut self, origin: impl Into<String>) -> SpanContext {
         Arc::make_mut(&mut self.upstream).origin = Some(origin.into());

@@ -65,8 +65,9 @@ impl TraceShared {
         service: &str,
     ) -> Arc<TraceShared> {
         let trace_id = match parent {
-            Some(parent) => parent.trace_id,
-            None => crate::id::new_trace_id(tracer.config.trace_id_128_bit),
+            // A baggage-only parent has no trace to continue.
+            Some(parent) if !parent.is_baggage_only() => parent.trace_id,
+            _ => crate::id::new_trace_id(tracer.config.trace_id_128_bit),
         };
         let sampling = match parent.and_then(|p| p.sampling_priority) {
             Some(priority) => SamplingDecision::inherited(priority),

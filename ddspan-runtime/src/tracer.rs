@@ -459,7 +459,10 @@ pub fn inject(context: &SpanContext, carrier: &mut dyn crate::propagation::Injec
 }
 
 /// Reads a context from incoming headers; pass the result to
-/// [`SpanBuilder::child_of`] to continue the trace.
+/// [`SpanBuilder::child_of`] to continue the trace. Headers with W3C baggage
+/// and no trace context give a context of baggage alone
+/// ([`SpanContext::is_baggage_only`]): spans under it begin a new trace
+/// that carries the baggage, as ddtrace does.
 ///
 /// # Examples
 ///

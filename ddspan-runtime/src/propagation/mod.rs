@@ -176,6 +176,12 @@ impl Propagator {
 
     /// Writes `context` into `carrier` in every inject style.
     pub fn inject(&self, context: &SpanContext, carrier: &mut dyn Injector) {
+        if context.is_baggage_only() {
+            if self.inject.contains(&Style::Baggage) {
+                baggage::inject(&context.upstream.baggage, carrier);
+            }
+            return;
+        }
         let state = InjectState::of(context);
         let with_datadog = self.inject.contains(&Style::Datadog);
         for style in &self.inject {
@@ -216,7 +222,18 @@ impl Propagator {
             }
         }
         let Some(mut context) = primary else {
-            return Err(first_error.unwrap_or(ExtractError::NotFound));
+            if let Some(error) = first_error {
+                return Err(error);
+            }
+            // Baggage and no trace context: a context of baggage alone, so
+            // that the new trace carries it (ddtrace does the same).
+            if self.extract.contains(&Style::Baggage) {
+                let baggage = baggage::extract(carrier);
+                if !baggage.is_empty() {
+                    return Ok(SpanContext::baggage_only(baggage));
+                }
+            }
+            return Err(ExtractError::NotFound);
         };
         let same_trace = |w: &Extracted| {
             w.trace_id == context.trace_id
