@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use ddspan::tracer::{self, AgentUrl, Config, ConfigBuilder};
 use support::fault_agent::{FaultAgent, Reply};
+use support::session::one_span_traces as traces;
 
 fn start_tracer(url: &str) -> std::sync::MutexGuard<'static, ()> {
     start_tracer_with(url, |b| b)
@@ -20,13 +21,6 @@ fn start_tracer_with(
     configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> std::sync::MutexGuard<'static, ()> {
     support::session::tracer_at(url, |b| configure(b.service("faults").max_retries(2u32)))
-}
-
-/// `count` one-span traces named `name-<i>`.
-fn traces(name: &str, count: usize) {
-    for i in 0..count {
-        drop(tracer::trace(format!("{name}-{i}")));
-    }
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use ddspan::tracer::{self, ConfigBuilder};
 use support::agent::TestAgent;
 use support::fault_agent::{FaultAgent, Reply};
+use support::session::wait_until;
 
 fn start_tracer(port: u16) -> std::sync::MutexGuard<'static, ()> {
     start_tracer_with(port, |b| b)
@@ -31,29 +32,19 @@ fn traces(name: &str, count: usize) {
 
 /// Waits until the writer has tried the absent agent at least `n` times.
 fn wait_for_failures(n: u64) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while tracer::stats().send_failures < n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the writer never tried: {}",
-            tracer::stats()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the writer's tries", Duration::from_secs(10), || {
+        tracer::stats().send_failures >= n
+    });
 }
 
 /// Waits until the writer holds `spans` spans (it takes chunks every few
 /// milliseconds).
 fn wait_for_buffered(spans: u64) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while tracer::stats().spans_buffered != spans {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "expected {spans} buffered: {}",
-            tracer::stats()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        &format!("{spans} spans buffered"),
+        Duration::from_secs(10),
+        || tracer::stats().spans_buffered == spans,
+    );
 }
 
 fn assert_each_once(names: Vec<String>, expected: impl IntoIterator<Item = String>) {

@@ -11,19 +11,13 @@ use std::time::{Duration, Instant};
 
 use ddspan::tracer::{self, ConfigBuilder, Stats};
 use support::fault_agent::{FaultAgent, Reply};
+use support::session::{one_span_traces as traces, wait_until};
 
 fn start_tracer(
     url: &str,
     configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> std::sync::MutexGuard<'static, ()> {
     support::session::tracer_at(url, |b| configure(b.max_retries(2u32)))
-}
-
-/// `count` one-span traces named `name-<i>`.
-fn traces(name: &str, count: usize) {
-    for i in 0..count {
-        drop(tracer::trace(format!("{name}-{i}")));
-    }
 }
 
 /// Every span the writer took is sent, dropped or buffered, once.
@@ -36,14 +30,6 @@ fn assert_accounted(stats: &Stats) {
             + stats.spans_buffered,
         "{stats:?}"
     );
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 #[test]

@@ -66,6 +66,11 @@ pub(crate) enum Control {
     },
 }
 
+/// The wait before retry number `retry` (from 1): `first`, doubling.
+fn retry_wait(first: Duration, retry: u32) -> Duration {
+    first.saturating_mul(1 << retry.saturating_sub(1).min(16))
+}
+
 pub(crate) fn spawn(
     core: &Arc<TracerCore>,
     chunks: Receiver<Chunk>,
@@ -217,7 +222,6 @@ struct Writer {
     backlog: VecDeque<Payload>,
     backlog_bytes: usize,
     backlog_spans: usize,
-    bytes_peak: usize,
     /// No send before this instant (back-off after a failure).
     resume_at: Option<Instant>,
     /// The next wait when the agent cannot be reached.
@@ -265,7 +269,6 @@ impl Writer {
             backlog: VecDeque::new(),
             backlog_bytes: 0,
             backlog_spans: 0,
-            bytes_peak: 0,
             resume_at: None,
             outage_since: None,
             unreachable_streak: 0,
@@ -385,9 +388,10 @@ impl Writer {
     fn publish(&mut self) {
         let counters = &self.core.counters;
         let bytes = self.backlog_bytes + self.open.bytes.len();
-        self.bytes_peak = self.bytes_peak.max(bytes);
         set(&counters.bytes_buffered, bytes);
-        set(&counters.bytes_buffered_peak, self.bytes_peak);
+        counters
+            .bytes_buffered_peak
+            .fetch_max(bytes as u64, std::sync::atomic::Ordering::Relaxed);
         set(
             &counters.spans_buffered,
             self.backlog_spans + self.open.spans,
@@ -417,11 +421,8 @@ impl Writer {
                     let front = self.backlog.front_mut().expect("the payload just sent");
                     front.failed_attempts += 1;
                     if front.failed_attempts <= retries {
-                        let backoff = self
-                            .core
-                            .config
-                            .retry_backoff
-                            .saturating_mul(1 << (front.failed_attempts - 1).min(16));
+                        let backoff =
+                            retry_wait(self.core.config.retry_backoff, front.failed_attempts);
                         self.resume_at = Some(now + backoff);
                         break;
                     }
@@ -614,12 +615,7 @@ impl Writer {
             let now = Instant::now();
             let mut wake = self.resume_at.unwrap_or(now).max(now);
             if misses > 0 {
-                let backoff = self
-                    .core
-                    .config
-                    .retry_backoff
-                    .saturating_mul(1 << (misses - 1).min(16));
-                wake = wake.min(now + backoff);
+                wake = wake.min(now + retry_wait(self.core.config.retry_backoff, misses));
                 self.resume_at = Some(wake);
             }
             if wake >= deadline {

@@ -87,3 +87,25 @@ pub fn tracer_at(
     tracer::start(configure(builder).build());
     lock
 }
+
+/// `count` one-span traces named `name-<i>`, each handed to the writer when
+/// it ends.
+pub fn one_span_traces(name: &str, count: usize) {
+    for i in 0..count {
+        drop(tracer::trace(format!("{name}-{i}")));
+    }
+}
+
+/// Polls `done` every 2 ms; panics naming `what` after `timeout`, with the
+/// tracer's counters.
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {}",
+            tracer::stats()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
