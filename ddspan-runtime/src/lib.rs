@@ -108,12 +108,6 @@ pub mod __private {
         crate::InSpan::in_span(future, span)
     }
 
-    /// Marks the active span (the instrumented future's, while it is polled)
-    /// as an error.
-    pub fn set_active_error(error: crate::ErrorFields) {
-        crate::local::with_active_record(|record| error.apply(record));
-    }
-
     /// The end of an instrumented `main`: deliver what is finished.
     pub fn flush_before_exit() {
         crate::tracer::flush(std::time::Duration::from_secs(5));
