@@ -17,6 +17,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Instant(pub(crate) u64);
 
+impl Instant {
+    /// Whole seconds since the unix epoch.
+    pub(crate) fn unix_seconds(self) -> u64 {
+        self.0 / 1_000_000_000
+    }
+}
+
 struct Anchor {
     tsc: Option<fastant::Anchor>,
     std_instant: std::time::Instant,
@@ -55,7 +62,7 @@ pub(crate) fn system_time_nanos(time: SystemTime) -> u64 {
 
 /// Seconds since the unix epoch, now, from the span clock (no system call).
 pub(crate) fn unix_seconds_now() -> u64 {
-    now().0 / 1_000_000_000
+    now().unix_seconds()
 }
 
 #[cfg(test)]

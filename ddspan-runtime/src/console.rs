@@ -33,10 +33,7 @@ pub(crate) fn render(chunk: &Chunk, config: &Config) -> String {
     for list in children.values_mut() {
         list.sort_by_key(|i| spans[*i].start);
     }
-    let mut out = format!(
-        "trace {:032x} · service {}",
-        chunk.trace.trace_id, config.service
-    );
+    let mut out = format!("trace {:032x} · service {}", chunk.trace_id, config.service);
     if let Some(env) = &config.env {
         let _ = write!(out, " · env {env}");
     }
@@ -146,11 +143,11 @@ mod tests {
         let config = Config::builder().service("shop").env("dev").build();
         let (core, _) = TracerCore::capturing(config.clone());
         let trace = TraceShared::new(
-            core,
+            &core,
             0xabc,
             1,
             SamplingDecision::inherited(1),
-            crate::context::Upstream::none(),
+            crate::context::Upstream::none_ref(),
         );
         let mut root = SpanRecord::new(1, 0, &ROOT);
         root.start = 100;
@@ -162,12 +159,7 @@ mod tests {
         second.start = 300;
         second.set_tag("order".into(), TagValue::from(3));
         second.set_error_fields("no order 3".into(), "shop::StoreError".into(), None);
-        let chunk = Chunk {
-            trace,
-            spans: vec![second, first, root],
-            sampling: SamplingDecision::inherited(1),
-            global_tags: None,
-        };
+        let chunk = trace.chunk(vec![second, first, root], SamplingDecision::inherited(1));
         let text = render(&chunk, &config);
         assert_eq!(
             text,

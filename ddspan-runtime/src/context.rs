@@ -185,8 +185,14 @@ pub(crate) struct Upstream {
 
 impl Upstream {
     pub(crate) fn none() -> Arc<Upstream> {
+        Arc::clone(Upstream::none_ref())
+    }
+
+    /// The shared empty upstream, borrowed: new traces compare against it
+    /// rather than count another reference (a word every thread writes).
+    pub(crate) fn none_ref() -> &'static Arc<Upstream> {
         static NONE: std::sync::LazyLock<Arc<Upstream>> =
             std::sync::LazyLock::new(|| Arc::new(Upstream::default()));
-        Arc::clone(&NONE)
+        &NONE
     }
 }

@@ -65,11 +65,10 @@ impl Encoder {
 
     /// Appends one trace chunk (a msgpack array of spans) to `out`.
     pub(crate) fn encode_chunk(&self, out: &mut Vec<u8>, chunk: &Chunk) {
-        let trace = &chunk.trace;
         let first = chunk
             .spans
             .iter()
-            .position(|s| s.span_id == trace.root_span_id)
+            .position(|s| s.span_id == chunk.root_span_id)
             .unwrap_or(0);
         let chunk_meta = self.chunk_meta(chunk);
         let chunk_metrics = chunk_metrics(&chunk.sampling, self.process_id);
@@ -78,7 +77,7 @@ impl Encoder {
         if let Some(span) = chunk.spans.get(first) {
             self.encode_span(
                 out,
-                trace.trace_id,
+                chunk.trace_id,
                 span,
                 global,
                 &chunk_meta,
@@ -87,32 +86,27 @@ impl Encoder {
         }
         for (i, span) in chunk.spans.iter().enumerate() {
             if i != first {
-                self.encode_span(out, trace.trace_id, span, global, &[], &[]);
+                self.encode_span(out, chunk.trace_id, span, global, &[], &[]);
             }
         }
     }
 
     /// Meta of the chunk's first span: trace-level tags and process identity.
     fn chunk_meta(&self, chunk: &Chunk) -> Vec<(Cow<'static, str>, String)> {
-        let trace = &chunk.trace;
         let mut meta: Vec<(Cow<'static, str>, String)> = Vec::new();
-        let upstream = &trace.upstream;
+        let upstream = chunk.upstream();
         for (key, value) in upstream.propagated_tags.iter().chain(&upstream.root_meta) {
             if key != "_dd.p.tid" {
                 meta.push((Cow::Owned(key.clone()), value.clone()));
             }
         }
-        if trace
-            .inject_max_size
-            .load(std::sync::atomic::Ordering::Relaxed)
-            && !meta.iter().any(|(k, _)| k == "_dd.propagation_error")
-        {
+        if chunk.inject_max_size && !meta.iter().any(|(k, _)| k == "_dd.propagation_error") {
             meta.push((
                 Cow::Borrowed("_dd.propagation_error"),
                 "inject_max_size".to_owned(),
             ));
         }
-        let high = id::high_bits(trace.trace_id);
+        let high = id::high_bits(chunk.trace_id);
         if high != 0 {
             meta.push((Cow::Borrowed("_dd.p.tid"), format!("{high:016x}")));
         }
@@ -380,18 +374,18 @@ mod tests {
         StaticTag::number("rows", 3.0),
     ]);
 
-    fn chunk(config: crate::Config) -> Chunk {
+    fn chunk(config: crate::Config) -> (std::sync::Arc<TraceShared>, Chunk) {
         let (core, _) = TracerCore::capturing(config);
         let mut decision = SamplingDecision::inherited(1);
         decision.mechanism = Some(0);
         decision.agent_rate = Some(1.0);
         let trace_id = (0x6b03_35ef_0000_0000_u128 << 64) | 0x1a3a_eaeb_d301_f72e;
         let trace = TraceShared::new(
-            core,
+            &core,
             trace_id,
             10,
             decision,
-            crate::context::Upstream::none(),
+            crate::context::Upstream::none_ref(),
         );
         let mut root = SpanRecord::named(10, 0, "request".into());
         root.top_level = true;
@@ -406,15 +400,12 @@ mod tests {
         child.error = true;
         child.set_resource("SELECT 1".into());
         child.finish(crate::clock::now());
-        Chunk {
-            trace,
-            spans: vec![child, root],
-            sampling: decision,
-            global_tags: Some(std::sync::Arc::new(vec![(
-                "deploy".to_owned(),
-                "blue".to_owned(),
-            )])),
-        }
+        let mut chunk = trace.chunk(vec![child, root], decision);
+        chunk.global_tags = Some(std::sync::Arc::new(vec![(
+            "deploy".to_owned(),
+            "blue".to_owned(),
+        )]));
+        (trace, chunk)
     }
 
     fn decode(chunk: &Chunk, encoder: &Encoder) -> Vec<Vec<WireSpan>> {
@@ -428,8 +419,8 @@ mod tests {
     fn an_oversized_injection_is_noted_on_the_chunk() {
         let config = crate::Config::builder().build();
         let encoder = Encoder::new(&config);
-        let chunk = chunk(config);
-        let context = crate::context::SpanContext::local(&chunk.trace, 10, None)
+        let (trace, chunk) = chunk(config);
+        let context = crate::context::SpanContext::local(&trace, 10, None)
             .with_propagated_tags(vec![("_dd.p.big".to_owned(), "x".repeat(600))]);
         let root = |chunk: &Chunk| decode(chunk, &encoder).remove(0).remove(0);
         assert!(!root(&chunk).meta.contains_key("_dd.propagation_error"));
@@ -437,8 +428,10 @@ mod tests {
         crate::propagation::Propagator::new(&[crate::propagation::Style::Datadog])
             .inject(&context, &mut headers);
         assert!(headers.iter().all(|(k, _)| k != "x-datadog-tags"));
+        // The chunks handed over from now on say so.
+        let later = trace.chunk(chunk.spans, chunk.sampling);
         assert_eq!(
-            root(&chunk).meta["_dd.propagation_error"],
+            root(&later).meta["_dd.propagation_error"],
             "inject_max_size"
         );
     }
@@ -452,7 +445,7 @@ mod tests {
             .global_tag("team", "payments")
             .build();
         let encoder = Encoder::new(&config);
-        let chunk = chunk(config);
+        let (_trace, chunk) = chunk(config);
         let traces = decode(&chunk, &encoder);
         assert_eq!(traces.len(), 1);
         let spans = &traces[0];
@@ -507,7 +500,7 @@ mod tests {
             .version("9")
             .build();
         let encoder = Encoder::new(&config);
-        let mut chunk = chunk(config);
+        let (_trace, mut chunk) = chunk(config);
         chunk.spans[0].set_service("other".into());
         let traces = decode(&chunk, &encoder);
         let other = traces[0].iter().find(|s| s.span_id == 11).unwrap();
@@ -528,7 +521,7 @@ mod tests {
             .global_tag("team", "from-dd-tags")
             .build();
         let encoder = Encoder::new(&config);
-        let mut chunk = chunk(config);
+        let (_trace, mut chunk) = chunk(config);
         let mut span = SpanRecord::new(12, 10, &SPEC);
         span.set_tag("k".into(), TagValue::from(5));
         chunk.spans.push(span);

@@ -51,9 +51,15 @@ pub(crate) fn new_span_id() -> u64 {
 /// A new trace id: with 128-bit generation, the upper 64 bits are the unix
 /// seconds shifted left by 32 (Datadog's layout), the lower 64 bits random.
 pub(crate) fn new_trace_id(generate_128_bit: bool) -> u128 {
+    new_trace_id_at(generate_128_bit, crate::clock::unix_seconds_now())
+}
+
+/// [`new_trace_id`] for a trace beginning at `unix_seconds` (a clock
+/// reading the caller already has).
+pub(crate) fn new_trace_id_at(generate_128_bit: bool, unix_seconds: u64) -> u128 {
     let low = u128::from(new_span_id());
     if generate_128_bit {
-        let high = crate::clock::unix_seconds_now() << 32;
+        let high = unix_seconds << 32;
         (u128::from(high) << 64) | low
     } else {
         low

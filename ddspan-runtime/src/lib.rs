@@ -117,7 +117,6 @@ pub mod __private {
 /// Entry points for ddspan's own benchmarks. Not a public API.
 #[doc(hidden)]
 pub mod __bench {
-    use std::sync::Arc;
 
     use crate::record::SpanRecord;
     use crate::sampling::SamplingDecision;
@@ -160,11 +159,11 @@ pub mod __bench {
                     let decision = SamplingDecision::inherited(1);
                     let root_id = crate::id::new_span_id();
                     let trace = TraceShared::new(
-                        Arc::clone(&core),
+                        &core,
                         trace_id,
                         root_id,
                         decision,
-                        crate::context::Upstream::none(),
+                        crate::context::Upstream::none_ref(),
                     );
                     let spans = (0..spans_per_trace)
                         .map(|i| {
@@ -180,12 +179,7 @@ pub mod __bench {
                             span
                         })
                         .collect();
-                    Chunk {
-                        trace,
-                        spans,
-                        sampling: decision,
-                        global_tags: None,
-                    }
+                    trace.chunk(spans, decision)
                 })
                 .collect();
             EncodeSample {

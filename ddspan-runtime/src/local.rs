@@ -8,6 +8,12 @@
 //! one lock, when the outermost span of that trace on this thread leaves the
 //! stack (or when a partial flush is due).
 //!
+//! A trace begun here by a local span is this thread's own until something
+//! asks to share it (a [`crate::Span`] started under it, its context taken,
+//! its root looked up): until then its segment hands its spans straight to
+//! the writer, and a root span costs no shared allocation, lock or
+//! reference count (see [`TraceSeed`]).
+//!
 //! Guards remove their own frame by span id, so dropping guards out of order
 //! never corrupts the stack.
 
@@ -24,8 +30,9 @@ use crate::record::SpanRecord;
 use crate::span::SpanInner;
 use crate::spec::SpanSpec;
 use crate::tag::TagValue;
-use crate::trace::TraceShared;
+use crate::trace::{TraceSeed, TraceShared};
 use crate::tracer;
+use crate::tracer::TracerCore;
 
 thread_local! {
     static STACK: RefCell<LocalStack> = const { RefCell::new(LocalStack::new()) };
@@ -47,13 +54,83 @@ struct Frame {
     kind: FrameKind,
 }
 
+/// This thread's view of a trace.
+enum SegmentTrace {
+    /// Begun here by a local span, and not seen by anything else yet: its
+    /// spans go to the writer straight from this segment, with no shared
+    /// state, lock or reference count (see [`TraceSeed`]).
+    Own(TraceSeed),
+    /// Shared with other threads or [`crate::Span`]s.
+    Shared(Arc<TraceShared>),
+}
+
 struct Segment {
-    trace: Arc<TraceShared>,
+    trace: SegmentTrace,
     finished: Vec<SpanRecord>,
     frames: usize,
     /// Finished spans that make a partial flush (`usize::MAX`: never),
     /// read once from the tracer's configuration.
     flush_at: usize,
+}
+
+impl Segment {
+    fn new(trace: SegmentTrace) -> Segment {
+        let mut segment = Segment {
+            trace,
+            finished: Vec::new(),
+            frames: 0,
+            flush_at: usize::MAX,
+        };
+        let config = &segment.tracer().config;
+        if config.partial_flush_enabled {
+            segment.flush_at = config.partial_flush_min_spans;
+        }
+        segment
+    }
+
+    fn tracer(&self) -> &Arc<TracerCore> {
+        match &self.trace {
+            SegmentTrace::Own(seed) => &seed.tracer,
+            SegmentTrace::Shared(trace) => &trace.tracer,
+        }
+    }
+
+    fn root_span_id(&self) -> u64 {
+        match &self.trace {
+            SegmentTrace::Own(seed) => seed.root_span_id,
+            SegmentTrace::Shared(trace) => trace.root_span_id,
+        }
+    }
+
+    /// The shared trace, sharing an own one now (this segment is then its
+    /// one open holder). `None` never happens.
+    fn shared(&mut self) -> Option<&Arc<TraceShared>> {
+        if let SegmentTrace::Own(seed) = &self.trace {
+            self.trace = SegmentTrace::Shared(seed.share());
+        }
+        match &self.trace {
+            SegmentTrace::Shared(trace) => Some(trace),
+            SegmentTrace::Own(_) => None,
+        }
+    }
+
+    /// Hands finished spans on: to the writer for an own trace, to the
+    /// shared trace otherwise.
+    fn hand_over(&self, finished: Vec<SpanRecord>) {
+        match &self.trace {
+            SegmentTrace::Own(seed) => seed.submit(finished),
+            SegmentTrace::Shared(trace) => trace.merge(finished),
+        }
+    }
+
+    /// The last frame of this segment is gone: everything goes on, and a
+    /// shared trace loses this segment as a holder.
+    fn close(self) {
+        match self.trace {
+            SegmentTrace::Own(seed) => seed.submit(self.finished),
+            SegmentTrace::Shared(trace) => trace.release(self.finished),
+        }
+    }
 }
 
 struct LocalStack {
@@ -80,11 +157,10 @@ impl LocalStack {
     /// segment holds the trace open; `acquired` says the caller already
     /// registered that hold.
     fn segment_for(&mut self, trace: &Arc<TraceShared>, acquired: bool) -> Option<usize> {
-        if let Some(slot) = self
-            .segments
-            .iter()
-            .position(|s| s.as_ref().is_some_and(|s| Arc::ptr_eq(&s.trace, trace)))
-        {
+        if let Some(slot) = self.segments.iter().position(|s| {
+            matches!(s, Some(Segment { trace: SegmentTrace::Shared(shared), .. })
+                if Arc::ptr_eq(shared, trace))
+        }) {
             if acquired {
                 // The caller's hold is not needed: this segment holds the trace.
                 trace.release(Vec::new());
@@ -94,25 +170,18 @@ impl LocalStack {
         if !acquired && !trace.try_acquire() {
             return None;
         }
-        let config = &trace.tracer.config;
-        let segment = Segment {
-            trace: Arc::clone(trace),
-            finished: Vec::new(),
-            frames: 0,
-            flush_at: if config.partial_flush_enabled {
-                config.partial_flush_min_spans
-            } else {
-                usize::MAX
-            },
-        };
+        Some(self.add_segment(Segment::new(SegmentTrace::Shared(Arc::clone(trace)))))
+    }
+
+    fn add_segment(&mut self, segment: Segment) -> usize {
         match self.segments.iter().position(Option::is_none) {
             Some(slot) => {
                 self.segments[slot] = Some(segment);
-                Some(slot)
+                slot
             }
             None => {
                 self.segments.push(Some(segment));
-                Some(self.segments.len() - 1)
+                self.segments.len() - 1
             }
         }
     }
@@ -129,27 +198,30 @@ impl LocalStack {
         spec: &'static SpanSpec,
         span_id: u64,
         parent: Option<&SpanContext>,
+        now: clock::Instant,
     ) -> Option<usize> {
-        let core = tracer::current()?;
-        let service = spec.service.unwrap_or(&core.config.service);
-        let trace = TraceShared::begin(core.clone(), span_id, parent, service);
-        self.segment_for(&trace, true)
+        let seed = tracer::with_current(|core| {
+            let service = spec.service.unwrap_or(&core.config.service);
+            TraceSeed::begin(core, span_id, parent, service, now)
+        })?;
+        Some(self.add_segment(Segment::new(SegmentTrace::Own(seed))))
     }
 
     /// `parent`: `None` for the active span (or a new root), `Some(context)`
     /// for an explicit parent (`Some(None)`: a new root).
     fn push_local(&mut self, spec: &'static SpanSpec, parent: Option<Option<SpanContext>>) -> u64 {
         let span_id = id::new_span_id();
+        let start = clock::now();
         // (segment, parent id, parent's service, parent is in another process)
         let choice = match parent {
             None => match self.frames.last() {
                 Some(top) => Some((top.segment, top.span_id, top.service.clone(), false)),
                 None => self
-                    .begin_trace(spec, span_id, None)
+                    .begin_trace(spec, span_id, None, start)
                     .map(|slot| (slot, 0, None, false)),
             },
             Some(None) => self
-                .begin_trace(spec, span_id, None)
+                .begin_trace(spec, span_id, None, start)
                 .map(|slot| (slot, 0, None, false)),
             Some(Some(context)) => {
                 let joined = context
@@ -160,7 +232,7 @@ impl LocalStack {
                 match joined {
                     Some(slot) => Some((slot, context.span_id, context.service.clone(), false)),
                     None => self
-                        .begin_trace(spec, span_id, Some(&context))
+                        .begin_trace(spec, span_id, Some(&context), start)
                         .map(|slot| (slot, context.span_id, context.service.clone(), true)),
                 }
             }
@@ -178,9 +250,9 @@ impl LocalStack {
                 service
                     != parent_service
                         .as_deref()
-                        .unwrap_or(&segment.trace.tracer.config.service)
+                        .unwrap_or(&segment.tracer().config.service)
             });
-        let mut record = SpanRecord::new(span_id, parent_id, spec);
+        let mut record = SpanRecord::starting_at(span_id, parent_id, spec, start);
         let service = match spec.service {
             Some(service) => Some(Cow::Borrowed(service)),
             None => {
@@ -243,13 +315,13 @@ impl LocalStack {
             segment.finished.push(record);
             if segment.finished.len() >= segment.flush_at {
                 let finished = std::mem::replace(&mut segment.finished, pool::take());
-                segment.trace.merge(finished);
+                segment.hand_over(finished);
             }
         }
         segment.frames -= 1;
         if segment.frames == 0 {
             if let Some(segment) = self.segments[frame.segment].take() {
-                segment.trace.release(segment.finished);
+                segment.close();
             }
             while matches!(self.segments.last(), Some(None)) {
                 self.segments.pop();
@@ -294,7 +366,7 @@ pub(crate) fn active_parent() -> Option<ActiveParent> {
     with_stack(|stack| {
         let top = stack.frames.last()?;
         let (span_id, service, slot) = (top.span_id, top.service.clone(), top.segment);
-        let trace = Arc::clone(&stack.segment(slot)?.trace);
+        let trace = Arc::clone(stack.segment(slot)?.shared()?);
         trace.try_acquire().then_some(ActiveParent {
             trace,
             span_id,
@@ -356,13 +428,18 @@ pub(crate) fn active_target() -> Option<crate::handle::Target> {
 /// this thread's stack, else through the trace (a root [`crate::Span`]).
 pub(crate) fn root_target() -> Option<crate::handle::Target> {
     with_stack(|stack| {
-        let top = stack.frames.last()?;
-        let trace = Arc::clone(&stack.segment(top.segment)?.trace);
-        let root = trace.root_span_id;
+        let slot = stack.frames.last()?.segment;
+        let segment = stack.segment(slot)?;
+        let root = segment.root_span_id();
+        // Only a shared trace can have a `Span` as its root.
+        let shared = match &segment.trace {
+            SegmentTrace::Shared(trace) => Some(Arc::clone(trace)),
+            SegmentTrace::Own(_) => None,
+        };
         if let Some(frame) = stack.frames.iter().find(|f| f.span_id == root) {
             return Some(target_of(frame));
         }
-        trace.root_span().map(crate::handle::Target::Shared)
+        shared?.root_span().map(crate::handle::Target::Shared)
     })
     .flatten()
 }
@@ -373,7 +450,7 @@ pub(crate) fn context_of(span_id: u64) -> Option<SpanContext> {
         let frame = stack.frames.iter().rev().find(|f| f.span_id == span_id)?;
         let (service, slot) = (frame.service.clone(), frame.segment);
         Some(SpanContext::local(
-            &stack.segment(slot)?.trace,
+            stack.segment(slot)?.shared()?,
             span_id,
             service,
         ))
@@ -386,7 +463,7 @@ pub(crate) fn active_context() -> Option<SpanContext> {
         let top = stack.frames.last()?;
         let (span_id, service, slot) = (top.span_id, top.service.clone(), top.segment);
         Some(SpanContext::local(
-            &stack.segment(slot)?.trace,
+            stack.segment(slot)?.shared()?,
             span_id,
             service,
         ))

@@ -79,7 +79,7 @@ impl MemoryExporter {
         let spans = chunk
             .spans
             .iter()
-            .map(|span| finished(chunk.trace.trace_id, span, default_service));
+            .map(|span| finished(chunk.trace_id, span, default_service));
         self.lock().extend(spans);
     }
 }

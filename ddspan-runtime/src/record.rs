@@ -46,10 +46,21 @@ pub(crate) static DYNAMIC: SpanSpec = SpanSpec::new("");
 
 impl SpanRecord {
     pub(crate) fn new(span_id: u64, parent_id: u64, spec: &'static SpanSpec) -> SpanRecord {
+        SpanRecord::starting_at(span_id, parent_id, spec, clock::now())
+    }
+
+    /// A span that started at `start` (a reading the caller already has).
+    #[inline]
+    pub(crate) fn starting_at(
+        span_id: u64,
+        parent_id: u64,
+        spec: &'static SpanSpec,
+        start: Instant,
+    ) -> SpanRecord {
         SpanRecord {
             span_id,
             parent_id,
-            start: clock::now().0,
+            start: start.0,
             duration_ns: 0,
             spec,
             extra: None,

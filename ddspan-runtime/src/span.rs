@@ -386,7 +386,7 @@ impl SpanBuilder {
                 None => {
                     let service = own_service.as_deref().unwrap_or(&core.config.service);
                     (
-                        TraceShared::begin(core.clone(), span_id, None, service),
+                        TraceShared::begin(&core, span_id, None, service, clock::now()),
                         0,
                         None,
                         false,
@@ -396,7 +396,7 @@ impl SpanBuilder {
             Parent::Explicit(None) => {
                 let service = own_service.as_deref().unwrap_or(&core.config.service);
                 (
-                    TraceShared::begin(core.clone(), span_id, None, service),
+                    TraceShared::begin(&core, span_id, None, service, clock::now()),
                     0,
                     None,
                     false,
@@ -410,7 +410,7 @@ impl SpanBuilder {
                 let is_local = context.local_trace.is_some();
                 let trace = joined.unwrap_or_else(|| {
                     let service = own_service.as_deref().unwrap_or(&core.config.service);
-                    TraceShared::begin(core.clone(), span_id, Some(&context), service)
+                    TraceShared::begin(&core, span_id, Some(&context), service, clock::now())
                 });
                 (trace, context.span_id, context.service.clone(), is_local)
             }

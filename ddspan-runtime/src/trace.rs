@@ -44,30 +44,63 @@ struct TraceState {
     sampling: SamplingDecision,
 }
 
-/// What the writer receives: finished spans of one trace, and the trace's
-/// shared fields.
+/// What the writer receives: finished spans of one trace, and what it needs
+/// of the trace, by value: a chunk shares nothing with the application's
+/// threads, so handing it over moves no reference count or lock between
+/// cores.
 pub(crate) struct Chunk {
-    pub(crate) trace: Arc<TraceShared>,
+    pub(crate) trace_id: u128,
+    /// The span that began the local trace (its first span on the wire).
+    pub(crate) root_span_id: u64,
+    /// What the calling service sent; `None` when nothing did.
+    pub(crate) upstream: Option<Arc<Upstream>>,
+    /// An injection dropped `x-datadog-tags` for its size.
+    pub(crate) inject_max_size: bool,
     pub(crate) spans: Vec<SpanRecord>,
     pub(crate) sampling: SamplingDecision,
     /// Tags set with `set_global_tag` when the chunk was handed over.
     pub(crate) global_tags: crate::global_tags::Snapshot,
 }
 
-impl TraceShared {
+impl Chunk {
+    /// What the calling service sent (empty when nothing did).
+    pub(crate) fn upstream(&self) -> &Upstream {
+        self.upstream
+            .as_deref()
+            .unwrap_or_else(|| Upstream::none_ref())
+    }
+}
+
+/// A local trace's identity and sampling decision, before (and unless) any
+/// other thread or `Span` needs to share it: a trace begun by a local span
+/// lives in its thread's segment as a seed, and becomes a [`TraceShared`]
+/// only when something asks for a shared handle (see `local.rs`). Most
+/// traces never do, and skip the allocation, the lock and the counts.
+pub(crate) struct TraceSeed {
+    pub(crate) tracer: Arc<TracerCore>,
+    pub(crate) trace_id: u128,
+    pub(crate) root_span_id: u64,
+    pub(crate) sampling: SamplingDecision,
+    /// `None`: no upstream (the common case, and no count to touch).
+    pub(crate) upstream: Option<Arc<Upstream>>,
+}
+
+impl TraceSeed {
     /// Begins a local trace whose first span is `root_span_id`: a new trace,
     /// or the continuation of a remote (or already sent) parent. The root
-    /// decides sampling unless the parent carries a decision.
+    /// decides sampling unless the parent carries a decision. `now` is the
+    /// root's start (the high half of a 128-bit trace id is its second).
     pub(crate) fn begin(
-        tracer: Arc<TracerCore>,
+        tracer: &Arc<TracerCore>,
         root_span_id: u64,
         parent: Option<&SpanContext>,
         service: &str,
-    ) -> Arc<TraceShared> {
+        now: crate::clock::Instant,
+    ) -> TraceSeed {
         let trace_id = match parent {
             // A baggage-only parent has no trace to continue.
             Some(parent) if !parent.is_baggage_only() => parent.trace_id,
-            _ => crate::id::new_trace_id(tracer.config.trace_id_128_bit),
+            _ => crate::id::new_trace_id_at(tracer.config.trace_id_128_bit, now.unix_seconds()),
         };
         let sampling = match parent.and_then(|p| p.sampling_priority) {
             Some(priority) => SamplingDecision::inherited(priority),
@@ -75,34 +108,99 @@ impl TraceShared {
                 .sampler
                 .decide(crate::id::low_bits(trace_id), service),
         };
-        let upstream = parent.map_or_else(Upstream::none, |p| Arc::clone(&p.upstream));
-        TraceShared::new(tracer, trace_id, root_span_id, sampling, upstream)
+        TraceSeed {
+            tracer: Arc::clone(tracer),
+            trace_id,
+            root_span_id,
+            sampling,
+            upstream: parent
+                .filter(|p| !Arc::ptr_eq(&p.upstream, Upstream::none_ref()))
+                .map(|p| Arc::clone(&p.upstream)),
+        }
+    }
+
+    /// The shared form, with one open holder.
+    pub(crate) fn share(&self) -> Arc<TraceShared> {
+        TraceShared::new(
+            &self.tracer,
+            self.trace_id,
+            self.root_span_id,
+            self.sampling,
+            self.upstream
+                .as_ref()
+                .unwrap_or_else(|| Upstream::none_ref()),
+        )
+    }
+
+    /// Hands finished spans of this trace to the writer.
+    pub(crate) fn submit(&self, spans: Vec<SpanRecord>) {
+        if spans.is_empty() {
+            pool::give(spans);
+            return;
+        }
+        self.tracer.submit(Chunk {
+            trace_id: self.trace_id,
+            root_span_id: self.root_span_id,
+            upstream: self.upstream.clone(),
+            inject_max_size: false,
+            spans,
+            sampling: self.sampling,
+            global_tags: crate::global_tags::snapshot(),
+        });
+    }
+}
+
+impl TraceShared {
+    /// [`TraceSeed::begin`], shared at once (a [`crate::Span`]'s trace).
+    pub(crate) fn begin(
+        tracer: &Arc<TracerCore>,
+        root_span_id: u64,
+        parent: Option<&SpanContext>,
+        service: &str,
+        now: crate::clock::Instant,
+    ) -> Arc<TraceShared> {
+        TraceSeed::begin(tracer, root_span_id, parent, service, now).share()
     }
 
     /// A new local trace with one open holder (its first span or segment).
     pub(crate) fn new(
-        tracer: Arc<TracerCore>,
+        tracer: &Arc<TracerCore>,
         trace_id: u128,
         root_span_id: u64,
         sampling: SamplingDecision,
-        upstream: Arc<Upstream>,
+        upstream: &Arc<Upstream>,
     ) -> Arc<TraceShared> {
-        let baggage = upstream.baggage.clone();
         Arc::new(TraceShared {
             trace_id,
             root_span_id,
-            tracer,
-            upstream,
+            tracer: Arc::clone(tracer),
+            upstream: Arc::clone(upstream),
             inject_max_size: AtomicBool::new(false),
             state: Mutex::new(TraceState {
                 root_span: None,
-                baggage,
+                baggage: upstream.baggage.clone(),
                 spans: Vec::new(),
                 open: 1,
                 closed: false,
                 sampling,
             }),
         })
+    }
+
+    /// A chunk of these spans, with the trace's fields as they are now.
+    pub(crate) fn chunk(&self, spans: Vec<SpanRecord>, sampling: SamplingDecision) -> Chunk {
+        Chunk {
+            trace_id: self.trace_id,
+            root_span_id: self.root_span_id,
+            upstream: (!Arc::ptr_eq(&self.upstream, Upstream::none_ref()))
+                .then(|| Arc::clone(&self.upstream)),
+            inject_max_size: self
+                .inject_max_size
+                .load(std::sync::atomic::Ordering::Relaxed),
+            spans,
+            sampling,
+            global_tags: crate::global_tags::snapshot(),
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, TraceState> {
@@ -205,12 +303,7 @@ impl TraceShared {
                 None
             }
             .filter(|spans| !spans.is_empty())
-            .map(|spans| Chunk {
-                trace: Arc::clone(self),
-                spans,
-                sampling: state.sampling,
-                global_tags: crate::global_tags::snapshot(),
-            })
+            .map(|spans| self.chunk(spans, state.sampling))
         };
         if let Some(spare) = spare {
             pool::give(spare);
@@ -235,11 +328,11 @@ mod tests {
     fn chunk_is_sent_when_the_last_holder_releases() {
         let (tracer, chunks) = TracerCore::capturing(crate::Config::builder().build());
         let trace = TraceShared::new(
-            tracer,
+            &tracer,
             7,
             1,
             SamplingDecision::inherited(1),
-            Upstream::none(),
+            Upstream::none_ref(),
         );
         assert!(trace.try_acquire());
         trace.release(vec![record(2)]);
@@ -262,11 +355,11 @@ mod tests {
             .build();
         let (tracer, chunks) = TracerCore::capturing(config);
         let trace = TraceShared::new(
-            tracer,
+            &tracer,
             7,
             1,
             SamplingDecision::inherited(1),
-            Upstream::none(),
+            Upstream::none_ref(),
         );
         for id in 2..=4 {
             assert!(trace.try_acquire());

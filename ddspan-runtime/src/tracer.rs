@@ -4,7 +4,8 @@
 //! instrumented code needs no set-up; [`start`] configures it in code.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
@@ -32,6 +33,16 @@ const OFF: u8 = 2;
 /// The one word every span start reads: is there a running tracer?
 static STATE: AtomicU8 = AtomicU8::new(UNINITIALIZED);
 static CURRENT: RwLock<Option<Arc<TracerCore>>> = RwLock::new(None);
+/// Changes whenever `CURRENT` does, so a thread can keep its own reference
+/// to the running tracer and check it with one load of a word that is only
+/// ever read, instead of taking the lock (whose reader count every thread
+/// writes) and cloning the `Arc` (whose count the writer thread also
+/// writes) for every new trace.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static CACHED: RefCell<Option<(u64, Arc<TracerCore>)>> = const { RefCell::new(None) };
+}
 /// Serialises start and stop.
 static LIFECYCLE: Mutex<()> = Mutex::new(());
 /// The final counters of the last tracer stopped.
@@ -233,10 +244,49 @@ pub(crate) fn current() -> Option<Arc<TracerCore>> {
     if !is_running() {
         return None;
     }
+    current_locked()
+}
+
+/// Runs `f` on the running tracer, through this thread's cached reference
+/// (see [`GENERATION`]); `None` when no tracer is running.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Arc<TracerCore>) -> R) -> Option<R> {
+    if !is_running() {
+        return None;
+    }
+    let generation = GENERATION.load(Ordering::Acquire);
+    let mut f = Some(f);
+    let cached = CACHED.try_with(|cached| {
+        let mut cached = cached.try_borrow_mut().ok()?;
+        if !matches!(&*cached, Some((seen, _)) if *seen == generation) {
+            // Published before the generation changed (see `set_current`).
+            *cached = Some((generation, current_locked()?));
+        }
+        let (_, core) = cached.as_ref()?;
+        f.take().map(|f| f(core))
+    });
+    match cached {
+        Ok(Some(result)) => Some(result),
+        // Thread teardown, or re-entered from `f`: the shared reference.
+        _ => f.and_then(|f| current_locked().map(|core| f(&core))),
+    }
+}
+
+fn current_locked() -> Option<Arc<TracerCore>> {
     CURRENT
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .clone()
+}
+
+/// Replaces the running tracer and tells the threads' caches.
+fn set_current(core: Option<Arc<TracerCore>>) -> Option<Arc<TracerCore>> {
+    let previous = std::mem::replace(
+        &mut *CURRENT.write().unwrap_or_else(PoisonError::into_inner),
+        core,
+    );
+    GENERATION.fetch_add(1, Ordering::Release);
+    previous
 }
 
 fn install(config: Config) {
@@ -256,13 +306,13 @@ fn install(config: Config) {
         ));
     }
     if !config.enabled {
-        *CURRENT.write().unwrap_or_else(PoisonError::into_inner) = None;
+        set_current(None);
         STATE.store(OFF, Ordering::Release);
         return;
     }
     crate::panic::install_hook();
     let core = TracerCore::launch(config);
-    *CURRENT.write().unwrap_or_else(PoisonError::into_inner) = Some(core);
+    set_current(Some(core));
     STATE.store(RUNNING, Ordering::Release);
 }
 
@@ -301,11 +351,7 @@ pub fn stop() -> bool {
 
 fn stop_locked() -> bool {
     STATE.store(OFF, Ordering::Release);
-    let core = CURRENT
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take();
-    match core {
+    match set_current(None) {
         Some(core) => {
             let delivered = core.shutdown();
             let mut stats = core.counters.snapshot();
