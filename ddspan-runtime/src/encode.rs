@@ -7,8 +7,6 @@
 //! (env, version, `DD_TAGS`) and chunk-level fields are added here, on the
 //! writer thread, not when spans finish.
 
-use std::borrow::Cow;
-
 use crate::config::Config;
 use crate::id;
 use crate::record::SpanRecord;
@@ -27,11 +25,14 @@ pub(crate) const ARRAY32_HEADER_LEN: usize = 5;
 
 pub(crate) struct Encoder {
     service: String,
+    /// The tracer's service, msgpack-encoded once.
+    service_encoded: Vec<u8>,
     /// `DD_TAGS`, `env` and `version`, deduplicated (`DD_ENV` and
-    /// `DD_VERSION` win over the same keys in `DD_TAGS`).
-    base_meta: Vec<(String, String)>,
+    /// `DD_VERSION` win over the same keys in `DD_TAGS`), each pair also
+    /// msgpack-encoded once: every span carries them.
+    base_meta: BaseMeta,
     /// The same without `version`, for spans of other services.
-    base_meta_other_service: Vec<(String, String)>,
+    base_meta_other_service: BaseMeta,
     runtime_id: String,
     process_id: f64,
 }
@@ -54,10 +55,16 @@ impl Encoder {
             put(&mut base_meta, "version", version);
         }
         base_meta_other_service.retain(|(k, _)| k != "version");
+        let mut service_encoded = Vec::new();
+        write_str(
+            &mut service_encoded,
+            truncated(&config.service, MAX_NAME_LEN),
+        );
         Encoder {
             service: config.service.clone(),
-            base_meta,
-            base_meta_other_service,
+            service_encoded,
+            base_meta: BaseMeta::new(base_meta),
+            base_meta_other_service: BaseMeta::new(base_meta_other_service),
             runtime_id: runtime_id().to_owned(),
             process_id: f64::from(std::process::id()),
         }
@@ -70,8 +77,10 @@ impl Encoder {
             .iter()
             .position(|s| s.span_id == chunk.root_span_id)
             .unwrap_or(0);
-        let chunk_meta = self.chunk_meta(chunk);
-        let chunk_metrics = chunk_metrics(&chunk.sampling, self.process_id);
+        let mut tid_hex = [0u8; 16];
+        let chunk_meta = self.chunk_meta(chunk, &mut tid_hex);
+        let (metrics, count) = chunk_metrics(&chunk.sampling, self.process_id);
+        let chunk_metrics = &metrics[..count];
         let global: &[(String, String)] = chunk.global_tags.as_deref().map_or(&[], Vec::as_slice);
         write_array_len(out, chunk.spans.len());
         if let Some(span) = chunk.spans.get(first) {
@@ -81,7 +90,7 @@ impl Encoder {
                 span,
                 global,
                 &chunk_meta,
-                &chunk_metrics,
+                chunk_metrics,
             );
         }
         for (i, span) in chunk.spans.iter().enumerate() {
@@ -91,34 +100,37 @@ impl Encoder {
         }
     }
 
-    /// Meta of the chunk's first span: trace-level tags and process identity.
-    fn chunk_meta(&self, chunk: &Chunk) -> Vec<(Cow<'static, str>, String)> {
-        let mut meta: Vec<(Cow<'static, str>, String)> = Vec::new();
+    /// Meta of the chunk's first span: trace-level tags and process
+    /// identity, all borrowed (the `_dd.p.tid` text from `tid_hex`): a
+    /// chunk of one span costs one allocation here, not one per field.
+    fn chunk_meta<'a>(
+        &'a self,
+        chunk: &'a Chunk,
+        tid_hex: &'a mut [u8; 16],
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut meta: Vec<(&str, &str)> = Vec::with_capacity(8);
         let upstream = chunk.upstream();
         for (key, value) in upstream.propagated_tags.iter().chain(&upstream.root_meta) {
             if key != "_dd.p.tid" {
-                meta.push((Cow::Owned(key.clone()), value.clone()));
+                meta.push((key, value));
             }
         }
-        if chunk.inject_max_size && !meta.iter().any(|(k, _)| k == "_dd.propagation_error") {
-            meta.push((
-                Cow::Borrowed("_dd.propagation_error"),
-                "inject_max_size".to_owned(),
-            ));
+        if chunk.inject_max_size && !meta.iter().any(|(k, _)| *k == "_dd.propagation_error") {
+            meta.push(("_dd.propagation_error", "inject_max_size"));
         }
         let high = id::high_bits(chunk.trace_id);
         if high != 0 {
-            meta.push((Cow::Borrowed("_dd.p.tid"), format!("{high:016x}")));
+            meta.push(("_dd.p.tid", hex16(high, tid_hex)));
         }
         if let (Some(mechanism), true) = (chunk.sampling.mechanism, chunk.sampling.keep()) {
-            meta.retain(|(k, _)| k != "_dd.p.dm");
-            meta.push((Cow::Borrowed("_dd.p.dm"), format!("-{mechanism}")));
+            meta.retain(|(k, _)| *k != "_dd.p.dm");
+            meta.push(("_dd.p.dm", decision_maker(mechanism)));
         }
         if let Some(origin) = &upstream.origin {
-            meta.push((Cow::Borrowed("_dd.origin"), origin.to_string()));
+            meta.push(("_dd.origin", origin));
         }
-        meta.push((Cow::Borrowed("language"), "rust".to_owned()));
-        meta.push((Cow::Borrowed("runtime-id"), self.runtime_id.clone()));
+        meta.push(("language", "rust"));
+        meta.push(("runtime-id", &self.runtime_id));
         meta
     }
 
@@ -128,13 +140,14 @@ impl Encoder {
         trace_id: u128,
         span: &SpanRecord,
         global: &[(String, String)],
-        chunk_meta: &[(Cow<'static, str>, String)],
+        chunk_meta: &[(&str, &str)],
         chunk_metrics: &[(&'static str, f64)],
     ) {
         let service = span.service().unwrap_or(&self.service);
         // Precedence, lowest first: tracer-wide tags, chunk-level fields,
         // the span's static tags, its run-time tags. Nothing is collected:
-        // each group is filtered against the later ones, counted, written.
+        // each group is filtered against the later ones and written, and
+        // the map's length is patched in afterwards.
         let base = if service == self.service {
             &self.base_meta
         } else {
@@ -142,117 +155,257 @@ impl Encoder {
         };
         let dynamic_meta = span.meta();
         let dynamic_metrics = span.metrics();
+        let static_tags = span.spec.tags;
         let set_at_run_time = |key: &str| {
             dynamic_meta.iter().any(|(k, _)| k == key)
                 || dynamic_metrics.iter().any(|(k, _)| k == key)
         };
         let set_on_span =
-            |key: &str| set_at_run_time(key) || span.spec.tags.iter().any(|t| t.key == key);
-        let base_meta = || {
-            base.iter()
-                .filter(|(k, _)| !global.iter().any(|(g, _)| g == k))
-                .chain(global)
-                .filter(|(k, _)| !set_on_span(k) && !chunk_meta.iter().any(|(c, _)| c == k))
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-        };
-        let chunk_meta = || {
-            chunk_meta
-                .iter()
-                .filter(|(k, _)| !set_on_span(k))
-                .map(|(k, v)| (k.as_ref(), v.as_str()))
-        };
-        let static_meta = || {
-            span.spec.tags.iter().filter_map(|t| match t.value {
-                StaticValue::Str(v) if !set_at_run_time(t.key) => Some((t.key, v)),
-                _ => None,
-            })
-        };
-        let dynamic_meta = || dynamic_meta.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
+            |key: &str| set_at_run_time(key) || static_tags.iter().any(|t| t.key == key);
+
+        out.extend_from_slice(KEYS_TO_TRACE_ID);
+        write_uint(out, id::low_bits(trace_id));
+        out.extend_from_slice(KEY_SPAN_ID);
+        write_uint(out, span.span_id);
+        out.extend_from_slice(KEY_PARENT_ID);
+        write_uint(out, span.parent_id);
+        out.extend_from_slice(KEY_NAME);
+        write_str(out, truncated(span.name(), MAX_NAME_LEN));
+        out.extend_from_slice(KEY_RESOURCE);
+        write_str(
+            out,
+            truncated(span.resource().unwrap_or(span.name()), MAX_RESOURCE_LEN),
+        );
+        out.extend_from_slice(KEY_SERVICE);
+        if service == self.service {
+            out.extend_from_slice(&self.service_encoded);
+        } else {
+            write_str(out, truncated(service, MAX_NAME_LEN));
+        }
+        out.extend_from_slice(KEY_TYPE);
+        write_str(out, truncated(span.span_type().unwrap_or(""), MAX_NAME_LEN));
+        out.extend_from_slice(KEY_START);
+        write_int(out, i64::try_from(span.start).unwrap_or(i64::MAX));
+        out.extend_from_slice(KEY_DURATION);
+        write_int(out, i64::try_from(span.duration_ns).unwrap_or(i64::MAX));
+        out.extend_from_slice(KEY_ERROR);
+        write_int(out, i64::from(span.error));
+
+        out.extend_from_slice(KEY_META);
+        let most = base.pairs.len()
+            + global.len()
+            + chunk_meta.len()
+            + static_tags.len()
+            + dynamic_meta.len();
+        let mut meta = MapWriter::begin(out, most);
+        // The span sets none of the tracer-wide keys (nearly always): their
+        // pre-encoded bytes go as one block.
+        let base_overridden = base.pairs.iter().any(|(k, _)| {
+            global.iter().any(|(g, _)| g == k)
+                || set_on_span(k)
+                || chunk_meta.iter().any(|(c, _)| c == k)
+        });
+        if base_overridden {
+            for ((key, _), encoded) in base.pairs.iter().zip(&base.encoded) {
+                if !global.iter().any(|(g, _)| g == key)
+                    && !set_on_span(key)
+                    && !chunk_meta.iter().any(|(c, _)| c == key)
+                {
+                    meta.raw(out, encoded);
+                }
+            }
+        } else {
+            meta.raw_many(out, &base.block, base.pairs.len());
+        }
+        for (key, value) in global {
+            if !set_on_span(key) && !chunk_meta.iter().any(|(c, _)| c == key) {
+                meta.str_pair(out, key, value);
+            }
+        }
+        for (key, value) in chunk_meta {
+            if !set_on_span(key) {
+                meta.str_pair(out, key, value);
+            }
+        }
+        for tag in static_tags {
+            if let StaticValue::Str(value) = tag.value {
+                if !set_at_run_time(tag.key) {
+                    meta.str_pair(out, tag.key, value);
+                }
+            }
+        }
+        for (key, value) in dynamic_meta {
+            meta.str_pair(out, key, value);
+        }
+        meta.end(out);
+
+        out.extend_from_slice(KEY_METRICS);
         let top_level: &[(&str, f64)] = if span.top_level {
             &[("_dd.top_level", 1.0)]
         } else {
             &[]
         };
-        let base_metrics = || {
-            top_level
-                .iter()
-                .chain(chunk_metrics)
-                .filter(|(k, _)| !set_on_span(k))
-                .copied()
-        };
-        let static_metrics = || {
-            span.spec.tags.iter().filter_map(|t| match t.value {
-                StaticValue::Number(v) if !set_at_run_time(t.key) => Some((t.key, v)),
-                _ => None,
-            })
-        };
-        let dynamic_metrics = || dynamic_metrics.iter().map(|(k, v)| (k.as_ref(), *v));
-        let meta = || {
-            base_meta()
-                .chain(chunk_meta())
-                .chain(static_meta())
-                .chain(dynamic_meta())
-        };
-        let metrics = || {
-            base_metrics()
-                .chain(static_metrics())
-                .chain(dynamic_metrics())
-        };
-
-        write_map_len(out, 12);
-        write_str(out, "trace_id");
-        write_uint(out, id::low_bits(trace_id));
-        write_str(out, "span_id");
-        write_uint(out, span.span_id);
-        write_str(out, "parent_id");
-        write_uint(out, span.parent_id);
-        write_str(out, "name");
-        write_str(out, truncated(span.name(), MAX_NAME_LEN));
-        write_str(out, "resource");
-        write_str(
-            out,
-            truncated(span.resource().unwrap_or(span.name()), MAX_RESOURCE_LEN),
-        );
-        write_str(out, "service");
-        write_str(out, truncated(service, MAX_NAME_LEN));
-        write_str(out, "type");
-        write_str(out, truncated(span.span_type().unwrap_or(""), MAX_NAME_LEN));
-        write_str(out, "start");
-        write_int(out, i64::try_from(span.start).unwrap_or(i64::MAX));
-        write_str(out, "duration");
-        write_int(out, i64::try_from(span.duration_ns).unwrap_or(i64::MAX));
-        write_str(out, "error");
-        write_int(out, i64::from(span.error));
-        write_str(out, "meta");
-        write_map_len(out, meta().count());
-        for (key, value) in meta() {
-            write_str(out, truncated(key, MAX_TAG_KEY_LEN));
-            write_str(out, truncated(value, MAX_TAG_VALUE_LEN));
+        let most =
+            top_level.len() + chunk_metrics.len() + static_tags.len() + dynamic_metrics.len();
+        let mut metrics = MapWriter::begin(out, most);
+        for (key, value) in top_level.iter().chain(chunk_metrics) {
+            if !set_on_span(key) {
+                metrics.f64_pair(out, key, *value);
+            }
         }
-        write_str(out, "metrics");
-        write_map_len(out, metrics().count());
-        for (key, value) in metrics() {
-            write_str(out, truncated(key, MAX_TAG_KEY_LEN));
-            write_f64(out, value);
+        for tag in static_tags {
+            if let StaticValue::Number(value) = tag.value {
+                if !set_at_run_time(tag.key) {
+                    metrics.f64_pair(out, tag.key, value);
+                }
+            }
+        }
+        for (key, value) in dynamic_metrics {
+            metrics.f64_pair(out, key, *value);
+        }
+        metrics.end(out);
+    }
+}
+
+/// Tracer-wide meta, with each pair msgpack-encoded once.
+struct BaseMeta {
+    pairs: Vec<(String, String)>,
+    encoded: Vec<Vec<u8>>,
+    /// Every pair's bytes, in order.
+    block: Vec<u8>,
+}
+
+impl BaseMeta {
+    fn new(pairs: Vec<(String, String)>) -> BaseMeta {
+        let encoded: Vec<Vec<u8>> = pairs
+            .iter()
+            .map(|(key, value)| {
+                let mut bytes = Vec::new();
+                write_str(&mut bytes, truncated(key, MAX_TAG_KEY_LEN));
+                write_str(&mut bytes, truncated(value, MAX_TAG_VALUE_LEN));
+                bytes
+            })
+            .collect();
+        let block = encoded.concat();
+        BaseMeta {
+            pairs,
+            encoded,
+            block,
         }
     }
 }
 
-fn chunk_metrics(sampling: &SamplingDecision, process_id: f64) -> Vec<(&'static str, f64)> {
-    let mut metrics = vec![
-        ("_sampling_priority_v1", f64::from(sampling.priority)),
-        ("process_id", process_id),
+/// A msgpack map whose length is known only once its entries are written:
+/// a header sized for the most entries it may get, patched at the end.
+struct MapWriter {
+    at: usize,
+    wide: Option<bool>,
+    len: usize,
+}
+
+impl MapWriter {
+    fn begin(out: &mut Vec<u8>, most: usize) -> MapWriter {
+        let at = out.len();
+        let wide = if most < 16 {
+            out.push(0x80);
+            None
+        } else if most <= usize::from(u16::MAX) {
+            out.extend_from_slice(&[0xde, 0, 0]);
+            Some(false)
+        } else {
+            out.extend_from_slice(&[0xdf, 0, 0, 0, 0]);
+            Some(true)
+        };
+        MapWriter { at, wide, len: 0 }
+    }
+
+    fn raw(&mut self, out: &mut Vec<u8>, pair: &[u8]) {
+        self.raw_many(out, pair, 1);
+    }
+
+    fn raw_many(&mut self, out: &mut Vec<u8>, pairs: &[u8], count: usize) {
+        out.extend_from_slice(pairs);
+        self.len += count;
+    }
+
+    fn str_pair(&mut self, out: &mut Vec<u8>, key: &str, value: &str) {
+        write_str(out, truncated(key, MAX_TAG_KEY_LEN));
+        write_str(out, truncated(value, MAX_TAG_VALUE_LEN));
+        self.len += 1;
+    }
+
+    fn f64_pair(&mut self, out: &mut Vec<u8>, key: &str, value: f64) {
+        write_str(out, truncated(key, MAX_TAG_KEY_LEN));
+        write_f64(out, value);
+        self.len += 1;
+    }
+
+    fn end(self, out: &mut [u8]) {
+        match self.wide {
+            // Within the bound the header was sized for.
+            None => out[self.at] = 0x80 | (self.len as u8 & 0x0f),
+            Some(false) => out[self.at + 1..self.at + 3]
+                .copy_from_slice(&u16::try_from(self.len).unwrap_or(u16::MAX).to_be_bytes()),
+            Some(true) => out[self.at + 1..self.at + 5]
+                .copy_from_slice(&u32::try_from(self.len).unwrap_or(u32::MAX).to_be_bytes()),
+        }
+    }
+}
+
+/// A span is a map of 12 entries; its keys, msgpack-encoded (checked
+/// against `write_str` in the tests).
+const KEYS_TO_TRACE_ID: &[u8] = b"\x8c\xa8trace_id";
+const KEY_SPAN_ID: &[u8] = b"\xa7span_id";
+const KEY_PARENT_ID: &[u8] = b"\xa9parent_id";
+const KEY_NAME: &[u8] = b"\xa4name";
+const KEY_RESOURCE: &[u8] = b"\xa8resource";
+const KEY_SERVICE: &[u8] = b"\xa7service";
+const KEY_TYPE: &[u8] = b"\xa4type";
+const KEY_START: &[u8] = b"\xa5start";
+const KEY_DURATION: &[u8] = b"\xa8duration";
+const KEY_ERROR: &[u8] = b"\xa5error";
+const KEY_META: &[u8] = b"\xa4meta";
+const KEY_METRICS: &[u8] = b"\xa7metrics";
+
+/// The sampling metrics of a chunk's first span, without allocating:
+/// the first `count` entries of the array.
+fn chunk_metrics(
+    sampling: &SamplingDecision,
+    process_id: f64,
+) -> ([(&'static str, f64); 5], usize) {
+    let mut metrics = [("", 0.0); 5];
+    metrics[0] = ("_sampling_priority_v1", f64::from(sampling.priority));
+    metrics[1] = ("process_id", process_id);
+    let mut count = 2;
+    for (key, rate) in [
+        ("_dd.agent_psr", sampling.agent_rate),
+        ("_dd.rule_psr", sampling.rule_rate),
+        ("_dd.limit_psr", sampling.limit_rate),
+    ] {
+        if let Some(rate) = rate {
+            metrics[count] = (key, rate);
+            count += 1;
+        }
+    }
+    (metrics, count)
+}
+
+/// `value` as 16 lowercase hex digits, written into `buffer`.
+fn hex16(value: u64, buffer: &mut [u8; 16]) -> &str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, byte) in buffer.iter_mut().enumerate() {
+        *byte = DIGITS[((value >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    std::str::from_utf8(buffer).unwrap_or("")
+}
+
+/// `_dd.p.dm`: the sampling mechanism, as `-N`. Datadog's mechanisms are
+/// 0 to 12, and ddspan decides with 0, 1 and 3 only.
+fn decision_maker(mechanism: u8) -> &'static str {
+    const KNOWN: [&str; 13] = [
+        "-0", "-1", "-2", "-3", "-4", "-5", "-6", "-7", "-8", "-9", "-10", "-11", "-12",
     ];
-    if let Some(rate) = sampling.agent_rate {
-        metrics.push(("_dd.agent_psr", rate));
-    }
-    if let Some(rate) = sampling.rule_rate {
-        metrics.push(("_dd.rule_psr", rate));
-    }
-    if let Some(rate) = sampling.limit_rate {
-        metrics.push(("_dd.limit_psr", rate));
-    }
-    metrics
+    KNOWN.get(usize::from(mechanism)).copied().unwrap_or("-0")
 }
 
 /// One random id for the life of the process.
@@ -279,20 +432,6 @@ pub(crate) fn write_array_len(out: &mut Vec<u8>, len: usize) {
 pub(crate) fn patch_array32(out: &mut [u8], at: usize, len: u32) {
     out[at] = 0xdd;
     out[at + 1..at + 5].copy_from_slice(&len.to_be_bytes());
-}
-
-fn write_map_len(out: &mut Vec<u8>, len: usize) {
-    match u32::try_from(len) {
-        Ok(n) if n < 16 => out.push(0x80 | n as u8),
-        Ok(n) if n <= u32::from(u16::MAX) => {
-            out.push(0xde);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0xdf);
-            out.extend_from_slice(&n.unwrap_or(u32::MAX).to_be_bytes());
-        }
-    }
 }
 
 fn write_str(out: &mut Vec<u8>, s: &str) {
@@ -352,6 +491,57 @@ mod tests {
     use crate::tracer::TracerCore;
     use serde::Deserialize;
     use std::collections::HashMap;
+
+    #[test]
+    fn pre_encoded_keys_are_what_write_str_writes() {
+        let encoded = |key: &str| {
+            let mut out = Vec::new();
+            write_str(&mut out, key);
+            out
+        };
+        assert_eq!(KEYS_TO_TRACE_ID[0], 0x8c, "a map of 12");
+        assert_eq!(&KEYS_TO_TRACE_ID[1..], encoded("trace_id"));
+        for (constant, key) in [
+            (KEY_SPAN_ID, "span_id"),
+            (KEY_PARENT_ID, "parent_id"),
+            (KEY_NAME, "name"),
+            (KEY_RESOURCE, "resource"),
+            (KEY_SERVICE, "service"),
+            (KEY_TYPE, "type"),
+            (KEY_START, "start"),
+            (KEY_DURATION, "duration"),
+            (KEY_ERROR, "error"),
+            (KEY_META, "meta"),
+            (KEY_METRICS, "metrics"),
+        ] {
+            assert_eq!(constant, encoded(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn trace_level_texts_match_their_formatting() {
+        let mut buffer = [0u8; 16];
+        for value in [0, 1, 0x6b03_35ef_0000_0000, u64::MAX] {
+            assert_eq!(hex16(value, &mut buffer), format!("{value:016x}"));
+        }
+        for mechanism in 0..=12u8 {
+            assert_eq!(decision_maker(mechanism), format!("-{mechanism}"));
+        }
+    }
+
+    #[test]
+    fn maps_of_any_size_get_the_right_header() {
+        for (most, written) in [(0, 0), (15, 15), (15, 3), (16, 2), (70_000, 70_000)] {
+            let mut out = vec![0xff];
+            let mut map = MapWriter::begin(&mut out, most);
+            for i in 0..written {
+                map.f64_pair(&mut out, &format!("k{i}"), 1.0);
+            }
+            map.end(&mut out);
+            let decoded: HashMap<String, f64> = rmp_serde::from_slice(&out[1..]).unwrap();
+            assert_eq!(decoded.len(), written, "bound {most}");
+        }
+    }
 
     #[derive(Deserialize, Debug)]
     struct WireSpan {

@@ -17,6 +17,7 @@
 //! function, so there are as few as the distinctions need (compile cost is
 //! measured by `scripts/compile-cost.sh`).
 
+use std::borrow::Cow;
 use std::error::Error;
 use std::fmt::{Debug, Display, Write};
 
@@ -28,8 +29,9 @@ use crate::record::SpanRecord;
 pub struct ErrorFields {
     /// `error.message`.
     pub message: String,
-    /// `error.type`: the error's Rust type name.
-    pub error_type: String,
+    /// `error.type`: the error's Rust type name (borrowed from the
+    /// compiler's `type_name`: recording an error allocates no copy of it).
+    pub error_type: Cow<'static, str>,
     /// `error.stack`: the cause chain, and a backtrace where the error has one.
     pub stack: Option<String>,
 }
@@ -50,7 +52,7 @@ impl ErrorFields {
     pub fn from_error<E: Error + ?Sized>(error: &E) -> ErrorFields {
         ErrorFields {
             message: contained::display(&error),
-            error_type: std::any::type_name::<E>().to_owned(),
+            error_type: Cow::Borrowed(std::any::type_name::<E>()),
             stack: source_chain(error),
         }
     }
@@ -132,7 +134,7 @@ impl<T, E: Display + Debug> ErrorRung for &&ReturnValue<'_, Result<T, E>> {
             ErrorFields {
                 stack: (debug != message).then_some(debug),
                 message,
-                error_type: std::any::type_name::<E>().to_owned(),
+                error_type: Cow::Borrowed(std::any::type_name::<E>()),
             }
         })
     }
@@ -142,7 +144,7 @@ impl<T, E: Debug> ErrorRung for &ReturnValue<'_, Result<T, E>> {
     fn __ddspan_error(self) -> Option<ErrorFields> {
         self.0.as_ref().err().map(|error| ErrorFields {
             message: contained::debug(error),
-            error_type: std::any::type_name::<E>().to_owned(),
+            error_type: Cow::Borrowed(std::any::type_name::<E>()),
             stack: None,
         })
     }

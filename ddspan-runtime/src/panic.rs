@@ -46,5 +46,5 @@ pub(crate) fn mark_unwinding(record: &mut SpanRecord) {
         .ok()
         .flatten()
         .unwrap_or_else(|| "the span panicked".to_owned());
-    record.set_error_fields(message, "panic".to_owned(), None);
+    record.set_error_fields(message, std::borrow::Cow::Borrowed("panic"), None);
 }

@@ -59,15 +59,49 @@ pub(crate) fn take() -> Vec<SpanRecord> {
     }
 }
 
-/// Returns a buffer for reuse, with the spans it holds (see [`take`]).
+/// Returns a buffer for reuse, with the spans it holds (see [`take`]):
+/// to this thread's cache when it has room (no lock), else to the shared
+/// pool. For application threads; the writer uses [`give_all`].
 pub(crate) fn give(buffer: Vec<SpanRecord>) {
     if buffer.capacity() == 0 || buffer.capacity() > MAX_POOLED_CAPACITY {
         return;
     }
+    let buffer = match LOCAL.try_with(|cache| match cache.try_borrow_mut() {
+        Ok(mut cache) if cache.len() < BATCH => {
+            cache.push(buffer);
+            None
+        }
+        _ => Some(buffer),
+    }) {
+        Ok(None) => return,
+        Ok(Some(buffer)) => buffer,
+        // Thread teardown: the buffer went with the closure, freed.
+        Err(_) => return,
+    };
     let mut pool = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner);
     if pool.len() < MAX_POOLED {
         pool.push(buffer);
     }
+}
+
+/// Returns buffers for reuse under one lock, leaving `buffers` empty (its
+/// own room kept). What the pool has no room for is freed.
+pub(crate) fn give_all(buffers: &mut Vec<Vec<SpanRecord>>) {
+    let mut rest = {
+        let mut pool = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut rest = Vec::new();
+        for buffer in buffers.drain(..) {
+            let keep = buffer.capacity() > 0 && buffer.capacity() <= MAX_POOLED_CAPACITY;
+            if keep && pool.len() < MAX_POOLED {
+                pool.push(buffer);
+            } else {
+                rest.push(buffer);
+            }
+        }
+        rest
+    };
+    // Freed outside the lock.
+    rest.clear();
 }
 
 #[cfg(test)]
@@ -94,6 +128,17 @@ mod tests {
     fn huge_buffers_are_not_kept() {
         give(Vec::with_capacity(MAX_POOLED_CAPACITY + 1));
         let taken = take_all();
+        assert!(taken.iter().all(|b| b.capacity() <= MAX_POOLED_CAPACITY));
+    }
+
+    #[test]
+    fn buffers_given_together_come_back() {
+        let mut buffers: Vec<Vec<SpanRecord>> = (0..3).map(|_| Vec::with_capacity(77)).collect();
+        buffers.push(Vec::with_capacity(MAX_POOLED_CAPACITY + 1));
+        give_all(&mut buffers);
+        assert!(buffers.is_empty());
+        let taken = take_all();
+        assert!(taken.iter().filter(|b| b.capacity() == 77).count() >= 3);
         assert!(taken.iter().all(|b| b.capacity() <= MAX_POOLED_CAPACITY));
     }
 

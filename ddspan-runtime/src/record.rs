@@ -164,7 +164,7 @@ impl SpanRecord {
     pub(crate) fn set_error_fields(
         &mut self,
         message: String,
-        error_type: String,
+        error_type: Cow<'static, str>,
         stack: Option<String>,
     ) {
         self.error = true;

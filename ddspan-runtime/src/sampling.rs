@@ -8,8 +8,10 @@
 //! is kept (mechanism 0). The decision is a pure function of the trace id
 //! and the rate (Datadog's Knuth hash), so every tracer agrees on it.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 /// `USER_REJECT`: dropped by a user rule.
@@ -79,15 +81,40 @@ pub(crate) struct Sampler {
     limiter: Mutex<RateLimiter>,
     /// The environment whose agent rates apply to this process.
     env: String,
-    agent_rates: RwLock<AgentRates>,
+    agent_rates: RwLock<Arc<AgentRates>>,
+    /// Changes when the agent's rates do: threads keep the rates (and
+    /// their last look-up) and check this one word, rather than take the
+    /// lock (whose reader count every thread writes) for every trace.
+    rates_version: AtomicU64,
+    /// Tells this sampler's rates from an earlier tracer's in the caches.
+    id: u64,
 }
 
 /// The agent's rates for this process's environment, keyed by service so a
 /// root's look-up builds no string.
-#[derive(Default)]
+#[derive(Default, PartialEq)]
 struct AgentRates {
     by_service: HashMap<String, f64>,
     default: Option<f64>,
+}
+
+impl AgentRates {
+    fn rate_for(&self, service: &str) -> Option<f64> {
+        self.by_service.get(service).copied().or(self.default)
+    }
+}
+
+/// A thread's copy of a sampler's agent rates, and its last look-up.
+struct CachedRates {
+    sampler: u64,
+    version: u64,
+    rates: Arc<AgentRates>,
+    service: String,
+    rate: Option<f64>,
+}
+
+thread_local! {
+    static CACHED_RATES: RefCell<Option<CachedRates>> = const { RefCell::new(None) };
 }
 
 impl Sampler {
@@ -96,7 +123,56 @@ impl Sampler {
             rule_rate,
             limiter: Mutex::new(RateLimiter::new(rate_limit)),
             env: env.unwrap_or_default().to_owned(),
-            agent_rates: RwLock::new(AgentRates::default()),
+            agent_rates: RwLock::new(Arc::default()),
+            rates_version: AtomicU64::new(0),
+            id: {
+                static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+                NEXT_ID.fetch_add(1, Ordering::Relaxed)
+            },
+        }
+    }
+
+    /// The agent's rate for `service` (or its default), through this
+    /// thread's cache.
+    fn agent_rate(&self, service: &str) -> Option<f64> {
+        let version = self.rates_version.load(Ordering::Acquire);
+        let cached = CACHED_RATES.try_with(|cache| {
+            let mut cache = cache.try_borrow_mut().ok()?;
+            match &mut *cache {
+                Some(cached) if cached.sampler == self.id && cached.version == version => {
+                    if cached.service != service {
+                        cached.rate = cached.rates.rate_for(service);
+                        service.clone_into(&mut cached.service);
+                    }
+                    Some(cached.rate)
+                }
+                stale => {
+                    // Published before the version changed (see `update_agent_rates`).
+                    let rates = Arc::clone(
+                        &self
+                            .agent_rates
+                            .read()
+                            .unwrap_or_else(PoisonError::into_inner),
+                    );
+                    let rate = rates.rate_for(service);
+                    *stale = Some(CachedRates {
+                        sampler: self.id,
+                        version,
+                        rates,
+                        service: service.to_owned(),
+                        rate,
+                    });
+                    Some(rate)
+                }
+            }
+        });
+        match cached {
+            Ok(Some(rate)) => rate,
+            _ => self
+                .agent_rates
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .rate_for(service),
         }
     }
 
@@ -110,10 +186,7 @@ impl Sampler {
                 limit_rate: None,
             };
             if sampled_by_rate(trace_id_low, rate) {
-                let mut limiter = self
-                    .limiter
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut limiter = self.limiter.lock().unwrap_or_else(PoisonError::into_inner);
                 let allowed = limiter.allow(Instant::now());
                 decision.limit_rate = Some(limiter.effective_rate());
                 if allowed {
@@ -122,17 +195,12 @@ impl Sampler {
             }
             return decision;
         }
-        let rates = self
-            .agent_rates
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // As ddtrace: without a rate from the agent every trace is kept by
         // the default mechanism, and no agent rate is reported.
-        let (rate, mechanism, agent_rate) =
-            match rates.by_service.get(service).copied().or(rates.default) {
-                Some(rate) => (rate, MECHANISM_AGENT_RATE, Some(rate)),
-                None => (1.0, MECHANISM_DEFAULT, None),
-            };
+        let (rate, mechanism, agent_rate) = match self.agent_rate(service) {
+            Some(rate) => (rate, MECHANISM_AGENT_RATE, Some(rate)),
+            None => (1.0, MECHANISM_DEFAULT, None),
+        };
         SamplingDecision {
             priority: if sampled_by_rate(trace_id_low, rate) {
                 AUTO_KEEP
@@ -173,10 +241,14 @@ impl Sampler {
                 rates.by_service.insert(service.to_owned(), rate);
             }
         }
-        *self
+        let mut current = self
             .agent_rates
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = rates;
+            .unwrap_or_else(PoisonError::into_inner);
+        if **current != rates {
+            *current = Arc::new(rates);
+            self.rates_version.fetch_add(1, Ordering::Release);
+        }
         true
     }
 }
@@ -288,6 +360,29 @@ mod tests {
         let other = sampler.decide(5, "other");
         assert_eq!(other.priority, AUTO_KEEP);
         assert_eq!(other.mechanism, Some(MECHANISM_AGENT_RATE));
+    }
+
+    #[test]
+    fn each_sampler_decides_with_its_own_latest_rates() {
+        let first = Sampler::new(None, 100.0, Some("prod"));
+        let second = Sampler::new(None, 100.0, Some("prod"));
+        assert!(first.update_agent_rates(r#"{"rate_by_service":{"service:svc,env:prod":0.0}}"#));
+        // Alternating on one thread: neither sees the other's cached rates.
+        for _ in 0..3 {
+            assert_eq!(first.decide(5, "svc").priority, AUTO_REJECT);
+            assert_eq!(second.decide(5, "svc").priority, AUTO_KEEP);
+            assert_eq!(second.decide(5, "svc").mechanism, Some(MECHANISM_DEFAULT));
+        }
+        assert!(first.update_agent_rates(r#"{"rate_by_service":{"service:svc,env:prod":1.0}}"#));
+        assert_eq!(first.decide(5, "svc").priority, AUTO_KEEP);
+        assert_eq!(first.decide(5, "svc").agent_rate, Some(1.0));
+        // From another thread too.
+        let first = std::sync::Arc::new(first);
+        let elsewhere = std::sync::Arc::clone(&first);
+        let priority = std::thread::spawn(move || elsewhere.decide(5, "svc").priority)
+            .join()
+            .unwrap();
+        assert_eq!(priority, AUTO_KEEP);
     }
 
     #[test]

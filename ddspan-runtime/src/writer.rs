@@ -236,7 +236,25 @@ struct Writer {
     warned_buffer_full: bool,
     last_summary: Instant,
     summarised: Stats,
+    /// Counts of chunks taken since the last [`Writer::publish`]: the
+    /// shared counters are written once per batch of chunks, not per chunk.
+    pending: Pending,
+    /// Emptied span buffers, handed back to the pool in batches (one lock
+    /// per batch, not per chunk).
+    spent: Vec<Vec<SpanRecord>>,
 }
+
+#[derive(Default)]
+struct Pending {
+    traces_queued: usize,
+    spans_queued: usize,
+    traces_dropped_buffer_full: usize,
+    spans_dropped_buffer_full: usize,
+    tags_dropped: usize,
+}
+
+/// Emptied buffers kept before they go back to the pool.
+const SPENT_BATCH: usize = 32;
 
 impl Writer {
     fn new(core: Arc<TracerCore>) -> Writer {
@@ -277,6 +295,8 @@ impl Writer {
             warned_buffer_full: false,
             last_summary: Instant::now(),
             summarised: Stats::default(),
+            pending: Pending::default(),
+            spent: Vec::with_capacity(SPENT_BATCH),
         }
     }
 
@@ -326,25 +346,26 @@ impl Writer {
             self.add(chunk, until);
             taken += 1;
         }
+        if taken > 0 {
+            self.publish();
+            crate::pool::give_all(&mut self.spent);
+        }
         taken
     }
 
     fn add(&mut self, chunk: Chunk, until: Until) {
-        let counters = &self.core.counters;
         let config = &self.core.config;
         let spans = chunk.spans.len();
-        add(&counters.traces_queued, 1);
-        add(&counters.spans_queued, spans);
+        self.pending.traces_queued += 1;
+        self.pending.spans_queued += spans;
         let tags_dropped: u32 = chunk.spans.iter().map(SpanRecord::tags_dropped).sum();
-        if tags_dropped > 0 {
-            add(&counters.tags_dropped, tags_dropped as usize);
-        }
+        self.pending.tags_dropped += tags_dropped as usize;
         if config.console {
             eprint!("{}", crate::console::render(&chunk, config));
         }
         if self.backlog_bytes + self.open.bytes.len() >= config.buffer_bytes {
-            add(&counters.traces_dropped_buffer_full, 1);
-            add(&counters.spans_dropped_buffer_full, spans);
+            self.pending.traces_dropped_buffer_full += 1;
+            self.pending.spans_dropped_buffer_full += spans;
             if !self.warned_buffer_full {
                 self.warned_buffer_full = true;
                 crate::log::warn(format_args!(
@@ -357,16 +378,19 @@ impl Writer {
         } else {
             self.open.push(&self.encoder, &chunk);
         }
-        crate::pool::give(chunk.spans);
-        // The gauges first: a send below may take long, and the counters
-        // must add up meanwhile.
-        self.publish();
+        self.spent.push(chunk.spans);
+        if self.spent.len() >= SPENT_BATCH {
+            crate::pool::give_all(&mut self.spent);
+        }
         // A full payload goes at once; so does what fills the buffer, or a
         // buffer smaller than a payload would drop traces while the agent
         // takes everything (the back-off still applies).
         let config = &self.core.config;
         let held = self.backlog_bytes + self.open.bytes.len();
         if self.open.bytes.len() >= config.max_payload_bytes || held >= config.buffer_bytes {
+            // The counters first: a send may take long, and they must add
+            // up meanwhile.
+            self.publish();
             self.seal();
             self.pump(until);
         }
@@ -387,6 +411,24 @@ impl Writer {
     /// The gauges of what the writer holds.
     fn publish(&mut self) {
         let counters = &self.core.counters;
+        let pending = std::mem::take(&mut self.pending);
+        for (counter, n) in [
+            (&counters.traces_queued, pending.traces_queued),
+            (&counters.spans_queued, pending.spans_queued),
+            (&counters.tags_dropped, pending.tags_dropped),
+            (
+                &counters.traces_dropped_buffer_full,
+                pending.traces_dropped_buffer_full,
+            ),
+            (
+                &counters.spans_dropped_buffer_full,
+                pending.spans_dropped_buffer_full,
+            ),
+        ] {
+            if n > 0 {
+                add(counter, n);
+            }
+        }
         let bytes = self.backlog_bytes + self.open.bytes.len();
         set(&counters.bytes_buffered, bytes);
         counters
@@ -648,8 +690,9 @@ impl Writer {
         // after the stop, as are those that find the queue closed.
         while let Ok(chunk) = chunks.try_recv() {
             self.core.counters.dropped_stopped(chunk.spans.len());
-            crate::pool::give(chunk.spans);
+            self.spent.push(chunk.spans);
         }
+        crate::pool::give_all(&mut self.spent);
         self.publish();
         done
     }
