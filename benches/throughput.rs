@@ -157,6 +157,8 @@ fn main() {
         None => println!("no rate of the sweep shipped with zero loss"),
     }
 
-    let flat_out = run(None, duration, |b| b.queue_capacity(65_536usize));
+    let flat_out = run(None, duration, |b| {
+        b.queue_capacity(65_536usize).queue_max_spans(usize::MAX)
+    });
     flat_out.report("flat out, queue of 65536 chunks");
 }

@@ -122,7 +122,9 @@ fn eight_threads_and_async_tasks_deliver_every_span_once() {
     let agent = FaultAgent::healthy();
     let _lock = tracer_at(&agent.url(), |b| {
         // Room for everything: this test is about exactness, not bounds.
-        b.queue_capacity(1usize << 20).buffer_bytes(1usize << 30)
+        b.queue_capacity(1usize << 20)
+            .queue_max_spans(usize::MAX)
+            .buffer_bytes(1usize << 30)
     });
     let expected = run_everything(1_000, 100);
     assert!(tracer::flush(Duration::from_secs(60)));

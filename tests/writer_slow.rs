@@ -104,3 +104,47 @@ fn a_slow_agent_slows_the_writer_not_the_application() {
     tracer::stop();
     agent.assert_no_errors();
 }
+
+#[test]
+fn the_queue_holds_at_most_its_span_limit_while_the_writer_waits() {
+    use support::session::{tracer_at, wait_until};
+    // The first request takes 2 s: the writer waits in it and takes nothing
+    // from its queue meanwhile.
+    let agent = FaultAgent::start(|i| {
+        if i == 0 {
+            Reply::ok().after(Duration::from_secs(2))
+        } else {
+            Reply::ok()
+        }
+    });
+    let _tracer = tracer_at(&agent.url(), |b| {
+        b.queue_max_spans(250usize)
+            .partial_flush_enabled(false)
+            .flush_interval(Duration::from_millis(10))
+    });
+    drop(tracer::trace("first"));
+    wait_until("the writer's slow request", Duration::from_secs(10), || {
+        agent.arrived() >= 1
+    });
+    let trace_of = |spans: usize| {
+        let _root = tracer::trace("big");
+        for _ in 1..spans {
+            drop(tracer::trace("child"));
+        }
+    };
+    // 100 + 100 spans fit under 250; the next eight chunks do not.
+    for _ in 0..10 {
+        trace_of(100);
+    }
+    let stats = tracer::stats();
+    assert_eq!(stats.spans_dropped_queue_full, 800, "{stats}");
+    assert_eq!(stats.traces_dropped_queue_full, 8, "{stats}");
+    // A chunk bigger than the limit still goes when the queue is empty.
+    assert!(tracer::flush(Duration::from_secs(10)));
+    trace_of(400);
+    assert!(tracer::flush(Duration::from_secs(10)));
+    assert!(agent.wait_for_spans(1 + 200 + 400, Duration::from_secs(10)));
+    let stats = tracer::stats();
+    assert_eq!(stats.spans_sent, 601, "{stats}");
+    assert_eq!(stats.spans_dropped_queue_full, 800, "{stats}");
+}

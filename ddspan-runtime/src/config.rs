@@ -121,6 +121,7 @@ pub struct Config {
     pub(crate) flush_interval: Duration,
     pub(crate) max_payload_bytes: usize,
     pub(crate) queue_capacity: usize,
+    pub(crate) queue_max_spans: usize,
     pub(crate) buffer_bytes: usize,
     pub(crate) request_timeout: Duration,
     pub(crate) max_retries: u32,
@@ -241,6 +242,7 @@ pub struct ConfigBuilder {
     flush_interval: Option<Duration>,
     max_payload_bytes: Option<usize>,
     queue_capacity: Option<usize>,
+    queue_max_spans: Option<usize>,
     buffer_bytes: Option<usize>,
     request_timeout: Option<Duration>,
     max_retries: Option<u32>,
@@ -299,6 +301,11 @@ impl ConfigBuilder {
         /// How many finished trace chunks may wait for the writer before new
         /// ones are dropped and counted (default 4096).
         queue_capacity: usize => |n: usize| n.max(1);
+        /// How many finished spans those chunks may hold in all (default
+        /// 100 000, about 6 MiB of span records): big chunks fill memory
+        /// long before 4096 of them are queued. A single chunk bigger than
+        /// this still goes when the queue is empty.
+        queue_max_spans: usize => |n: usize| n.max(1);
         /// The most bytes of encoded traces the writer keeps while it cannot
         /// deliver them (agent down, slow or overloaded); further traces are
         /// dropped and counted until it can (`DD_TRACE_WRITER_BUFFER_SIZE_BYTES`,
@@ -407,6 +414,7 @@ impl ConfigBuilder {
                 )
             }),
             queue_capacity: self.queue_capacity.unwrap_or(4096),
+            queue_max_spans: self.queue_max_spans.unwrap_or(100_000),
             buffer_bytes: self.buffer_bytes.unwrap_or_else(|| {
                 env.count(
                     "DD_TRACE_WRITER_BUFFER_SIZE_BYTES",

@@ -53,6 +53,9 @@ pub(crate) struct TracerCore {
     pub(crate) config: Config,
     pub(crate) sampler: Sampler,
     pub(crate) counters: Arc<Counters>,
+    /// Spans in the chunks queued for the writer (bounded by
+    /// `queue_max_spans`); the writer subtracts what it takes.
+    pub(crate) queued_spans: crate::stats::Counter,
     sink: Sink,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
@@ -82,6 +85,7 @@ impl TracerCore {
                 config,
                 sampler,
                 counters,
+                queued_spans: crate::stats::Counter::default(),
                 sink: Sink::Memory(exporter),
                 worker: Mutex::new(None),
             });
@@ -92,6 +96,7 @@ impl TracerCore {
             config,
             sampler,
             counters,
+            queued_spans: crate::stats::Counter::default(),
             sink: Sink::Writer { chunks, control },
             worker: Mutex::new(None),
         });
@@ -112,6 +117,7 @@ impl TracerCore {
         Arc::new(TracerCore {
             sampler: Sampler::new(config.sample_rate, config.rate_limit, config.env.as_deref()),
             counters: Arc::new(Counters::default()),
+            queued_spans: crate::stats::Counter::default(),
             sink: Sink::Memory(crate::MemoryExporter::new()),
             worker: Mutex::new(None),
             config,
@@ -126,6 +132,7 @@ impl TracerCore {
             sampler: Sampler::new(config.sample_rate, config.rate_limit, config.env.as_deref()),
             config,
             counters: Arc::new(Counters::default()),
+            queued_spans: crate::stats::Counter::default(),
             sink: Sink::Capture(Arc::clone(&chunks)),
             worker: Mutex::new(None),
         });
@@ -140,16 +147,26 @@ impl TracerCore {
                 // The writer polls this queue on its own clock, so a send
                 // never wakes a thread: no system call on this path.
                 let spans = chunk.spans.len();
-                match chunks.try_send(chunk) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(chunk)) => {
-                        self.counters.dropped_queue_full(spans);
-                        crate::pool::give(chunk.spans);
+                let counted = spans as u64;
+                let queued = self.queued_spans.fetch_add(counted, Ordering::Relaxed);
+                let fits = queued == 0 || queued + counted <= self.config.queue_max_spans as u64;
+                let refused = if fits {
+                    match chunks.try_send(chunk) {
+                        Ok(()) => return,
+                        Err(TrySendError::Full(chunk)) => Some((chunk, false)),
+                        Err(TrySendError::Disconnected(chunk)) => Some((chunk, true)),
                     }
-                    Err(TrySendError::Disconnected(chunk)) => {
+                } else {
+                    Some((chunk, false))
+                };
+                if let Some((chunk, stopped)) = refused {
+                    self.queued_spans.fetch_sub(counted, Ordering::Relaxed);
+                    if stopped {
                         self.counters.dropped_stopped(spans);
-                        crate::pool::give(chunk.spans);
+                    } else {
+                        self.counters.dropped_queue_full(spans);
                     }
+                    crate::pool::give(chunk.spans);
                 }
             }
             Sink::Memory(exporter) => {

@@ -342,11 +342,16 @@ impl Writer {
     /// Encodes every chunk queued now; returns how many there were.
     fn drain(&mut self, chunks: &Receiver<Chunk>, until: Until) -> usize {
         let mut taken = 0;
+        let mut spans = 0;
         while let Ok(chunk) = chunks.try_recv() {
+            spans += chunk.spans.len() as u64;
             self.add(chunk, until);
             taken += 1;
         }
         if taken > 0 {
+            self.core
+                .queued_spans
+                .fetch_sub(spans, std::sync::atomic::Ordering::Relaxed);
             self.publish();
             crate::pool::give_all(&mut self.spent);
         }
@@ -689,7 +694,11 @@ impl Writer {
         // tracer is off, their traces still hold it): counted as finished
         // after the stop, as are those that find the queue closed.
         while let Ok(chunk) = chunks.try_recv() {
-            self.core.counters.dropped_stopped(chunk.spans.len());
+            let spans = chunk.spans.len();
+            self.core
+                .queued_spans
+                .fetch_sub(spans as u64, std::sync::atomic::Ordering::Relaxed);
+            self.core.counters.dropped_stopped(spans);
             self.spent.push(chunk.spans);
         }
         crate::pool::give_all(&mut self.spent);
