@@ -52,7 +52,7 @@ pub(crate) fn take() -> Vec<SpanRecord> {
         .flatten();
     match recycled {
         Some(mut buffer) => {
-            buffer.clear();
+            crate::record::recycle(&mut buffer);
             buffer
         }
         None => Vec::with_capacity(FRESH_CAPACITY),

@@ -1,6 +1,7 @@
 //! A span's data, from its start until the writer encodes it.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use crate::clock::{self, Instant};
 use crate::spec::SpanSpec;
@@ -44,6 +45,72 @@ struct SpanExtra {
 /// The spec of spans whose every field is set at run time.
 pub(crate) static DYNAMIC: SpanSpec = SpanSpec::new("");
 
+/// Emptied [`SpanExtra`]s a thread keeps for its next spans with tags or
+/// errors: the box and its tag vectors' room are reused instead of freed
+/// and allocated again. Freed in bursts (a whole buffer of finished spans
+/// at once), they overflowed the allocator's per-thread cache and took its
+/// locked slow path: more than half of an `Err` span's cost.
+const MAX_SPARE_EXTRAS: usize = 1024;
+
+thread_local! {
+    // The boxes are what is reused: a record takes one back as it is.
+    #[allow(clippy::vec_box)]
+    static SPARE_EXTRAS: RefCell<Vec<Box<SpanExtra>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn spare_extra() -> Box<SpanExtra> {
+    SPARE_EXTRAS
+        .try_with(|spare| spare.try_borrow_mut().ok()?.pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// Empties `records`, keeping their run-time data's allocations for reuse
+/// on this thread (up to a bound).
+pub(crate) fn recycle(records: &mut Vec<SpanRecord>) {
+    let _ = SPARE_EXTRAS.try_with(|spare| {
+        let Ok(mut spare) = spare.try_borrow_mut() else {
+            return;
+        };
+        for record in records.iter_mut() {
+            if spare.len() >= MAX_SPARE_EXTRAS {
+                break;
+            }
+            if let Some(mut extra) = record.extra.take() {
+                extra.clear();
+                spare.push(extra);
+            }
+        }
+    });
+    records.clear();
+}
+
+impl SpanExtra {
+    /// Back to empty, keeping the vectors' room (up to a bound, so one
+    /// span with many tags does not pin its memory).
+    fn clear(&mut self) {
+        const KEPT_ROOM: usize = 16;
+        let SpanExtra {
+            name,
+            resource,
+            service,
+            span_type,
+            meta,
+            metrics,
+            tags_dropped,
+        } = self;
+        for field in [name, resource, service, span_type] {
+            *field = None;
+        }
+        meta.clear();
+        meta.shrink_to(KEPT_ROOM);
+        metrics.clear();
+        metrics.shrink_to(KEPT_ROOM);
+        *tags_dropped = 0;
+    }
+}
+
 impl SpanRecord {
     pub(crate) fn new(span_id: u64, parent_id: u64, spec: &'static SpanSpec) -> SpanRecord {
         SpanRecord::starting_at(span_id, parent_id, spec, clock::now())
@@ -77,7 +144,7 @@ impl SpanRecord {
     }
 
     fn extra_mut(&mut self) -> &mut SpanExtra {
-        self.extra.get_or_insert_with(Box::default)
+        self.extra.get_or_insert_with(spare_extra)
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -197,6 +264,29 @@ mod tests {
         }
         assert_eq!(record.metrics().len(), MAX_TAGS_PER_SPAN);
         assert_eq!(record.tags_dropped(), 5);
+    }
+
+    #[test]
+    fn recycled_extras_come_back_empty() {
+        let mut records: Vec<SpanRecord> = (0..3)
+            .map(|i| {
+                let mut record = SpanRecord::named(i + 1, 0, Cow::Owned(format!("op{i}")));
+                record.set_resource("r".into());
+                record.set_tag("k".into(), TagValue::from("v"));
+                record.set_tag("n".into(), TagValue::from(1));
+                record
+            })
+            .collect();
+        recycle(&mut records);
+        assert!(records.is_empty());
+        for _ in 0..3 {
+            let mut record = SpanRecord::new(9, 0, &DYNAMIC);
+            record.set_tag("fresh".into(), TagValue::from("yes"));
+            assert_eq!(record.meta(), &[("fresh".into(), "yes".into())]);
+            assert!(record.metrics().is_empty());
+            assert_eq!((record.name(), record.resource()), ("", None));
+            assert_eq!(record.tags_dropped(), 0);
+        }
     }
 
     #[test]
