@@ -45,6 +45,9 @@ const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
 const MIN_POLL: Duration = Duration::from_millis(10);
 const MAX_POLL: Duration = Duration::from_millis(100);
+/// Chunks in one drain that mean the queue is filling faster than a poll
+/// empties it: the writer looks again at once instead of waiting a poll.
+const BUSY_DRAIN: usize = 256;
 
 /// The longest wait between two attempts to reach an agent that is down:
 /// short, so that traces flow again soon after it is back.
@@ -318,10 +321,12 @@ impl Writer {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     let taken = self.drain(chunks, Until::Unbounded);
-                    poll = if taken > 0 {
+                    poll = if taken >= BUSY_DRAIN {
+                        Duration::ZERO
+                    } else if taken > 0 {
                         MIN_POLL.min(max_poll)
                     } else {
-                        (poll * 2).min(max_poll)
+                        (poll * 2).clamp(MIN_POLL.min(max_poll), max_poll)
                     };
                     if Instant::now() >= next_send {
                         self.seal();
