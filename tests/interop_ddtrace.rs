@@ -220,3 +220,107 @@ fn rust_client_to_python_server() {
         traced.agent.assert_no_check_failures();
     }
 }
+
+/// A request that carries only W3C baggage (no trace context): ddtrace
+/// starts a new trace that carries the baggage, and so does ddspan; both
+/// then inject the same baggage header and the same set of headers.
+#[test]
+fn baggage_without_a_trace_context_matches_ddtrace() {
+    let style = "datadog,tracecontext,baggage";
+    let traced = traced_with(|b| b.propagation_styles(&styles(style)));
+    for baggage in [
+        "user.id=42",
+        "user.id=42,session=abc%20def",
+        " tenant = acme%2Cinc ,emoji=%E2%9C%93,k%20ey=a=b",
+        // Malformed: neither keeps any baggage.
+        "a=1,empty=",
+        "no-equal-sign,foo=dropped",
+    ] {
+        let request = serde_json::json!({ "baggage": baggage }).to_string();
+        let output = python(&traced.agent.url(), style)
+            .arg(peer_script("ddtrace_baggage.py"))
+            .arg(&request)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{baggage}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let python_side: Value = serde_json::from_slice(
+            output
+                .stdout
+                .split(|b| *b == b'\n')
+                .rev()
+                .find(|l| !l.is_empty())
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(python_side["extracted_trace_id"].is_null(), "{python_side}");
+        assert!(python_side["parent_id"].is_null(), "{python_side}");
+
+        let headers = vec![("baggage".to_owned(), baggage.to_owned())];
+        let Ok(context) = tracer::extract(&headers) else {
+            // Nothing to continue: ddtrace kept nothing either.
+            assert_eq!(
+                python_side["extracted_baggage"],
+                serde_json::json!({}),
+                "{baggage}"
+            );
+            assert!(python_side["injected"].get("baggage").is_none());
+            continue;
+        };
+        assert!(context.is_baggage_only(), "{baggage}");
+        let extracted: serde_json::Map<String, Value> = context
+            .baggage()
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+            .collect();
+        assert_eq!(
+            Value::Object(extracted),
+            python_side["extracted_baggage"],
+            "{baggage}: the same items"
+        );
+
+        let span = tracer::span("rust.baggage").child_of(context).start();
+        let mut ours: Vec<(String, String)> = Vec::new();
+        tracer::inject(&span.context().unwrap(), &mut ours);
+        span.finish();
+        let theirs = python_side["injected"].as_object().unwrap();
+        let header = |name: &str| {
+            ours.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            header("baggage"),
+            theirs["baggage"].as_str(),
+            "{baggage}: the baggage passed on"
+        );
+        let mut our_names: Vec<&str> = ours.iter().map(|(k, _)| k.as_str()).collect();
+        let mut their_names: Vec<&str> = theirs.keys().map(String::as_str).collect();
+        our_names.sort_unstable();
+        their_names.sort_unstable();
+        assert_eq!(our_names, their_names, "{baggage}: the same headers");
+        assert_eq!(
+            header("x-datadog-sampling-priority"),
+            theirs["x-datadog-sampling-priority"].as_str(),
+            "{baggage}: a new trace, kept by default"
+        );
+        assert!(
+            header("x-datadog-tags").is_some_and(|t| t.contains("_dd.p.dm=-0")),
+            "{ours:?}"
+        );
+    }
+    // Three Rust spans (the well-formed headers) and five Python ones.
+    let spans = flatten(traced.collect(8));
+    let ours: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["name"] == "rust.baggage")
+        .collect();
+    assert_eq!(ours.len(), 3, "{spans:?}");
+    for span in ours {
+        assert_eq!(id(span, "parent_id"), 0, "a new trace: {span}");
+    }
+    traced.agent.assert_no_check_failures();
+}

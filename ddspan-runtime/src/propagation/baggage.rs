@@ -27,7 +27,9 @@ pub(super) fn inject(baggage: &[(String, String)], carrier: &mut dyn Injector) {
     }
 }
 
-/// Malformed members are skipped; a malformed header yields no baggage.
+/// A malformed header yields no baggage at all, as in ddtrace and Datadog's
+/// cross-tracer tests: a member without `=`, with an empty key or an empty
+/// value, or with a bad percent-encoding.
 pub(super) fn extract<E: Extractor + ?Sized>(carrier: &E) -> Vec<(String, String)> {
     let Ok(Some(header)) = carrier.get(BAGGAGE) else {
         return Vec::new();
@@ -45,7 +47,7 @@ pub(super) fn extract<E: Extractor + ?Sized>(carrier: &E) -> Vec<(String, String
         let (Some(key), Some(value)) = (decode(key.trim()), decode(value.trim())) else {
             return Vec::new();
         };
-        if key.is_empty() {
+        if key.is_empty() || value.is_empty() {
             return Vec::new();
         }
         items.push((key, value));
@@ -100,7 +102,15 @@ mod tests {
 
     #[test]
     fn malformed_baggage_is_dropped() {
-        for header in ["novalue", "=x", "k=%zz", "k=%C3"] {
+        for header in [
+            "novalue",
+            "=x",
+            "k=%zz",
+            "k=%C3",
+            "no-value=",
+            "a=1,empty=",
+            "foo=dropped-with-the-next,=",
+        ] {
             let carrier = vec![("baggage".to_owned(), header.to_owned())];
             assert!(extract(&carrier).is_empty(), "{header}");
         }
