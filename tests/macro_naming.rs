@@ -1,24 +1,16 @@
 //! Orchestrion's naming rules and tag handling, asserted on exact span trees
 //! through the in-memory exporter (fast; the wire is covered elsewhere).
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 
-use ddspan::tracer::{self, Config};
+use ddspan::tracer;
 use ddspan::{dd_span, FinishedSpan, MemoryExporter};
 
-static LOCK: Mutex<()> = Mutex::new(());
+#[path = "support/memory.rs"]
+mod memory;
 
 fn capture() -> (MutexGuard<'static, ()>, MemoryExporter) {
-    let guard = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-    let spans = MemoryExporter::new();
-    tracer::start(
-        Config::builder()
-            .service("naming")
-            .startup_logs(false)
-            .memory_exporter(spans.clone())
-            .build(),
-    );
-    (guard, spans)
+    memory::capture("naming")
 }
 
 /// `name(child, child)` lines, children in start order: an exact tree.

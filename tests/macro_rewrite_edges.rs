@@ -11,25 +11,16 @@ use std::future::Future;
 use std::num::ParseIntError;
 use std::pin::pin;
 use std::str::FromStr;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::MutexGuard;
 use std::task::{Context, Poll, Waker};
 
-use ddspan::tracer::{self, Config};
 use ddspan::{dd_span, FinishedSpan, MemoryExporter};
 
-static LOCK: Mutex<()> = Mutex::new(());
+#[path = "support/memory.rs"]
+mod memory;
 
 fn capture() -> (MutexGuard<'static, ()>, MemoryExporter) {
-    let guard = LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-    let spans = MemoryExporter::new();
-    tracer::start(
-        Config::builder()
-            .service("rewrite-edges")
-            .startup_logs(false)
-            .memory_exporter(spans.clone())
-            .build(),
-    );
-    (guard, spans)
+    memory::capture("rewrite-edges")
 }
 
 thread_local! {
