@@ -335,6 +335,9 @@ impl Writer {
                     }
                     self.pump(Until::Unbounded);
                 }
+                // Not reached today (this thread's `core` owns the control
+                // sender); kept so that a change of ownership still ends
+                // the writer with a delivery, not a spin.
                 Err(RecvTimeoutError::Disconnected) => {
                     let deadline = Instant::now() + self.core.config.shutdown_timeout;
                     self.shut_down(chunks, deadline);
