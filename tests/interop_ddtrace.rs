@@ -26,6 +26,28 @@ fn peer_script(name: &str) -> String {
     format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs a peer script with `arg`; its last line of output, as JSON.
+fn run_peer(agent_url: &str, style: &str, script: &str, arg: &str) -> Value {
+    let output = python(agent_url, style)
+        .arg(peer_script(script))
+        .arg(arg)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{script} {arg} ({style}): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = output
+        .stdout
+        .split(|b| *b == b'\n')
+        .rev()
+        .find(|l| !l.is_empty())
+        .unwrap_or_default();
+    serde_json::from_slice(last)
+        .unwrap_or_else(|e| panic!("{script}: {e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
 fn python(agent_url: &str, style: &str) -> Command {
     let mut command = Command::new(support::python::python());
     command
@@ -74,26 +96,8 @@ fn python_client_to_rust_server() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/rust", listener.local_addr().unwrap());
         let server = rust_server(listener);
-        let output = python(&traced.agent.url(), style)
-            .arg(peer_script("ddtrace_client.py"))
-            .arg(&url)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{style}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let client = run_peer(&traced.agent.url(), style, "ddtrace_client.py", &url);
         let headers = server.join().unwrap();
-        let client: Value = serde_json::from_slice(
-            output
-                .stdout
-                .split(|b| *b == b'\n')
-                .rev()
-                .find(|l| !l.is_empty())
-                .unwrap(),
-        )
-        .unwrap();
 
         let traces = traced.collect(3);
         let spans = flatten(traces.clone());
@@ -237,25 +241,7 @@ fn baggage_without_a_trace_context_matches_ddtrace() {
         "no-equal-sign,foo=dropped",
     ] {
         let request = serde_json::json!({ "baggage": baggage }).to_string();
-        let output = python(&traced.agent.url(), style)
-            .arg(peer_script("ddtrace_baggage.py"))
-            .arg(&request)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{baggage}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let python_side: Value = serde_json::from_slice(
-            output
-                .stdout
-                .split(|b| *b == b'\n')
-                .rev()
-                .find(|l| !l.is_empty())
-                .unwrap(),
-        )
-        .unwrap();
+        let python_side = run_peer(&traced.agent.url(), style, "ddtrace_baggage.py", &request);
         assert!(python_side["extracted_trace_id"].is_null(), "{python_side}");
         assert!(python_side["parent_id"].is_null(), "{python_side}");
 
