@@ -13,7 +13,7 @@ use crate::local;
 use crate::record::{SpanRecord, DYNAMIC};
 use crate::spec::SpanSpec;
 use crate::tag::TagValue;
-use crate::trace::TraceShared;
+use crate::trace::{TraceSeed, TraceShared};
 use crate::tracer;
 
 /// The shared part of a [`Span`]: the thread stack refers to it while the
@@ -386,7 +386,7 @@ impl SpanBuilder {
                 None => {
                     let service = own_service.as_deref().unwrap_or(&core.config.service);
                     (
-                        TraceShared::begin(&core, span_id, None, service, clock::now()),
+                        TraceSeed::begin(&core, span_id, None, service, clock::now()).share(),
                         0,
                         None,
                         false,
@@ -396,7 +396,7 @@ impl SpanBuilder {
             Parent::Explicit(None) => {
                 let service = own_service.as_deref().unwrap_or(&core.config.service);
                 (
-                    TraceShared::begin(&core, span_id, None, service, clock::now()),
+                    TraceSeed::begin(&core, span_id, None, service, clock::now()).share(),
                     0,
                     None,
                     false,
@@ -410,7 +410,7 @@ impl SpanBuilder {
                 let is_local = context.local_trace.is_some();
                 let trace = joined.unwrap_or_else(|| {
                     let service = own_service.as_deref().unwrap_or(&core.config.service);
-                    TraceShared::begin(&core, span_id, Some(&context), service, clock::now())
+                    TraceSeed::begin(&core, span_id, Some(&context), service, clock::now()).share()
                 });
                 (trace, context.span_id, context.service.clone(), is_local)
             }

@@ -151,17 +151,6 @@ impl TraceSeed {
 }
 
 impl TraceShared {
-    /// [`TraceSeed::begin`], shared at once (a [`crate::Span`]'s trace).
-    pub(crate) fn begin(
-        tracer: &Arc<TracerCore>,
-        root_span_id: u64,
-        parent: Option<&SpanContext>,
-        service: &str,
-        now: crate::clock::Instant,
-    ) -> Arc<TraceShared> {
-        TraceSeed::begin(tracer, root_span_id, parent, service, now).share()
-    }
-
     /// A new local trace with one open holder (its first span or segment).
     pub(crate) fn new(
         tracer: &Arc<TracerCore>,
