@@ -416,3 +416,78 @@ fn spans_finished_on_an_exiting_thread_are_delivered() {
     span_by_name(&spans, "thread.main");
     span_by_name(&spans, "leaked");
 }
+
+/// A restarted tracer gets the traces, and decides with its own agent's
+/// rates: the threads' caches of the tracer and of the rates do not keep
+/// the old ones.
+mod restart {
+    use super::support;
+
+    use std::time::Duration;
+
+    use ddspan::tracer;
+    use ddspan::{LocalSpanGuard, SpanSpec};
+    use support::fault_agent::{FaultAgent, Reply};
+
+    static ROOT: SpanSpec = SpanSpec::new("restart.root");
+
+    fn root() {
+        let _root = LocalSpanGuard::start(&ROOT);
+    }
+
+    #[test]
+    fn a_restarted_tracer_gets_the_traces_and_decides_with_its_own_rates() {
+        // The first agent says: drop everything of ddspan-tests in env test.
+        let first = FaultAgent::start(|_| {
+            Reply::status(
+                200,
+                r#"{"rate_by_service":{"service:ddspan-tests,env:test":0.0}}"#,
+            )
+        });
+        let guard = support::session::tracer_at(&first.url(), |b| b);
+        root();
+        assert!(tracer::flush(Duration::from_secs(5)));
+        // Now the rates are known on this thread's cache.
+        for _ in 0..5 {
+            root();
+        }
+        assert!(tracer::flush(Duration::from_secs(5)));
+        let dropped = first
+            .spans()
+            .iter()
+            .filter(|s| s.metrics.get("_sampling_priority_v1") == Some(&0.0))
+            .count();
+        assert_eq!(dropped, 5, "{:?}", first.spans());
+        drop(guard);
+
+        // A second tracer, a second agent that sends no rates.
+        let second = FaultAgent::healthy();
+        let _guard = support::session::tracer_at(&second.url(), |b| b);
+        for _ in 0..5 {
+            root();
+        }
+        assert!(tracer::flush(Duration::from_secs(5)));
+        assert!(second.wait_for_spans(5, Duration::from_secs(5)));
+        assert_eq!(
+            first.span_count(),
+            6,
+            "the first tracer got spans after the restart"
+        );
+        for span in second.spans() {
+            assert_eq!(
+                span.metrics.get("_sampling_priority_v1"),
+                Some(&1.0),
+                "{span:?}"
+            );
+            assert_eq!(
+                span.meta.get("_dd.p.dm").map(String::as_str),
+                Some("-0"),
+                "{span:?}"
+            );
+            assert!(!span.metrics.contains_key("_dd.agent_psr"), "{span:?}");
+        }
+        let stats = tracer::stats();
+        assert_eq!((stats.spans_sent, stats.spans_queued), (5, 5), "{stats}");
+        tracer::stop();
+    }
+}

@@ -67,3 +67,74 @@ fn oversized_fields_are_cut_to_the_agents_limits_and_accepted() {
     assert_eq!(metric(big, &metric_key[..MAX_KEY]), Some(42.0));
     assert_eq!(meta(big, "small"), Some("kept as is"));
 }
+
+/// Span maps of more than 15 entries (patched map headers), with
+/// tracer-wide tags overridden at each level.
+mod big_maps {
+    use super::support;
+
+    use std::time::Duration;
+
+    use ddspan::tracer;
+    use support::fault_agent::FaultAgent;
+
+    #[test]
+    fn big_meta_and_metrics_maps_arrive_whole_with_the_right_precedence() {
+        let agent = FaultAgent::healthy();
+        let _guard = support::session::tracer_at(&agent.url(), |mut b| {
+            for i in 0..20 {
+                b = b.global_tag(format!("base{i}"), format!("b{i}"));
+            }
+            b.env("test").version("1.2.3")
+        });
+        tracer::set_global_tag("base1", "global");
+        tracer::set_global_tag("extra", "g");
+        {
+            let span = tracer::trace("big");
+            for i in 0..18 {
+                span.set_tag(format!("m{i}"), format!("v{i}"));
+                span.set_tag(format!("n{i}"), i as f64);
+            }
+            span.set_tag("base2", "span");
+            span.set_tag("base3", 3.0);
+        }
+        {
+            let _small = tracer::trace("small");
+        }
+        assert!(tracer::flush(Duration::from_secs(5)));
+        assert!(agent.wait_for_spans(2, Duration::from_secs(5)));
+        let spans = agent.spans();
+        let big = spans.iter().find(|s| s.name == "big").unwrap();
+        for i in 0..20 {
+            let want = match i {
+                1 => Some("global"),
+                2 => Some("span"),
+                3 => None,
+                _ => None,
+            };
+            let key = format!("base{i}");
+            match (i, want) {
+                (3, _) => assert!(!big.meta.contains_key(&key), "{key}: {:?}", big.meta),
+                (_, Some(v)) => assert_eq!(big.meta[&key], v, "{key}"),
+                _ => assert_eq!(big.meta[&key], format!("b{i}"), "{key}"),
+            }
+        }
+        assert_eq!(big.metrics["base3"], 3.0);
+        for i in 0..18 {
+            assert_eq!(big.meta[&format!("m{i}")], format!("v{i}"));
+            assert_eq!(big.metrics[&format!("n{i}")], i as f64);
+        }
+        assert_eq!(big.meta["extra"], "g");
+        assert_eq!(big.meta["env"], "test");
+        assert_eq!(big.meta["version"], "1.2.3");
+        assert_eq!(big.meta["language"], "rust");
+        // 19 base left (20 - base3) + env + version + extra + m0..m17 + chunk-level
+        // (language, runtime-id, _dd.p.tid, _dd.p.dm).
+        assert!(big.meta.len() >= 19 + 2 + 1 + 18 + 4, "{}", big.meta.len());
+        let small = spans.iter().find(|s| s.name == "small").unwrap();
+        assert_eq!(small.meta["base1"], "global");
+        assert_eq!(small.meta["base19"], "b19");
+        tracer::stop();
+        agent.assert_no_errors();
+    }
+}

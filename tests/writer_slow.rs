@@ -148,3 +148,65 @@ fn the_queue_holds_at_most_its_span_limit_while_the_writer_waits() {
     assert_eq!(stats.spans_sent, 601, "{stats}");
     assert_eq!(stats.spans_dropped_queue_full, 800, "{stats}");
 }
+
+/// Spans the writer has taken no longer count against `queue_max_spans`,
+/// even while it waits for the agent inside a long drain (found by review:
+/// they used to count until the drain ended, and traces were refused with
+/// an empty queue).
+mod spans_taken_by_the_writer {
+    use super::support;
+
+    use std::time::Duration;
+
+    use ddspan::tracer;
+    use ddspan::{LocalSpanGuard, SpanSpec};
+    use support::fault_agent::{FaultAgent, Reply};
+    use support::session::wait_until;
+
+    static ROOT: SpanSpec = SpanSpec::new("bound.root");
+    static CHILD: SpanSpec = SpanSpec::new("bound.child");
+
+    fn trace_of(spans: usize) {
+        let _root = LocalSpanGuard::start(&ROOT);
+        for _ in 1..spans {
+            let _child = LocalSpanGuard::start(&CHILD);
+        }
+    }
+
+    #[test]
+    fn spans_the_writer_already_took_do_not_count_against_the_queue_bound() {
+        // The first payload is answered after 2 s; the rest at once.
+        let agent = FaultAgent::start(|n| {
+            if n == 0 {
+                Reply::ok().after(Duration::from_secs(2))
+            } else {
+                Reply::ok()
+            }
+        });
+        let _guard = support::session::tracer_at(&agent.url(), |b| {
+            b.flush_interval(Duration::from_secs(60))
+                // One 60-span trace fills a payload: it is sent from inside the drain.
+                .max_payload_bytes(1024usize)
+                .queue_max_spans(100usize)
+                .request_timeout(Duration::from_secs(10))
+        });
+        trace_of(60);
+        // The writer took the trace and is now waiting for the agent's answer.
+        wait_until(
+            "the first payload to arrive",
+            Duration::from_secs(5),
+            || agent.arrived() >= 1,
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        // Nothing waits in the queue: 60 spans fit under a bound of 100.
+        trace_of(60);
+        let stats = tracer::stats();
+        assert_eq!(
+            stats.spans_dropped_queue_full, 0,
+            "a trace was dropped as 'queue full' while the queue was empty: {stats}"
+        );
+        assert!(tracer::flush(Duration::from_secs(10)));
+        assert_eq!(agent.span_count(), 120);
+        tracer::stop();
+    }
+}

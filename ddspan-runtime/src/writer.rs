@@ -249,6 +249,8 @@ struct Writer {
 
 #[derive(Default)]
 struct Pending {
+    /// Spans taken out of the queue, not yet subtracted from its count.
+    spans_taken: usize,
     traces_queued: usize,
     spans_queued: usize,
     traces_dropped_buffer_full: usize,
@@ -350,16 +352,17 @@ impl Writer {
     /// Encodes every chunk queued now; returns how many there were.
     fn drain(&mut self, chunks: &Receiver<Chunk>, until: Until) -> usize {
         let mut taken = 0;
-        let mut spans = 0;
         while let Ok(chunk) = chunks.try_recv() {
-            spans += chunk.spans.len() as u64;
+            self.pending.spans_taken += chunk.spans.len();
             self.add(chunk, until);
             taken += 1;
+            if taken % BUSY_DRAIN == 0 {
+                // A long drain: the queue's span count must not wait for
+                // its end, or traces are refused while the queue empties.
+                self.publish();
+            }
         }
         if taken > 0 {
-            self.core
-                .queued_spans
-                .fetch_sub(spans, std::sync::atomic::Ordering::Relaxed);
             self.publish();
             crate::pool::give_all(&mut self.spent);
         }
@@ -421,10 +424,17 @@ impl Writer {
         self.backlog.push_back(payload);
     }
 
-    /// The gauges of what the writer holds.
+    /// Publishes the counts of the chunks taken since the last call (the
+    /// queue's span count too) and the gauges of what the writer holds.
     fn publish(&mut self) {
         let counters = &self.core.counters;
         let pending = std::mem::take(&mut self.pending);
+        if pending.spans_taken > 0 {
+            self.core.queued_spans.fetch_sub(
+                pending.spans_taken as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         for (counter, n) in [
             (&counters.traces_queued, pending.traces_queued),
             (&counters.spans_queued, pending.spans_queued),
