@@ -22,6 +22,9 @@ const BATCH: usize = 8;
 /// Bigger buffers are freed rather than kept, so one huge trace does not pin
 /// its memory for the life of the process.
 const MAX_POOLED_CAPACITY: usize = 8 * 1024;
+/// Bigger buffers go to the shared pool rather than a thread's cache, so
+/// a thread keeps at most [`BATCH`] × 64 KiB.
+const MAX_LOCAL_CAPACITY: usize = 1024;
 /// A new buffer's room: a fresh one never grows through 1, 2, 4 spans.
 const FRESH_CAPACITY: usize = 8;
 
@@ -67,7 +70,7 @@ pub(crate) fn give(buffer: Vec<SpanRecord>) {
         return;
     }
     let buffer = match LOCAL.try_with(|cache| match cache.try_borrow_mut() {
-        Ok(mut cache) if cache.len() < BATCH => {
+        Ok(mut cache) if cache.len() < BATCH && buffer.capacity() <= MAX_LOCAL_CAPACITY => {
             cache.push(buffer);
             None
         }

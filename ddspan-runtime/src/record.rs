@@ -50,6 +50,9 @@ pub(crate) static DYNAMIC: SpanSpec = SpanSpec::new("");
 /// and allocated again. Freed in bursts (a whole buffer of finished spans
 /// at once), they overflowed the allocator's per-thread cache and took its
 /// locked slow path: more than half of an `Err` span's cost.
+/// As many as a partial flush's worth of spans (1000 by default), so a
+/// whole returned buffer is reused; at most about 400 KiB a thread with
+/// [`SpanExtra::clear`]'s bound on kept room.
 const MAX_SPARE_EXTRAS: usize = 1024;
 
 thread_local! {
@@ -90,7 +93,7 @@ impl SpanExtra {
     /// Back to empty, keeping the vectors' room (up to a bound, so one
     /// span with many tags does not pin its memory).
     fn clear(&mut self) {
-        const KEPT_ROOM: usize = 16;
+        const KEPT_ROOM: usize = 4;
         let SpanExtra {
             name,
             resource,
