@@ -108,8 +108,8 @@ fn a_slow_agent_slows_the_writer_not_the_application() {
 #[test]
 fn the_queue_holds_at_most_its_span_limit_while_the_writer_waits() {
     use support::session::{tracer_at, wait_until};
-    // The first request takes 2 s: the writer waits in it and takes nothing
-    // from its queue meanwhile.
+    // The first request takes 2 s, and its payload fills the writer's
+    // buffer: while it is under way the writer takes nothing from its queue.
     let agent = FaultAgent::start(|i| {
         if i == 0 {
             Reply::ok().after(Duration::from_secs(2))
@@ -119,12 +119,9 @@ fn the_queue_holds_at_most_its_span_limit_while_the_writer_waits() {
     });
     let _tracer = tracer_at(&agent.url(), |b| {
         b.queue_max_spans(250usize)
+            .buffer_bytes(1024usize)
             .partial_flush_enabled(false)
             .flush_interval(Duration::from_millis(10))
-    });
-    drop(tracer::trace("first"));
-    wait_until("the writer's slow request", Duration::from_secs(10), || {
-        agent.arrived() >= 1
     });
     let trace_of = |spans: usize| {
         let _root = tracer::trace("big");
@@ -132,6 +129,10 @@ fn the_queue_holds_at_most_its_span_limit_while_the_writer_waits() {
             drop(tracer::trace("child"));
         }
     };
+    trace_of(10);
+    wait_until("the writer's slow request", Duration::from_secs(10), || {
+        agent.arrived() >= 1
+    });
     // 100 + 100 spans fit under 250; the next eight chunks do not.
     for _ in 0..10 {
         trace_of(100);
@@ -143,9 +144,9 @@ fn the_queue_holds_at_most_its_span_limit_while_the_writer_waits() {
     assert!(tracer::flush(Duration::from_secs(10)));
     trace_of(400);
     assert!(tracer::flush(Duration::from_secs(10)));
-    assert!(agent.wait_for_spans(1 + 200 + 400, Duration::from_secs(10)));
+    assert!(agent.wait_for_spans(10 + 200 + 400, Duration::from_secs(10)));
     let stats = tracer::stats();
-    assert_eq!(stats.spans_sent, 601, "{stats}");
+    assert_eq!(stats.spans_sent, 610, "{stats}");
     assert_eq!(stats.spans_dropped_queue_full, 800, "{stats}");
 }
 
@@ -209,4 +210,51 @@ mod spans_taken_by_the_writer {
         assert_eq!(agent.span_count(), 120);
         tracer::stop();
     }
+}
+
+#[test]
+fn traces_finished_during_a_slow_request_wait_in_the_buffer_not_dropped() {
+    use support::session::{tracer_at, wait_until};
+    // The first request takes 2 s; the queue holds 250 spans at most.
+    let agent = FaultAgent::start(|i| {
+        if i == 0 {
+            Reply::ok().after(Duration::from_secs(2))
+        } else {
+            Reply::ok()
+        }
+    });
+    let _tracer = tracer_at(&agent.url(), |b| {
+        b.queue_max_spans(250usize)
+            .partial_flush_enabled(false)
+            .flush_interval(Duration::from_millis(10))
+    });
+    let trace_of = |spans: usize| {
+        let _root = tracer::trace("big");
+        for _ in 1..spans {
+            drop(tracer::trace("child"));
+        }
+    };
+    trace_of(10);
+    wait_until("the writer's slow request", Duration::from_secs(10), || {
+        agent.arrived() >= 1
+    });
+    let started = Instant::now();
+    // Four times what the queue holds, while the request is under way: the
+    // writer keeps taking chunks into its buffer meanwhile.
+    for _ in 0..10 {
+        trace_of(100);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1800),
+        "the slow request was still under way"
+    );
+    assert_eq!(agent.requests().len(), 0, "no answer yet");
+    let stats = tracer::stats();
+    assert_eq!(stats.spans_dropped(), 0, "{stats}");
+    assert!(stats.spans_buffered >= 1000, "{stats}");
+    assert!(tracer::flush(Duration::from_secs(10)));
+    assert!(agent.wait_for_spans(1010, Duration::from_secs(10)));
+    let stats = tracer::stats();
+    assert_eq!((stats.spans_sent, stats.spans_dropped()), (1010, 0), "{stats}");
 }

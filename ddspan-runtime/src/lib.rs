@@ -43,6 +43,7 @@ mod pool;
 pub mod propagation;
 mod record;
 mod sampling;
+mod sender;
 mod span;
 mod spec;
 mod stats;

@@ -27,7 +27,7 @@ pub(crate) struct SendError {
 }
 
 impl SendError {
-    fn failed(message: impl std::fmt::Display) -> SendError {
+    pub(crate) fn failed(message: impl std::fmt::Display) -> SendError {
         SendError {
             unreachable: false,
             message: message.to_string(),

@@ -35,10 +35,11 @@ use std::time::{Duration, Instant};
 
 use crate::encode::{self, Encoder, ARRAY32_HEADER_LEN};
 use crate::record::SpanRecord;
+use crate::sender::{Exchange, Link};
 use crate::stats::{add, set, Stats};
 use crate::trace::Chunk;
 use crate::tracer::TracerCore;
-use crate::transport::Transport;
+use crate::transport::{Response, SendError, Transport};
 
 const TRACES_PATH: &str = "/v0.4/traces";
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
@@ -48,6 +49,8 @@ const MAX_POLL: Duration = Duration::from_millis(100);
 /// Chunks in one drain that mean the queue is filling faster than a poll
 /// empties it: the writer looks again at once instead of waiting a poll.
 const BUSY_DRAIN: usize = 256;
+/// How often the queue is drained while a request is under way.
+const SEND_POLL: Duration = Duration::from_millis(2);
 
 /// The longest wait between two attempts to reach an agent that is down:
 /// short, so that traces flow again soon after it is back.
@@ -79,10 +82,10 @@ pub(crate) fn spawn(
     chunks: Receiver<Chunk>,
     control: Receiver<Control>,
 ) -> std::io::Result<JoinHandle<()>> {
-    let writer = Writer::new(Arc::clone(core));
+    let writer = Writer::new(Arc::clone(core), chunks);
     std::thread::Builder::new()
         .name("ddspan-writer".to_owned())
-        .spawn(move || writer.run(&chunks, &control))
+        .spawn(move || writer.run(&control))
 }
 
 /// An encoded v0.4 payload: an array of traces, and where each one ends so
@@ -216,7 +219,13 @@ enum Outcome {
 
 struct Writer {
     core: Arc<TracerCore>,
-    transport: Transport,
+    /// The queue of finished chunks.
+    chunks: Receiver<Chunk>,
+    /// To the agent, through the sender thread.
+    link: Link,
+    /// A request is under way: chunks taken meanwhile are encoded, and
+    /// sealed payloads wait for it (no second request).
+    sending: bool,
     encoder: Encoder,
     headers: Vec<(&'static str, String)>,
     /// The payload being filled.
@@ -262,7 +271,7 @@ struct Pending {
 const SPENT_BATCH: usize = 32;
 
 impl Writer {
-    fn new(core: Arc<TracerCore>) -> Writer {
+    fn new(core: Arc<TracerCore>, chunks: Receiver<Chunk>) -> Writer {
         let config = &core.config;
         let transport = Transport::new(&config.agent_url, config.request_timeout);
         let encoder = Encoder::new(config);
@@ -285,7 +294,9 @@ impl Writer {
         Writer {
             unreachable_backoff: config.retry_backoff,
             core,
-            transport,
+            chunks,
+            link: Link::new(transport),
+            sending: false,
             encoder,
             headers,
             open: Payload::default(),
@@ -305,7 +316,7 @@ impl Writer {
         }
     }
 
-    fn run(mut self, chunks: &Receiver<Chunk>, control: &Receiver<Control>) {
+    fn run(mut self, control: &Receiver<Control>) {
         let interval = self.core.config.flush_interval;
         let max_poll = MAX_POLL.min(interval);
         let mut poll = MIN_POLL.min(max_poll);
@@ -313,16 +324,16 @@ impl Writer {
         loop {
             match control.recv_timeout(poll) {
                 Ok(Control::Flush { deadline, reply }) => {
-                    let done = self.flush(chunks, Until::Flush(deadline));
+                    let done = self.flush(Until::Flush(deadline));
                     let _ = reply.try_send(done);
                 }
                 Ok(Control::Shutdown { deadline, reply }) => {
-                    let done = self.shut_down(chunks, deadline);
+                    let done = self.shut_down(deadline);
                     let _ = reply.try_send(done);
                     return;
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    let taken = self.drain(chunks, Until::Unbounded);
+                    let taken = self.drain(Until::Unbounded);
                     poll = if taken >= BUSY_DRAIN {
                         Duration::ZERO
                     } else if taken > 0 {
@@ -342,7 +353,7 @@ impl Writer {
                 // the writer with a delivery, not a spin.
                 Err(RecvTimeoutError::Disconnected) => {
                     let deadline = Instant::now() + self.core.config.shutdown_timeout;
-                    self.shut_down(chunks, deadline);
+                    self.shut_down(deadline);
                     return;
                 }
             }
@@ -350,9 +361,19 @@ impl Writer {
     }
 
     /// Encodes every chunk queued now; returns how many there were.
-    fn drain(&mut self, chunks: &Receiver<Chunk>, until: Until) -> usize {
+    fn drain(&mut self, until: Until) -> usize {
         let mut taken = 0;
-        while let Ok(chunk) = chunks.try_recv() {
+        loop {
+            // While a request is under way, what finds no room in the buffer
+            // waits in the queue rather than being dropped.
+            if self.sending
+                && self.backlog_bytes + self.open.bytes.len() >= self.core.config.buffer_bytes
+            {
+                break;
+            }
+            let Ok(chunk) = self.chunks.try_recv() else {
+                break;
+            };
             self.pending.spans_taken += chunk.spans.len();
             self.add(chunk, until);
             taken += 1;
@@ -408,7 +429,9 @@ impl Writer {
             // up meanwhile.
             self.publish();
             self.seal();
-            self.pump(until);
+            if !self.sending {
+                self.pump(until);
+            }
         }
     }
 
@@ -541,9 +564,11 @@ impl Writer {
         let traces = payload.traces.len();
         let mut headers = self.headers.clone();
         headers.push(("X-Datadog-Trace-Count", traces.to_string()));
-        let answer = self
-            .transport
-            .put(TRACES_PATH, &headers, &payload.bytes, limit);
+        let body = std::mem::take(&mut payload.bytes);
+        let (answer, body) = self.exchange(headers, body, limit);
+        if let Some(front) = self.backlog.front_mut() {
+            front.bytes = body;
+        }
         if answer.is_ok() {
             self.unreachable_streak = 0;
         }
@@ -611,6 +636,28 @@ impl Writer {
         }
     }
 
+    /// One request through the sender thread. While the agent takes its
+    /// time, the queue keeps moving: chunks are taken and encoded (within
+    /// the byte budget), and sealed payloads wait their turn.
+    fn exchange(
+        &mut self,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+        limit: Option<Duration>,
+    ) -> (Result<Response, SendError>, Vec<u8>) {
+        if let Exchange::Done(answer) = self.link.start(TRACES_PATH, headers, body, limit) {
+            return (answer.result, answer.body);
+        }
+        loop {
+            if let Some(answer) = self.link.answer(SEND_POLL) {
+                return (answer.result, answer.body);
+            }
+            self.sending = true;
+            self.drain(Until::Unbounded);
+            self.sending = false;
+        }
+    }
+
     fn delivered(&mut self, payload: &Payload) {
         let counters = &self.core.counters;
         add(&counters.traces_sent, payload.traces.len());
@@ -657,11 +704,11 @@ impl Writer {
     /// failed request (`max_retries`, `retry_backoff` doubling), not the
     /// whole deadline: a short program run without an agent must not wait
     /// seconds at exit. What is left stays buffered.
-    fn flush(&mut self, chunks: &Receiver<Chunk>, until: Until) -> bool {
+    fn flush(&mut self, until: Until) -> bool {
         let Some(deadline) = until.deadline() else {
             return false;
         };
-        self.drain(chunks, until);
+        self.drain(until);
         self.seal();
         // Misses in a row during this flush only: one answer (a 503 from an
         // agent shutting down) resets the streak, and a count taken
@@ -691,8 +738,8 @@ impl Writer {
     }
 
     /// A last flush; what it could not send is dropped and counted.
-    fn shut_down(&mut self, chunks: &Receiver<Chunk>, deadline: Instant) -> bool {
-        let done = self.flush(chunks, Until::Shutdown(deadline));
+    fn shut_down(&mut self, deadline: Instant) -> bool {
+        let done = self.flush(Until::Shutdown(deadline));
         if !done {
             let (mut traces, mut spans) = (0, 0);
             while !self.backlog.is_empty() {
@@ -711,7 +758,7 @@ impl Writer {
         // Chunks of spans finished while the shutdown was under way (the
         // tracer is off, their traces still hold it): counted as finished
         // after the stop, as are those that find the queue closed.
-        while let Ok(chunk) = chunks.try_recv() {
+        while let Ok(chunk) = self.chunks.try_recv() {
             let spans = chunk.spans.len();
             self.core
                 .queued_spans
