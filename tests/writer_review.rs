@@ -296,3 +296,144 @@ fn stop_during_a_request_longer_than_its_timeout_counts_what_is_left() {
         "{stats}"
     );
 }
+
+/// A second review, of the sender thread: what finishes while a request is
+/// under way (the writer takes and encodes it meanwhile) must not change
+/// what a flush waits for, keep the writer sending after `stop()`
+/// returned, or turn spans finished during a shutdown into send failures.
+mod while_a_request_is_under_way {
+    use super::support;
+
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use ddspan::tracer;
+    use support::fault_agent::{FaultAgent, Reply};
+    use support::session::{tracer_at, wait_until};
+
+    /// `count` one-span traces with a tag each (about 100 bytes encoded).
+    fn burst(name: &str, count: usize) {
+        for i in 0..count {
+            let span = tracer::trace(format!("{name}-{i}"));
+            span.set_tag("filler", "0123456789012345678901234567890123456789");
+            drop(span);
+        }
+    }
+
+    /// `tracer::flush` promises `true` once everything finished *before the call*
+    /// is delivered. A burst of traces finished while the flush's own request is
+    /// under way is now taken, sealed and sent by that same flush: the flush
+    /// waits for traces it was never asked about and runs past its timeout.
+    #[test]
+    fn a_flush_does_not_wait_for_traces_finished_after_the_call() {
+        let agent = FaultAgent::start(|_| Reply::ok().after(Duration::from_millis(600)));
+        let _guard = tracer_at(&agent.url(), |b| {
+            b.flush_interval(Duration::from_secs(60))
+                .max_payload_bytes(1024usize)
+                .request_timeout(Duration::from_secs(5))
+        });
+        drop(tracer::trace("before"));
+        // Flush on another thread; this one starts the burst once the flush's
+        // request is at the agent.
+        let flusher = std::thread::spawn(|| {
+            let t = Instant::now();
+            (tracer::flush(Duration::from_millis(1000)), t.elapsed())
+        });
+        wait_until("the flush's request", Duration::from_secs(5), || {
+            agent.arrived() >= 1
+        });
+        burst("after", 40);
+        let (flushed, took) = flusher.join().unwrap();
+        assert!(
+            flushed,
+            "flush(1 s) of one trace the agent took in 600 ms returned false after {took:?}: \
+             it went on sending the traces finished after the call ({})",
+            tracer::stats()
+        );
+        tracer::stop();
+    }
+
+    /// A span open when `stop()` is called and finished while the shutdown's
+    /// request is under way: it used to stay in the queue and be counted as
+    /// "dropped, stopped". Now the nested drain encodes it into the open payload,
+    /// which the shutdown neither sends nor counts: it surfaces only through
+    /// `stop()`'s gauge fix-up, as a send failure although no send failed.
+    #[test]
+    fn a_span_finished_during_the_shutdown_send_is_not_counted_as_a_send_failure() {
+        let agent = FaultAgent::start(|_| Reply::ok().after(Duration::from_millis(600)));
+        let _guard = tracer_at(&agent.url(), |b| {
+            b.flush_interval(Duration::from_secs(60))
+                .shutdown_timeout(Duration::from_secs(5))
+                .request_timeout(Duration::from_secs(5))
+        });
+        drop(tracer::trace("before"));
+        let release = Arc::new(AtomicBool::new(false));
+        let opened = Arc::new(AtomicBool::new(false));
+        let late = {
+            let (release, opened) = (Arc::clone(&release), Arc::clone(&opened));
+            std::thread::spawn(move || {
+                let span = tracer::trace("late");
+                opened.store(true, Ordering::Release);
+                while !release.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                drop(span);
+            })
+        };
+        wait_until("the late span to open", Duration::from_secs(5), || {
+            opened.load(Ordering::Acquire)
+        });
+        let stopper = std::thread::spawn(tracer::stop);
+        wait_until("the shutdown's request", Duration::from_secs(5), || {
+            agent.arrived() >= 1
+        });
+        // The shutdown's request is under way (the agent answers in 600 ms).
+        release.store(true, Ordering::Release);
+        late.join().unwrap();
+        let _ = stopper.join().unwrap();
+        let stats = tracer::stats();
+        assert_eq!(stats.spans_sent, 1, "{stats}");
+        assert_eq!(stats.send_failures, 0, "{stats}");
+        assert_eq!(
+            (stats.spans_dropped_stopped, stats.spans_dropped_send_failed),
+            (1, 0),
+            "a span finished after stop() is counted as a failed send, though no send failed: {stats:?}"
+        );
+    }
+
+    /// `stop()` while the writer's own round is sending: the chunks it took
+    /// meanwhile are sealed and sent by the same round, with no deadline, before
+    /// it reads the shutdown. `stop()` gives up at its timeout and the writer
+    /// goes on sending to the agent after `stop()` returned.
+    #[test]
+    fn nothing_reaches_the_agent_after_stop_returned() {
+        let agent = FaultAgent::start(|_| Reply::ok().after(Duration::from_millis(400)));
+        let _guard = tracer_at(&agent.url(), |b| {
+            b.flush_interval(Duration::from_millis(20))
+                .max_payload_bytes(1024usize)
+                .shutdown_timeout(Duration::from_millis(800))
+                .request_timeout(Duration::from_secs(5))
+        });
+        // Sent by the writer's own round (the flush interval).
+        drop(tracer::trace("before"));
+        wait_until("the round's request", Duration::from_secs(5), || {
+            agent.arrived() >= 1
+        });
+        // While it is under way: several payloads' worth of traces.
+        burst("burst", 60);
+        let started = Instant::now();
+        let delivered = tracer::stop();
+        let stop_took = started.elapsed();
+        let at_stop = agent.arrived();
+        std::thread::sleep(Duration::from_secs(2));
+        let later = agent.arrived();
+        assert_eq!(
+            later,
+            at_stop,
+            "stop() returned {delivered} after {stop_took:?}, yet {} more requests reached the \
+             agent afterwards (writer still running)",
+            later - at_stop
+        );
+    }
+}

@@ -122,6 +122,8 @@ fn the_queue_holds_at_most_its_span_limit_while_the_writer_waits() {
             .buffer_bytes(1024usize)
             .partial_flush_enabled(false)
             .flush_interval(Duration::from_millis(10))
+            // The slow answer must not be a timeout on a busy machine.
+            .request_timeout(Duration::from_secs(10))
     });
     let trace_of = |spans: usize| {
         let _root = tracer::trace("big");
@@ -144,7 +146,12 @@ fn the_queue_holds_at_most_its_span_limit_while_the_writer_waits() {
     assert!(tracer::flush(Duration::from_secs(10)));
     trace_of(400);
     assert!(tracer::flush(Duration::from_secs(10)));
-    assert!(agent.wait_for_spans(10 + 200 + 400, Duration::from_secs(10)));
+    assert!(
+        agent.wait_for_spans(10 + 200 + 400, Duration::from_secs(10)),
+        "{} spans arrived; {}",
+        agent.span_count(),
+        tracer::stats()
+    );
     let stats = tracer::stats();
     assert_eq!(stats.spans_sent, 610, "{stats}");
     assert_eq!(stats.spans_dropped_queue_full, 800, "{stats}");
@@ -227,6 +234,7 @@ fn traces_finished_during_a_slow_request_wait_in_the_buffer_not_dropped() {
         b.queue_max_spans(250usize)
             .partial_flush_enabled(false)
             .flush_interval(Duration::from_millis(10))
+            .request_timeout(Duration::from_secs(10))
     });
     let trace_of = |spans: usize| {
         let _root = tracer::trace("big");
@@ -256,5 +264,9 @@ fn traces_finished_during_a_slow_request_wait_in_the_buffer_not_dropped() {
     assert!(tracer::flush(Duration::from_secs(10)));
     assert!(agent.wait_for_spans(1010, Duration::from_secs(10)));
     let stats = tracer::stats();
-    assert_eq!((stats.spans_sent, stats.spans_dropped()), (1010, 0), "{stats}");
+    assert_eq!(
+        (stats.spans_sent, stats.spans_dropped()),
+        (1010, 0),
+        "{stats}"
+    );
 }

@@ -46,8 +46,16 @@ pub(crate) fn take() -> Vec<SpanRecord> {
             let mut cache = cache.try_borrow_mut().ok()?;
             if cache.is_empty() {
                 let mut shared = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner);
-                let from = shared.len().saturating_sub(BATCH);
-                cache.extend(shared.drain(from..));
+                while cache.len() < BATCH {
+                    let Some(buffer) = shared.pop() else {
+                        break;
+                    };
+                    if buffer.capacity() > MAX_LOCAL_CAPACITY {
+                        // Too big to keep here: this take's buffer.
+                        return Some(buffer);
+                    }
+                    cache.push(buffer);
+                }
             }
             cache.pop()
         })
@@ -143,6 +151,23 @@ mod tests {
         let taken = take_all();
         assert!(taken.iter().filter(|b| b.capacity() == 77).count() >= 3);
         assert!(taken.iter().all(|b| b.capacity() <= MAX_POOLED_CAPACITY));
+    }
+
+    #[test]
+    fn a_thread_caches_only_small_buffers() {
+        give_all(&mut vec![
+            Vec::with_capacity(MAX_LOCAL_CAPACITY + 1),
+            Vec::with_capacity(10),
+        ]);
+        // Whatever this thread takes next, its cache holds no big buffer.
+        let _taken = take();
+        let cached_big = LOCAL.with(|cache| {
+            cache
+                .borrow()
+                .iter()
+                .any(|b| b.capacity() > MAX_LOCAL_CAPACITY)
+        });
+        assert!(!cached_big);
     }
 
     #[test]

@@ -100,6 +100,9 @@ struct Payload {
     failed_attempts: u32,
     /// Whether it was sent before (a resend counts as a retry).
     sent_before: bool,
+    /// Sealing order: a pump or a flush is about the payloads sealed
+    /// before it began, not those sealed while its requests are under way.
+    sequence: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -143,6 +146,8 @@ impl Payload {
         let cut = self.traces[middle - 1].end;
         let mut second = Payload {
             bytes: Vec::with_capacity(ARRAY32_HEADER_LEN + self.bytes.len() - cut),
+            // The halves stand where the whole stood.
+            sequence: self.sequence,
             ..Payload::default()
         };
         second.bytes.resize(ARRAY32_HEADER_LEN, 0);
@@ -226,6 +231,8 @@ struct Writer {
     /// A request is under way: chunks taken meanwhile are encoded, and
     /// sealed payloads wait for it (no second request).
     sending: bool,
+    /// The sequence number of the last payload sealed.
+    sealed: u64,
     encoder: Encoder,
     headers: Vec<(&'static str, String)>,
     /// The payload being filled.
@@ -297,6 +304,7 @@ impl Writer {
             chunks,
             link: Link::new(transport),
             sending: false,
+            sealed: 0,
             encoder,
             headers,
             open: Payload::default(),
@@ -442,6 +450,8 @@ impl Writer {
         }
         let mut payload = std::mem::take(&mut self.open);
         payload.seal();
+        self.sealed += 1;
+        payload.sequence = self.sealed;
         self.backlog_bytes += payload.bytes.len();
         self.backlog_spans += payload.spans;
         self.backlog.push_back(payload);
@@ -488,15 +498,24 @@ impl Writer {
 
     /// Sends the backlog in order until it is empty, a send must wait, or
     /// the deadline passes.
+    ///
+    /// Only payloads sealed before it began: those sealed while its requests
+    /// are under way wait for the next round, so that a caller (the run
+    /// loop, a flush, a shutdown) gets control back.
     fn pump(&mut self, until: Until) {
+        self.pump_through(until, self.sealed);
+    }
+
+    /// [`Writer::pump`] for the payloads sealed up to `last`.
+    fn pump_through(&mut self, until: Until, last: u64) {
         let deadline = until.deadline();
-        while !self.backlog.is_empty() {
+        while self.backlog.front().is_some_and(|p| p.sequence <= last) {
             let now = Instant::now();
             if self.resume_at.is_some_and(|at| now < at) || deadline.is_some_and(|d| now >= d) {
                 break;
             }
             self.resume_at = None;
-            let outcome = self.send_front(until.request_limit(now));
+            let outcome = self.send_front(until);
             // Back-offs count from the answer, not from the request.
             let now = Instant::now();
             let payload = match outcome {
@@ -553,7 +572,7 @@ impl Writer {
     }
 
     /// One send of the oldest payload.
-    fn send_front(&mut self, limit: Option<Duration>) -> Outcome {
+    fn send_front(&mut self, until: Until) -> Outcome {
         let core = Arc::clone(&self.core);
         let (config, counters) = (&core.config, &core.counters);
         let payload = self.backlog.front_mut().expect("a payload to send");
@@ -565,7 +584,7 @@ impl Writer {
         let mut headers = self.headers.clone();
         headers.push(("X-Datadog-Trace-Count", traces.to_string()));
         let body = std::mem::take(&mut payload.bytes);
-        let (answer, body) = self.exchange(headers, body, limit);
+        let (answer, body) = self.exchange(headers, body, until);
         if let Some(front) = self.backlog.front_mut() {
             front.bytes = body;
         }
@@ -639,22 +658,29 @@ impl Writer {
     /// One request through the sender thread. While the agent takes its
     /// time, the queue keeps moving: chunks are taken and encoded (within
     /// the byte budget), and sealed payloads wait their turn.
+    ///
+    /// Not during a shutdown: what finishes then is counted as finished
+    /// after the stop (see [`Writer::shut_down`]), not encoded.
     fn exchange(
         &mut self,
         headers: Vec<(&'static str, String)>,
         body: Vec<u8>,
-        limit: Option<Duration>,
+        until: Until,
     ) -> (Result<Response, SendError>, Vec<u8>) {
+        let limit = until.request_limit(Instant::now());
         if let Exchange::Done(answer) = self.link.start(TRACES_PATH, headers, body, limit) {
             return (answer.result, answer.body);
         }
+        let keep_draining = !matches!(until, Until::Shutdown(_));
         loop {
             if let Some(answer) = self.link.answer(SEND_POLL) {
                 return (answer.result, answer.body);
             }
-            self.sending = true;
-            self.drain(Until::Unbounded);
-            self.sending = false;
+            if keep_draining {
+                self.sending = true;
+                self.drain(Until::Unbounded);
+                self.sending = false;
+            }
         }
     }
 
@@ -697,8 +723,9 @@ impl Writer {
         }
     }
 
-    /// Seals what is queued and sends the backlog until it is empty or the
-    /// deadline passes, waiting out back-offs; whether all of it went.
+    /// Seals what is queued and sends it, with what waited before it, until
+    /// all of it went or the deadline passes, waiting out back-offs;
+    /// whether all of it went. What finishes meanwhile is not waited for.
     ///
     /// An agent that cannot be reached at all gets the bounded retries of a
     /// failed request (`max_retries`, `retry_backoff` doubling), not the
@@ -710,14 +737,17 @@ impl Writer {
         };
         self.drain(until);
         self.seal();
+        // What finished before the flush: not what finishes while its
+        // requests are under way.
+        let target = self.sealed;
         // Misses in a row during this flush only: one answer (a 503 from an
         // agent shutting down) resets the streak, and a count taken
         // relative to the streak before would then not reach the bound
         // until the deadline.
         self.unreachable_streak = 0;
         loop {
-            self.pump(until);
-            if self.backlog.is_empty() {
+            self.pump_through(until, target);
+            if self.backlog.front().is_none_or(|p| p.sequence > target) {
                 return true;
             }
             let misses = self.unreachable_streak;

@@ -9,7 +9,12 @@ const MAX_BYTES: usize = 8192;
 
 pub(super) fn inject(baggage: &[(String, String)], carrier: &mut dyn Injector) {
     let mut header = String::new();
-    for (key, value) in baggage.iter().take(MAX_ITEMS) {
+    // An empty key or value would make the whole header malformed for the
+    // receiver (see `extract`): such items are not passed on.
+    let items = baggage
+        .iter()
+        .filter(|(k, v)| !k.is_empty() && !v.is_empty());
+    for (key, value) in items.take(MAX_ITEMS) {
         let item = format!("{}={}", encode(key), encode(value));
         if header.len() + item.len() + 1 > MAX_BYTES {
             crate::log::debug(format_args!(
@@ -98,6 +103,19 @@ mod tests {
         inject(&baggage, &mut carrier);
         assert_eq!(carrier[0].1, "user.id=42,note=a%20b%2Cc%3Dd%3B%C3%A9");
         assert_eq!(extract(&carrier), baggage);
+    }
+
+    #[test]
+    fn items_the_receiver_would_reject_are_not_injected() {
+        let baggage = vec![
+            ("user.id".to_owned(), "42".to_owned()),
+            ("flag".to_owned(), String::new()),
+            (String::new(), "x".to_owned()),
+        ];
+        let mut carrier: Vec<(String, String)> = Vec::new();
+        inject(&baggage, &mut carrier);
+        assert_eq!(carrier[0].1, "user.id=42");
+        assert_eq!(extract(&carrier), baggage[..1]);
     }
 
     #[test]
