@@ -105,11 +105,12 @@ fn a_slow_agent_slows_the_writer_not_the_application() {
     agent.assert_no_errors();
 }
 
-#[test]
-fn the_queue_holds_at_most_its_span_limit_while_the_writer_waits() {
-    use support::session::{tracer_at, wait_until};
-    // The first request takes 2 s, and its payload fills the writer's
-    // buffer: while it is under way the writer takes nothing from its queue.
+/// An agent whose first answer takes 2 s (the rest are immediate), and the
+/// tracer pointed at it with a queue of 250 spans at most, adjusted by
+/// `configure`. The tracer lock is held until the guard drops.
+fn slow_first_answer(
+    configure: impl FnOnce(ddspan::tracer::ConfigBuilder) -> ddspan::tracer::ConfigBuilder,
+) -> (FaultAgent, std::sync::MutexGuard<'static, ()>) {
     let agent = FaultAgent::start(|i| {
         if i == 0 {
             Reply::ok().after(Duration::from_secs(2))
@@ -117,24 +118,40 @@ fn the_queue_holds_at_most_its_span_limit_while_the_writer_waits() {
             Reply::ok()
         }
     });
-    let _tracer = tracer_at(&agent.url(), |b| {
-        b.queue_max_spans(250usize)
-            .buffer_bytes(1024usize)
-            .partial_flush_enabled(false)
-            .flush_interval(Duration::from_millis(10))
-            // The slow answer must not be a timeout on a busy machine.
-            .request_timeout(Duration::from_secs(10))
+    let guard = support::session::tracer_at(&agent.url(), |b| {
+        configure(
+            b.queue_max_spans(250usize)
+                .partial_flush_enabled(false)
+                .flush_interval(Duration::from_millis(10))
+                // The slow answer must not be a timeout on a busy machine.
+                .request_timeout(Duration::from_secs(10)),
+        )
     });
-    let trace_of = |spans: usize| {
-        let _root = tracer::trace("big");
-        for _ in 1..spans {
-            drop(tracer::trace("child"));
-        }
-    };
+    (agent, guard)
+}
+
+/// One trace of `spans` spans (a root and its children).
+fn trace_of(spans: usize) {
+    let _root = tracer::trace("big");
+    for _ in 1..spans {
+        drop(tracer::trace("child"));
+    }
+}
+
+/// Finishes a first trace and waits until its request is under way.
+fn start_the_slow_request(agent: &FaultAgent) {
     trace_of(10);
-    wait_until("the writer's slow request", Duration::from_secs(10), || {
+    support::session::wait_until("the writer's slow request", Duration::from_secs(10), || {
         agent.arrived() >= 1
     });
+}
+
+#[test]
+fn the_queue_holds_at_most_its_span_limit_while_the_writer_waits() {
+    // The slow request's payload also fills the writer's buffer: while it
+    // is under way the writer takes nothing from its queue.
+    let (agent, _tracer) = slow_first_answer(|b| b.buffer_bytes(1024usize));
+    start_the_slow_request(&agent);
     // 100 + 100 spans fit under 250; the next eight chunks do not.
     for _ in 0..10 {
         trace_of(100);
@@ -221,31 +238,8 @@ mod spans_taken_by_the_writer {
 
 #[test]
 fn traces_finished_during_a_slow_request_wait_in_the_buffer_not_dropped() {
-    use support::session::{tracer_at, wait_until};
-    // The first request takes 2 s; the queue holds 250 spans at most.
-    let agent = FaultAgent::start(|i| {
-        if i == 0 {
-            Reply::ok().after(Duration::from_secs(2))
-        } else {
-            Reply::ok()
-        }
-    });
-    let _tracer = tracer_at(&agent.url(), |b| {
-        b.queue_max_spans(250usize)
-            .partial_flush_enabled(false)
-            .flush_interval(Duration::from_millis(10))
-            .request_timeout(Duration::from_secs(10))
-    });
-    let trace_of = |spans: usize| {
-        let _root = tracer::trace("big");
-        for _ in 1..spans {
-            drop(tracer::trace("child"));
-        }
-    };
-    trace_of(10);
-    wait_until("the writer's slow request", Duration::from_secs(10), || {
-        agent.arrived() >= 1
-    });
+    let (agent, _tracer) = slow_first_answer(|b| b);
+    start_the_slow_request(&agent);
     let started = Instant::now();
     // Four times what the queue holds, while the request is under way: the
     // writer keeps taking chunks into its buffer meanwhile.
