@@ -584,9 +584,17 @@ impl Writer {
         let mut headers = self.headers.clone();
         headers.push(("X-Datadog-Trace-Count", traces.to_string()));
         let body = std::mem::take(&mut payload.bytes);
+        let length = body.len();
         let (answer, body) = self.exchange(headers, body, until);
+        // The body comes back with the answer; only a sender thread that
+        // ended (not reached: it turns panics into failed sends) keeps it.
+        let lost = body.len() != length;
         if let Some(front) = self.backlog.front_mut() {
-            front.bytes = body;
+            front.bytes = if lost { vec![0; length] } else { body };
+        }
+        if lost {
+            self.last_failure = "the sender thread ended".to_owned();
+            return Outcome::Rejected;
         }
         if answer.is_ok() {
             self.unreachable_streak = 0;
