@@ -36,21 +36,25 @@ static ANCHOR: LazyLock<Anchor> = LazyLock::new(|| Anchor {
     std_unix_nanos: system_time_nanos(SystemTime::now()),
 });
 
-/// Reads the span clock.
-#[inline]
+/// Reads the span clock. The TSC path is small enough to inline into every
+/// span's start and end; the `Instant` path stays out of line.
+#[inline(always)]
 pub(crate) fn now() -> Instant {
-    let anchor = &*ANCHOR;
-    match &anchor.tsc {
+    match &ANCHOR.tsc {
         Some(tsc) => Instant(fastant::Instant::now().as_unix_nanos(tsc)),
-        None => {
-            let elapsed = anchor.std_instant.elapsed().as_nanos();
-            Instant(
-                anchor
-                    .std_unix_nanos
-                    .saturating_add(u64::try_from(elapsed).unwrap_or(u64::MAX)),
-            )
-        }
+        None => now_without_tsc(),
     }
+}
+
+#[inline(never)]
+fn now_without_tsc() -> Instant {
+    let anchor = &*ANCHOR;
+    let elapsed = anchor.std_instant.elapsed().as_nanos();
+    Instant(
+        anchor
+            .std_unix_nanos
+            .saturating_add(u64::try_from(elapsed).unwrap_or(u64::MAX)),
+    )
 }
 
 /// Nanoseconds since the unix epoch of a wall-clock time (0 before 1970).
