@@ -70,11 +70,17 @@ pub(crate) fn take() -> Vec<SpanRecord> {
     }
 }
 
+/// Whether a buffer is kept for reuse: it has room, and not so much that
+/// keeping it would pin a huge trace's memory.
+fn worth_keeping(buffer: &Vec<SpanRecord>) -> bool {
+    (1..=MAX_POOLED_CAPACITY).contains(&buffer.capacity())
+}
+
 /// Returns a buffer for reuse, with the spans it holds (see [`take`]):
 /// to this thread's cache when it has room (no lock), else to the shared
 /// pool. For application threads; the writer uses [`give_all`].
 pub(crate) fn give(buffer: Vec<SpanRecord>) {
-    if buffer.capacity() == 0 || buffer.capacity() > MAX_POOLED_CAPACITY {
+    if !worth_keeping(&buffer) {
         return;
     }
     let buffer = match LOCAL.try_with(|cache| match cache.try_borrow_mut() {
@@ -102,8 +108,7 @@ pub(crate) fn give_all(buffers: &mut Vec<Vec<SpanRecord>>) {
         let mut pool = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner);
         let mut rest = Vec::new();
         for buffer in buffers.drain(..) {
-            let keep = buffer.capacity() > 0 && buffer.capacity() <= MAX_POOLED_CAPACITY;
-            if keep && pool.len() < MAX_POOLED {
+            if worth_keeping(&buffer) && pool.len() < MAX_POOLED {
                 pool.push(buffer);
             } else {
                 rest.push(buffer);

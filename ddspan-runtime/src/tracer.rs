@@ -256,12 +256,9 @@ fn start_from_env() -> bool {
     STATE.load(Ordering::Acquire) == RUNNING
 }
 
-/// The running tracer, for a span that begins a new local trace.
+/// The running tracer, owned (a `Span` keeps it), through the thread's cache.
 pub(crate) fn current() -> Option<Arc<TracerCore>> {
-    if !is_running() {
-        return None;
-    }
-    current_locked()
+    with_current(Arc::clone)
 }
 
 /// Runs `f` on the running tracer, through this thread's cached reference

@@ -798,9 +798,7 @@ impl Writer {
         // after the stop, as are those that find the queue closed.
         while let Ok(chunk) = self.chunks.try_recv() {
             let spans = chunk.spans.len();
-            self.core
-                .queued_spans
-                .fetch_sub(spans as u64, std::sync::atomic::Ordering::Relaxed);
+            self.pending.spans_taken += spans;
             self.core.counters.dropped_stopped(spans);
             self.spent.push(chunk.spans);
         }
