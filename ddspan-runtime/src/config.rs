@@ -349,7 +349,7 @@ impl ConfigBuilder {
     pub fn build(self) -> Config {
         let (config, warnings) = self.build_with(|key| std::env::var(key).ok());
         for warning in warnings {
-            crate::log::warn(format_args!("{warning}"));
+            crate::util::diagnostics::warn(format_args!("{warning}"));
         }
         config
     }

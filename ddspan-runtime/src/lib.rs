@@ -21,63 +21,44 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod clock;
 mod config;
-mod console;
-mod contained;
 mod context;
-mod encode;
-mod error;
-mod future;
-mod global_tags;
-mod handle;
-mod id;
+mod export;
 pub mod integrations;
-mod local;
-mod log;
-mod log_context;
-mod memory;
-mod panic;
-mod parent;
-mod pool;
 pub mod propagation;
 mod record;
 mod sampling;
-mod sender;
 mod span;
-mod spec;
-mod stats;
-mod tag;
 mod trace;
 pub mod tracer;
 mod transport;
-mod writer;
+mod util;
 
 pub use config::{AgentUrl, Config, ConfigBuilder};
+pub use context::correlation::LogContext;
+pub use context::parent::ParentSource;
+pub use context::stack::LocalSpanGuard;
 pub use context::SpanContext;
-pub use error::ErrorFields;
-pub use future::{InSpan, Instrumented};
-pub use handle::SpanRef;
-pub use local::LocalSpanGuard;
-pub use log_context::LogContext;
-pub use memory::{FinishedSpan, MemoryExporter};
-pub use parent::ParentSource;
+pub use export::memory::{FinishedSpan, MemoryExporter};
+pub use export::stats::Stats;
 pub use propagation::{ExtractError, Extractor, Injector, Propagator, Style};
+pub use record::spec::SpanSpec;
+pub use record::tag::{StaticTag, StaticValue, TagValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
+pub use span::error::ErrorFields;
+pub use span::instrument::{InSpan, Instrumented};
+pub use span::span_ref::SpanRef;
 pub use span::{ActiveSpan, Entered, Span, SpanBuilder};
-pub use spec::SpanSpec;
-pub use stats::Stats;
-pub use tag::{StaticTag, StaticValue, TagValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
 
 /// What `#[dd_span]` expands to. Not a public API: it may change in any
 /// release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::error::{ErrorRung, ReturnValue};
-    pub use crate::future::Instrumented;
-    pub use crate::local::LocalSpanGuard;
+    pub use crate::context::stack::LocalSpanGuard;
+    pub use crate::record::spec::SpanSpec;
+    pub use crate::record::tag::StaticTag;
+    pub use crate::span::error::{ErrorRung, ReturnValue};
+    pub use crate::span::instrument::Instrumented;
     pub use crate::span::{Span, SpanBuilder};
-    pub use crate::spec::SpanSpec;
-    pub use crate::tag::StaticTag;
 
     /// Calls a closure once. Passing the body as an `FnOnce` lets it move out
     /// what it captured (a `&mut self` reborrowed for the return value).
@@ -119,17 +100,17 @@ pub mod __private {
 #[doc(hidden)]
 pub mod __bench {
 
+    use crate::record::spec::SpanSpec;
+    use crate::record::tag::{StaticTag, TagValue};
     use crate::record::SpanRecord;
     use crate::sampling::SamplingDecision;
-    use crate::spec::SpanSpec;
-    use crate::tag::{StaticTag, TagValue};
     use crate::trace::{Chunk, TraceShared};
 
     /// Trace chunks shaped like a web request: a root and children with
     /// a resource, static tags and one run-time tag each.
     pub struct EncodeSample {
         chunks: Vec<Chunk>,
-        encoder: crate::encode::Encoder,
+        encoder: crate::export::encode::Encoder,
     }
 
     static REQUEST: SpanSpec = SpanSpec::new("http.request")
@@ -156,9 +137,9 @@ pub mod __bench {
             let core = crate::tracer::TracerCore::detached(config.clone());
             let chunks = (0..traces)
                 .map(|t| {
-                    let trace_id = crate::id::new_trace_id(true);
+                    let trace_id = crate::util::id::new_trace_id(true);
                     let decision = SamplingDecision::inherited(1);
-                    let root_id = crate::id::new_span_id();
+                    let root_id = crate::util::id::new_span_id();
                     let trace = TraceShared::new(
                         &core,
                         trace_id,
@@ -171,7 +152,7 @@ pub mod __bench {
                             let (id, parent, spec) = if i == 0 {
                                 (root_id, 0, &REQUEST)
                             } else {
-                                (crate::id::new_span_id(), root_id, &QUERY)
+                                (crate::util::id::new_span_id(), root_id, &QUERY)
                             };
                             let mut span = SpanRecord::new(id, parent, spec);
                             span.top_level = i == 0;
@@ -185,7 +166,7 @@ pub mod __bench {
                 .collect();
             EncodeSample {
                 chunks,
-                encoder: crate::encode::Encoder::new(&config),
+                encoder: crate::export::encode::Encoder::new(&config),
             }
         }
 
@@ -193,12 +174,12 @@ pub mod __bench {
         /// returns the span count.
         pub fn encode(&self, out: &mut Vec<u8>) -> usize {
             out.clear();
-            out.resize(crate::encode::ARRAY32_HEADER_LEN, 0);
+            out.resize(crate::export::encode::ARRAY32_HEADER_LEN, 0);
             for chunk in &self.chunks {
                 self.encoder.encode_chunk(out, chunk);
             }
             let traces = u32::try_from(self.chunks.len()).unwrap_or(u32::MAX);
-            crate::encode::patch_array32(out, 0, traces);
+            crate::export::encode::patch_array32(out, 0, traces);
             self.chunks.iter().map(|c| c.spans.len()).sum()
         }
     }

@@ -13,15 +13,15 @@ use std::time::{Duration, Instant};
 
 pub use crate::config::{AgentUrl, Config, ConfigBuilder};
 pub use crate::context::SpanContext;
-pub use crate::global_tags::set_global_tag;
-pub use crate::handle::{current_root_span, current_span};
+pub use crate::export::stats::Stats;
+pub use crate::record::global_tags::set_global_tag;
+pub use crate::span::span_ref::{current_root_span, current_span};
 pub use crate::span::{ActiveSpan, Span, SpanBuilder};
-pub use crate::stats::Stats;
 
+use crate::export::stats::Counters;
+use crate::export::writer::{self, Control};
 use crate::sampling::Sampler;
-use crate::stats::Counters;
 use crate::trace::Chunk;
-use crate::writer::{self, Control};
 
 /// How much longer than its deadline a flush's caller waits for the writer.
 const REPLY_GRACE: Duration = Duration::from_millis(200);
@@ -55,7 +55,7 @@ pub(crate) struct TracerCore {
     pub(crate) counters: Arc<Counters>,
     /// Spans in the chunks queued for the writer (bounded by
     /// `queue_max_spans`); the writer subtracts what it takes.
-    pub(crate) queued_spans: crate::stats::Counter,
+    pub(crate) queued_spans: crate::export::stats::Counter,
     sink: Sink,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
@@ -85,7 +85,7 @@ impl TracerCore {
                 config,
                 sampler,
                 counters,
-                queued_spans: crate::stats::Counter::default(),
+                queued_spans: crate::export::stats::Counter::default(),
                 sink: Sink::Memory(exporter),
                 worker: Mutex::new(None),
             });
@@ -96,7 +96,7 @@ impl TracerCore {
             config,
             sampler,
             counters,
-            queued_spans: crate::stats::Counter::default(),
+            queued_spans: crate::export::stats::Counter::default(),
             sink: Sink::Writer { chunks, control },
             worker: Mutex::new(None),
         });
@@ -104,7 +104,7 @@ impl TracerCore {
             Ok(handle) => {
                 *core.worker.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle)
             }
-            Err(error) => crate::log::warn(format_args!(
+            Err(error) => crate::util::diagnostics::warn(format_args!(
                 "could not start the writer thread ({error}); traces will be dropped"
             )),
         }
@@ -117,7 +117,7 @@ impl TracerCore {
         Arc::new(TracerCore {
             sampler: Sampler::new(config.sample_rate, config.rate_limit, config.env.as_deref()),
             counters: Arc::new(Counters::default()),
-            queued_spans: crate::stats::Counter::default(),
+            queued_spans: crate::export::stats::Counter::default(),
             sink: Sink::Memory(crate::MemoryExporter::new()),
             worker: Mutex::new(None),
             config,
@@ -132,7 +132,7 @@ impl TracerCore {
             sampler: Sampler::new(config.sample_rate, config.rate_limit, config.env.as_deref()),
             config,
             counters: Arc::new(Counters::default()),
-            queued_spans: crate::stats::Counter::default(),
+            queued_spans: crate::export::stats::Counter::default(),
             sink: Sink::Capture(Arc::clone(&chunks)),
             worker: Mutex::new(None),
         });
@@ -166,13 +166,13 @@ impl TracerCore {
                     } else {
                         self.counters.dropped_queue_full(spans);
                     }
-                    crate::pool::give(chunk.spans);
+                    crate::record::pool::give(chunk.spans);
                 }
             }
             Sink::Memory(exporter) => {
                 exporter.export(&chunk, &self.config.service);
-                crate::stats::add(&self.counters.spans_sent, chunk.spans.len());
-                crate::stats::add(&self.counters.traces_sent, 1);
+                crate::export::stats::add(&self.counters.spans_sent, chunk.spans.len());
+                crate::export::stats::add(&self.counters.traces_sent, 1);
             }
             #[cfg(test)]
             Sink::Capture(chunks) => chunks
@@ -305,9 +305,9 @@ fn set_current(core: Option<Arc<TracerCore>>) -> Option<Arc<TracerCore>> {
 
 fn install(config: Config) {
     *LAST_STATS.lock().unwrap_or_else(PoisonError::into_inner) = None;
-    crate::log::set_debug(config.debug);
+    crate::util::diagnostics::set_debug(config.debug);
     if config.startup_logs {
-        crate::log::info(format_args!(
+        crate::util::diagnostics::info(format_args!(
             "tracer {} started: service={:?} env={:?} version={:?} agent_url={} enabled={} sample_rate={:?} rate_limit={}",
             env!("CARGO_PKG_VERSION"),
             config.service,
@@ -324,7 +324,7 @@ fn install(config: Config) {
         STATE.store(OFF, Ordering::Release);
         return;
     }
-    crate::panic::install_hook();
+    crate::span::panic::install_hook();
     let core = TracerCore::launch(config);
     set_current(Some(core));
     STATE.store(RUNNING, Ordering::Release);
@@ -381,7 +381,7 @@ fn stop_locked() -> bool {
             }
             *LAST_STATS.lock().unwrap_or_else(PoisonError::into_inner) = Some(stats);
             if stats.spans_dropped() > 0 {
-                crate::log::warn(format_args!("at shutdown: {stats}"));
+                crate::util::diagnostics::warn(format_args!("at shutdown: {stats}"));
             }
             delivered && stats.spans_dropped() == 0
         }
@@ -488,7 +488,7 @@ pub fn span(name: impl Into<Cow<'static, str>>) -> SpanBuilder {
 /// let context = ddspan_runtime::tracer::active_context();
 /// ```
 pub fn active_context() -> Option<SpanContext> {
-    crate::local::active_context()
+    crate::context::stack::active_context()
 }
 
 /// The running tracer's configuration, if one runs.

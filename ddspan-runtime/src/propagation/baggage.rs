@@ -17,7 +17,7 @@ pub(super) fn inject(baggage: &[(String, String)], carrier: &mut dyn Injector) {
     for (key, value) in items.take(MAX_ITEMS) {
         let item = format!("{}={}", encode(key), encode(value));
         if header.len() + item.len() + 1 > MAX_BYTES {
-            crate::log::debug(format_args!(
+            crate::util::diagnostics::debug(format_args!(
                 "baggage over {MAX_BYTES} bytes: the rest is not injected"
             ));
             break;

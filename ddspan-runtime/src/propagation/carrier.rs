@@ -82,7 +82,9 @@ impl Injector for http::HeaderMap {
             http::header::HeaderName::from_bytes(name.as_bytes()),
             http::header::HeaderValue::from_str(&value),
         ) else {
-            crate::log::debug(format_args!("not a valid header, not injected: {name}"));
+            crate::util::diagnostics::debug(format_args!(
+                "not a valid header, not injected: {name}"
+            ));
             return;
         };
         self.insert(name, value);

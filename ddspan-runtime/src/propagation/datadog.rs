@@ -11,7 +11,10 @@ const TAGS: &str = "x-datadog-tags";
 
 pub(super) fn inject(state: &InjectState<'_>, carrier: &mut dyn Injector, max_tags_len: usize) {
     let context = state.context;
-    carrier.set(TRACE_ID, crate::id::low_bits(context.trace_id).to_string());
+    carrier.set(
+        TRACE_ID,
+        crate::util::id::low_bits(context.trace_id).to_string(),
+    );
     carrier.set(PARENT_ID, context.span_id.to_string());
     if let Some(priority) = state.priority() {
         carrier.set(PRIORITY, priority.to_string());
@@ -29,7 +32,7 @@ pub(super) fn inject(state: &InjectState<'_>, carrier: &mut dyn Injector, max_ta
         return;
     }
     if tags.len() > max_tags_len {
-        crate::log::debug(format_args!(
+        crate::util::diagnostics::debug(format_args!(
             "{TAGS} would be {} bytes, over the {max_tags_len}-byte limit: not injected",
             tags.len()
         ));

@@ -216,7 +216,7 @@ impl Propagator {
                 }
                 Ok(None) => {}
                 Err(error) => {
-                    crate::log::debug(format_args!("{style:?} propagation: {error}"));
+                    crate::util::diagnostics::debug(format_args!("{style:?} propagation: {error}"));
                     first_error.get_or_insert(error);
                 }
             }
@@ -239,8 +239,8 @@ impl Propagator {
             w.trace_id == context.trace_id
                 // Datadog headers without (or with an unreadable) _dd.p.tid
                 // name the same trace by its lower half.
-                || (crate::id::high_bits(context.trace_id) == 0
-                    && crate::id::low_bits(w.trace_id) == crate::id::low_bits(context.trace_id))
+                || (crate::util::id::high_bits(context.trace_id) == 0
+                    && crate::util::id::low_bits(w.trace_id) == crate::util::id::low_bits(context.trace_id))
         };
         if let Some(w3c) = w3c.filter(same_trace) {
             reconcile(&mut context, w3c);
@@ -316,7 +316,7 @@ impl<'a> InjectState<'a> {
                 tags.push(("_dd.p.dm".to_owned(), format!("-{mechanism}")));
             }
         }
-        let high = crate::id::high_bits(context.trace_id);
+        let high = crate::util::id::high_bits(context.trace_id);
         if high != 0 {
             tags.push(("_dd.p.tid".to_owned(), format!("{high:016x}")));
         }

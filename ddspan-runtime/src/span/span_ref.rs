@@ -7,11 +7,11 @@ use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::context::correlation::LogContext;
+use crate::context::stack;
 use crate::context::SpanContext;
-use crate::local;
-use crate::log_context::LogContext;
+use crate::record::tag::TagValue;
 use crate::span::SpanInner;
-use crate::tag::TagValue;
 
 pub(crate) enum Target {
     /// A span living in this thread's stack (`#[dd_span]` on a sync fn).
@@ -38,7 +38,7 @@ impl SpanRef {
 
     fn with_record(&self, f: impl FnOnce(&mut crate::record::SpanRecord)) {
         match &self.target {
-            Target::Local(span_id) => local::with_local_record(*span_id, f),
+            Target::Local(span_id) => stack::with_local_record(*span_id, f),
             Target::Shared(inner) => inner.with_record(f),
         }
     }
@@ -75,7 +75,7 @@ impl SpanRef {
     /// The span's context, to continue its trace elsewhere.
     pub fn context(&self) -> Option<SpanContext> {
         match &self.target {
-            Target::Local(span_id) => local::context_of(*span_id),
+            Target::Local(span_id) => stack::context_of(*span_id),
             Target::Shared(inner) => Some(SpanContext::local(
                 &inner.trace,
                 inner.span_id,
@@ -103,7 +103,7 @@ impl SpanRef {
 /// }
 /// ```
 pub fn current_span() -> Option<SpanRef> {
-    local::active_target().map(SpanRef::new)
+    stack::active_target().map(SpanRef::new)
 }
 
 /// The local root of the active span's trace: the span that began it in
@@ -119,5 +119,5 @@ pub fn current_span() -> Option<SpanRef> {
 /// tracer::current_root_span().unwrap().set_tag("http.route", "/users");
 /// ```
 pub fn current_root_span() -> Option<SpanRef> {
-    local::root_target().map(SpanRef::new)
+    stack::root_target().map(SpanRef::new)
 }

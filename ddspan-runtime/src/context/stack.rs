@@ -22,17 +22,17 @@ use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::clock;
 use crate::context::SpanContext;
-use crate::id;
-use crate::pool;
+use crate::record::pool;
+use crate::record::spec::SpanSpec;
+use crate::record::tag::TagValue;
 use crate::record::SpanRecord;
 use crate::span::SpanInner;
-use crate::spec::SpanSpec;
-use crate::tag::TagValue;
 use crate::trace::{TraceSeed, TraceShared};
 use crate::tracer;
 use crate::tracer::TracerCore;
+use crate::util::clock;
+use crate::util::id;
 
 thread_local! {
     static STACK: RefCell<LocalStack> = const { RefCell::new(LocalStack::new()) };
@@ -412,21 +412,21 @@ pub(crate) fn with_local_record(span_id: u64, f: impl FnOnce(&mut SpanRecord)) {
     });
 }
 
-fn target_of(frame: &Frame) -> crate::handle::Target {
+fn target_of(frame: &Frame) -> crate::span::span_ref::Target {
     match &frame.kind {
-        FrameKind::Local(_) => crate::handle::Target::Local(frame.span_id),
-        FrameKind::Entered(inner) => crate::handle::Target::Shared(Arc::clone(inner)),
+        FrameKind::Local(_) => crate::span::span_ref::Target::Local(frame.span_id),
+        FrameKind::Entered(inner) => crate::span::span_ref::Target::Shared(Arc::clone(inner)),
     }
 }
 
 /// The active span, as a handle target.
-pub(crate) fn active_target() -> Option<crate::handle::Target> {
+pub(crate) fn active_target() -> Option<crate::span::span_ref::Target> {
     with_stack(|stack| stack.frames.last().map(target_of)).flatten()
 }
 
 /// The local root of the active span's trace, as a handle target: found in
 /// this thread's stack, else through the trace (a root [`crate::Span`]).
-pub(crate) fn root_target() -> Option<crate::handle::Target> {
+pub(crate) fn root_target() -> Option<crate::span::span_ref::Target> {
     with_stack(|stack| {
         let slot = stack.frames.last()?.segment;
         let segment = stack.segment(slot)?;
@@ -439,7 +439,9 @@ pub(crate) fn root_target() -> Option<crate::handle::Target> {
         if let Some(frame) = stack.frames.iter().find(|f| f.span_id == root) {
             return Some(target_of(frame));
         }
-        shared?.root_span().map(crate::handle::Target::Shared)
+        shared?
+            .root_span()
+            .map(crate::span::span_ref::Target::Shared)
     })
     .flatten()
 }
@@ -560,7 +562,7 @@ impl Drop for LocalSpanGuard {
     fn drop(&mut self) {
         if self.span_id != 0 {
             if std::thread::panicking() {
-                self.with_record(crate::panic::mark_unwinding);
+                self.with_record(crate::span::panic::mark_unwinding);
             }
             exit(self.span_id);
         }

@@ -324,7 +324,7 @@ mod tests {
     #[test]
     fn knuth_sampling_matches_rate() {
         let kept = (1..=100_000u64)
-            .map(|i| crate::id::random_u64() ^ i)
+            .map(|i| crate::util::id::random_u64() ^ i)
             .filter(|id| sampled_by_rate(*id, 0.3))
             .count();
         assert!(

@@ -65,7 +65,7 @@ impl Link {
         match spawned {
             Ok(_) => Link::Thread { requests, answers },
             Err(error) => {
-                crate::log::warn(format_args!(
+                crate::util::diagnostics::warn(format_args!(
                     "could not start the sender thread ({error}); the writer sends itself"
                 ));
                 Link::Inline(shared)

@@ -16,7 +16,9 @@ thread_local! {
 
 fn seed() -> u64 {
     let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(crate::clock::system_time_nanos(std::time::SystemTime::now()));
+    hasher.write_u64(crate::util::clock::system_time_nanos(
+        std::time::SystemTime::now(),
+    ));
     hasher.write(format!("{:?}", std::thread::current().id()).as_bytes());
     hasher.finish()
 }
@@ -51,7 +53,7 @@ pub(crate) fn new_span_id() -> u64 {
 /// A new trace id: with 128-bit generation, the upper 64 bits are the unix
 /// seconds shifted left by 32 (Datadog's layout), the lower 64 bits random.
 pub(crate) fn new_trace_id(generate_128_bit: bool) -> u128 {
-    new_trace_id_at(generate_128_bit, crate::clock::unix_seconds_now())
+    new_trace_id_at(generate_128_bit, crate::util::clock::unix_seconds_now())
 }
 
 /// [`new_trace_id`] for a trace beginning at `unix_seconds` (a clock
@@ -121,9 +123,9 @@ mod tests {
 
     #[test]
     fn trace_id_high_bits_are_unix_seconds_shifted() {
-        let before = crate::clock::unix_seconds_now();
+        let before = crate::util::clock::unix_seconds_now();
         let id = new_trace_id(true);
-        let after = crate::clock::unix_seconds_now();
+        let after = crate::util::clock::unix_seconds_now();
         let high = high_bits(id);
         assert_eq!(
             high & 0xffff_ffff,

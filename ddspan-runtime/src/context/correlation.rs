@@ -57,10 +57,10 @@ impl LogContext {
 
     /// The trace id as Datadog's log correlation expects it.
     pub fn trace_id_text(&self) -> String {
-        if crate::id::high_bits(self.trace_id) != 0 {
+        if crate::util::id::high_bits(self.trace_id) != 0 {
             format!("{:032x}", self.trace_id)
         } else {
-            crate::id::low_bits(self.trace_id).to_string()
+            crate::util::id::low_bits(self.trace_id).to_string()
         }
     }
 }

@@ -8,11 +8,11 @@
 //! writer thread, not when spans finish.
 
 use crate::config::Config;
-use crate::id;
+use crate::record::tag::{truncated, StaticValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
 use crate::record::SpanRecord;
 use crate::sampling::SamplingDecision;
-use crate::tag::{truncated, StaticValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
 use crate::trace::Chunk;
+use crate::util::id;
 
 /// The agent cuts service, name and type at 100 characters and resources at
 /// 5000; cutting here keeps payloads small and identical to what it stores.
@@ -484,9 +484,9 @@ fn write_f64(out: &mut Vec<u8>, n: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::spec::SpanSpec;
+    use crate::record::tag::{StaticTag, TagValue};
     use crate::sampling::SamplingDecision;
-    use crate::spec::SpanSpec;
-    use crate::tag::{StaticTag, TagValue};
     use crate::trace::TraceShared;
     use crate::tracer::TracerCore;
     use serde::Deserialize;
@@ -579,7 +579,7 @@ mod tests {
         );
         let mut root = SpanRecord::named(10, 0, "request".into());
         root.top_level = true;
-        root.finish(crate::clock::now());
+        root.finish(crate::util::clock::now());
         let mut child = SpanRecord::new(11, 10, &QUERY);
         child.set_tag("user".into(), TagValue::from("ana"));
         child.set_tag("env".into(), TagValue::from("span-wins"));
@@ -589,7 +589,7 @@ mod tests {
         );
         child.error = true;
         child.set_resource("SELECT 1".into());
-        child.finish(crate::clock::now());
+        child.finish(crate::util::clock::now());
         let mut chunk = trace.chunk(vec![child, root], decision);
         chunk.global_tags = Some(std::sync::Arc::new(vec![(
             "deploy".to_owned(),

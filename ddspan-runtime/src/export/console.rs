@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use crate::config::Config;
+use crate::record::tag::StaticValue;
 use crate::record::SpanRecord;
-use crate::tag::StaticValue;
 use crate::trace::Chunk;
 
 /// Renders one chunk as a tree (children in start order).
@@ -128,9 +128,9 @@ fn line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::spec::SpanSpec;
+    use crate::record::tag::{StaticTag, TagValue};
     use crate::sampling::SamplingDecision;
-    use crate::spec::SpanSpec;
-    use crate::tag::{StaticTag, TagValue};
     use crate::trace::TraceShared;
     use crate::tracer::TracerCore;
 

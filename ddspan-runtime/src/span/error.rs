@@ -21,8 +21,8 @@ use std::borrow::Cow;
 use std::error::Error;
 use std::fmt::{Debug, Display, Write};
 
-use crate::contained;
 use crate::record::SpanRecord;
+use crate::util::safe_display;
 
 /// The error fields of a span: `error.message`, `error.type`, `error.stack`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,7 +51,7 @@ impl ErrorFields {
     /// ```
     pub fn from_error<E: Error + ?Sized>(error: &E) -> ErrorFields {
         ErrorFields {
-            message: contained::display(&error),
+            message: safe_display::display(&error),
             error_type: Cow::Borrowed(std::any::type_name::<E>()),
             stack: source_chain(error),
         }
@@ -64,7 +64,7 @@ impl ErrorFields {
 
 fn source_chain<E: Error + ?Sized>(error: &E) -> Option<String> {
     error.source()?;
-    let chain = contained::caught("a cause's Display", |chain| {
+    let chain = safe_display::caught("a cause's Display", |chain| {
         let mut source = error.source();
         while let Some(cause) = source {
             writeln!(chain, "caused by: {cause}")?;
@@ -111,7 +111,7 @@ macro_rules! rung {
             #[inline]
             fn __ddspan_record_active(self) {
                 if let Some(error) = self.__ddspan_error() {
-                    crate::local::with_active_record(|record| error.apply(record));
+                    crate::context::stack::with_active_record(|record| error.apply(record));
                 }
             }
         }
@@ -129,8 +129,8 @@ impl<T, E: Error> ErrorRung for &&&ReturnValue<'_, Result<T, E>> {
 impl<T, E: Display + Debug> ErrorRung for &&ReturnValue<'_, Result<T, E>> {
     fn __ddspan_error(self) -> Option<ErrorFields> {
         self.0.as_ref().err().map(|error| {
-            let message = contained::display(error);
-            let debug = contained::debug(error);
+            let message = safe_display::display(error);
+            let debug = safe_display::debug(error);
             ErrorFields {
                 stack: (debug != message).then_some(debug),
                 message,
@@ -143,7 +143,7 @@ impl<T, E: Display + Debug> ErrorRung for &&ReturnValue<'_, Result<T, E>> {
 impl<T, E: Debug> ErrorRung for &ReturnValue<'_, Result<T, E>> {
     fn __ddspan_error(self) -> Option<ErrorFields> {
         self.0.as_ref().err().map(|error| ErrorFields {
-            message: contained::debug(error),
+            message: safe_display::debug(error),
             error_type: Cow::Borrowed(std::any::type_name::<E>()),
             stack: None,
         })

@@ -3,9 +3,9 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 
-use crate::clock::{self, Instant};
-use crate::spec::SpanSpec;
-use crate::tag::{self, TagValue, MAX_TAGS_PER_SPAN, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
+use crate::record::spec::SpanSpec;
+use crate::record::tag::{self, TagValue, MAX_TAGS_PER_SPAN, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
+use crate::util::clock::{self, Instant};
 
 /// One span, in 64 bytes: what is known at compile time stays behind a
 /// `&'static SpanSpec`, and anything set at run time lives in a box that

@@ -33,10 +33,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::encode::{self, Encoder, ARRAY32_HEADER_LEN};
+use crate::export::encode::{self, Encoder, ARRAY32_HEADER_LEN};
+use crate::export::sender::{Exchange, Link};
+use crate::export::stats::{add, set, Stats};
 use crate::record::SpanRecord;
-use crate::sender::{Exchange, Link};
-use crate::stats::{add, set, Stats};
 use crate::trace::Chunk;
 use crate::tracer::TracerCore;
 use crate::transport::{Response, SendError, Transport};
@@ -393,7 +393,7 @@ impl Writer {
         }
         if taken > 0 {
             self.publish();
-            crate::pool::give_all(&mut self.spent);
+            crate::record::pool::give_all(&mut self.spent);
         }
         taken
     }
@@ -406,14 +406,14 @@ impl Writer {
         let tags_dropped: u32 = chunk.spans.iter().map(SpanRecord::tags_dropped).sum();
         self.pending.tags_dropped += tags_dropped as usize;
         if config.console {
-            eprint!("{}", crate::console::render(&chunk, config));
+            eprint!("{}", crate::export::console::render(&chunk, config));
         }
         if self.backlog_bytes + self.open.bytes.len() >= config.buffer_bytes {
             self.pending.traces_dropped_buffer_full += 1;
             self.pending.spans_dropped_buffer_full += spans;
             if !self.warned_buffer_full {
                 self.warned_buffer_full = true;
-                crate::log::warn(format_args!(
+                crate::util::diagnostics::warn(format_args!(
                     "the writer holds {} bytes of traces it could not send yet (its limit): \
                      dropping new traces until the agent takes them. Last failure: {}",
                     self.backlog_bytes + self.open.bytes.len(),
@@ -425,7 +425,7 @@ impl Writer {
         }
         self.spent.push(chunk.spans);
         if self.spent.len() >= SPENT_BATCH {
-            crate::pool::give_all(&mut self.spent);
+            crate::record::pool::give_all(&mut self.spent);
         }
         // A full payload goes at once; so does what fills the buffer, or a
         // buffer smaller than a payload would drop traces while the agent
@@ -602,9 +602,9 @@ impl Writer {
         let response = match answer {
             Ok(response) if (200..300).contains(&response.status) => {
                 if !self.core.sampler.update_agent_rates(&response.body) {
-                    crate::log::debug(format_args!(
+                    crate::util::diagnostics::debug(format_args!(
                         "the agent's answer carried no sampling rates: {:?}",
-                        crate::tag::truncated(&response.body, 200)
+                        crate::record::tag::truncated(&response.body, 200)
                     ));
                 }
                 return Outcome::Delivered;
@@ -627,7 +627,7 @@ impl Writer {
                 }
                 if self.outage_since.is_none() {
                     self.outage_since = Some(Instant::now());
-                    crate::log::warn(format_args!(
+                    crate::util::diagnostics::warn(format_args!(
                         "{}; keeping up to {} bytes of traces until it is back",
                         self.last_failure, config.buffer_bytes
                     ));
@@ -641,7 +641,7 @@ impl Writer {
         self.last_failure = format!(
             "the agent answered {} to a payload of {traces} traces: {}",
             response.status,
-            crate::tag::truncated(response.body.trim(), 300)
+            crate::record::tag::truncated(response.body.trim(), 300)
         );
         match response.status {
             413 => Outcome::Split,
@@ -655,7 +655,10 @@ impl Writer {
                     .min(MAX_RETRY_AFTER);
                 self.unreachable_backoff =
                     (self.unreachable_backoff * 2).min(MAX_UNREACHABLE_BACKOFF);
-                crate::log::debug(format_args!("{}; waiting {wait:?}", self.last_failure));
+                crate::util::diagnostics::debug(format_args!(
+                    "{}; waiting {wait:?}",
+                    self.last_failure
+                ));
                 Outcome::Later(wait)
             }
             status if status >= 500 => Outcome::Retry,
@@ -698,7 +701,7 @@ impl Writer {
         add(&counters.spans_sent, payload.spans);
         add(&counters.payloads_sent, 1);
         self.agent_answers();
-        crate::log::debug(format_args!(
+        crate::util::diagnostics::debug(format_args!(
             "sent {} spans in {} traces",
             payload.spans,
             payload.traces.len()
@@ -709,7 +712,7 @@ impl Writer {
     fn agent_answers(&mut self) {
         self.unreachable_backoff = self.core.config.retry_backoff;
         if let Some(since) = self.outage_since.take() {
-            crate::log::warn(format_args!(
+            crate::util::diagnostics::warn(format_args!(
                 "the agent at {} answers again after {:.1?}; {} spans waiting",
                 self.core.config.agent_url,
                 since.elapsed(),
@@ -724,7 +727,7 @@ impl Writer {
         add(&counters.spans_dropped_send_failed, payload.spans);
         if !self.warned_send_failure {
             self.warned_send_failure = true;
-            crate::log::warn(format_args!(
+            crate::util::diagnostics::warn(format_args!(
                 "{}; dropped {} spans. Further losses are summarised every minute",
                 self.last_failure, payload.spans
             ));
@@ -788,7 +791,7 @@ impl Writer {
             let counters = &self.core.counters;
             add(&counters.traces_dropped_send_failed, traces);
             add(&counters.spans_dropped_send_failed, spans);
-            crate::log::warn(format_args!(
+            crate::util::diagnostics::warn(format_args!(
                 "stopping: {spans} spans in {traces} traces were not delivered. Last failure: {}",
                 self.last_failure
             ));
@@ -802,7 +805,7 @@ impl Writer {
             self.core.counters.dropped_stopped(spans);
             self.spent.push(chunk.spans);
         }
-        crate::pool::give_all(&mut self.spent);
+        crate::record::pool::give_all(&mut self.spent);
         self.publish();
         done
     }
@@ -813,7 +816,7 @@ impl Writer {
         }
         let stats = self.core.counters.snapshot();
         if stats.spans_dropped() != self.summarised.spans_dropped() {
-            crate::log::warn(format_args!("{stats}"));
+            crate::util::diagnostics::warn(format_args!("{stats}"));
         }
         self.summarised = stats;
         self.last_summary = Instant::now();

@@ -166,7 +166,7 @@ impl Counters {
         if !self.warned_queue_full.load(Ordering::Relaxed)
             && !self.warned_queue_full.swap(true, Ordering::Relaxed)
         {
-            crate::log::warn(format_args!(
+            crate::util::diagnostics::warn(format_args!(
                 "the writer's queue is full (the agent is slow or down): dropping traces; \
                  a summary follows at shutdown and every minute while it lasts"
             ));
@@ -178,7 +178,7 @@ impl Counters {
         if !self.warned_stopped.load(Ordering::Relaxed)
             && !self.warned_stopped.swap(true, Ordering::Relaxed)
         {
-            crate::log::warn(format_args!(
+            crate::util::diagnostics::warn(format_args!(
                 "spans finished after the tracer stopped are dropped"
             ));
         }

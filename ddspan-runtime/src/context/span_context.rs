@@ -114,7 +114,7 @@ impl SpanContext {
 
     /// The lower 64 bits of the trace id, as sent in `trace_id` on the wire.
     pub fn trace_id_low(&self) -> u64 {
-        crate::id::low_bits(self.trace_id)
+        crate::util::id::low_bits(self.trace_id)
     }
 
     /// The span id.

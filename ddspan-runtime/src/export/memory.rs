@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::record::tag::StaticValue;
 use crate::record::SpanRecord;
-use crate::tag::StaticValue;
 use crate::trace::Chunk;
 
 /// A finished span as [`MemoryExporter`] keeps it: the span's own fields and

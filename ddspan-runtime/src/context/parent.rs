@@ -42,7 +42,9 @@ impl<T: Extractor + ?Sized> ParentSource for &T {
         match crate::tracer::extract(self) {
             Ok(context) => Some(context),
             Err(error) => {
-                crate::log::debug(format_args!("child_of: {error}; starting a new trace"));
+                crate::util::diagnostics::debug(format_args!(
+                    "child_of: {error}; starting a new trace"
+                ));
                 None
             }
         }

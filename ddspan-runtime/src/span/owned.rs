@@ -6,15 +6,15 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use crate::clock;
+use crate::context::stack;
 use crate::context::SpanContext;
-use crate::id;
-use crate::local;
+use crate::record::spec::SpanSpec;
+use crate::record::tag::TagValue;
 use crate::record::{SpanRecord, DYNAMIC};
-use crate::spec::SpanSpec;
-use crate::tag::TagValue;
 use crate::trace::{TraceSeed, TraceShared};
 use crate::tracer;
+use crate::util::clock;
+use crate::util::id;
 
 /// The shared part of a [`Span`]: the thread stack refers to it while the
 /// span is entered.
@@ -203,7 +203,7 @@ impl Span {
 
     fn enter_raw(&self) -> u64 {
         match &self.inner {
-            Some(inner) if local::enter(inner) => inner.span_id,
+            Some(inner) if stack::enter(inner) => inner.span_id,
             _ => 0,
         }
     }
@@ -213,7 +213,7 @@ impl Drop for Span {
     fn drop(&mut self) {
         if std::thread::panicking() {
             if let Some(inner) = &self.inner {
-                inner.with_record(crate::panic::mark_unwinding);
+                inner.with_record(crate::span::panic::mark_unwinding);
             }
         }
         self.finish();
@@ -238,7 +238,7 @@ pub struct Entered<'a> {
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
         if self.span_id != 0 {
-            local::exit(self.span_id);
+            stack::exit(self.span_id);
         }
     }
 }
@@ -263,7 +263,7 @@ impl std::ops::Deref for ActiveSpan {
 impl Drop for ActiveSpan {
     fn drop(&mut self) {
         if self.span_id != 0 {
-            local::exit(self.span_id);
+            stack::exit(self.span_id);
         }
         // The span itself finishes (and notices a panic) when its field drops.
     }
@@ -381,7 +381,7 @@ impl SpanBuilder {
         let span_id = id::new_span_id();
         let own_service = self.service.or(self.spec.service.map(Cow::Borrowed));
         let (trace, parent_id, parent_service, parent_is_local) = match self.parent {
-            Parent::Active => match local::active_parent() {
+            Parent::Active => match stack::active_parent() {
                 Some(parent) => (parent.trace, parent.span_id, parent.service, true),
                 None => {
                     let service = own_service.as_deref().unwrap_or(&core.config.service);

@@ -1,6 +1,6 @@
 //! A span's compile-time description, as `#[dd_span]` generates it.
 
-use crate::tag::StaticTag;
+use crate::record::tag::StaticTag;
 
 /// Everything about a span known at compile time. `#[dd_span]` emits one
 /// `static` of these per function, so starting the span copies no strings

@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::context::{SpanContext, Upstream};
-use crate::pool;
+use crate::record::pool;
 use crate::record::SpanRecord;
 use crate::sampling::SamplingDecision;
 use crate::tracer::TracerCore;
@@ -59,7 +59,7 @@ pub(crate) struct Chunk {
     pub(crate) spans: Vec<SpanRecord>,
     pub(crate) sampling: SamplingDecision,
     /// Tags set with `set_global_tag` when the chunk was handed over.
-    pub(crate) global_tags: crate::global_tags::Snapshot,
+    pub(crate) global_tags: crate::record::global_tags::Snapshot,
 }
 
 impl Chunk {
@@ -95,18 +95,20 @@ impl TraceSeed {
         root_span_id: u64,
         parent: Option<&SpanContext>,
         service: &str,
-        now: crate::clock::Instant,
+        now: crate::util::clock::Instant,
     ) -> TraceSeed {
         let trace_id = match parent {
             // A baggage-only parent has no trace to continue.
             Some(parent) if !parent.is_baggage_only() => parent.trace_id,
-            _ => crate::id::new_trace_id_at(tracer.config.trace_id_128_bit, now.unix_seconds()),
+            _ => {
+                crate::util::id::new_trace_id_at(tracer.config.trace_id_128_bit, now.unix_seconds())
+            }
         };
         let sampling = match parent.and_then(|p| p.sampling_priority) {
             Some(priority) => SamplingDecision::inherited(priority),
             None => tracer
                 .sampler
-                .decide(crate::id::low_bits(trace_id), service),
+                .decide(crate::util::id::low_bits(trace_id), service),
         };
         TraceSeed {
             tracer: Arc::clone(tracer),
@@ -145,7 +147,7 @@ impl TraceSeed {
             inject_max_size: false,
             spans,
             sampling: self.sampling,
-            global_tags: crate::global_tags::snapshot(),
+            global_tags: crate::record::global_tags::snapshot(),
         });
     }
 }
@@ -188,7 +190,7 @@ impl TraceShared {
                 .load(std::sync::atomic::Ordering::Relaxed),
             spans,
             sampling,
-            global_tags: crate::global_tags::snapshot(),
+            global_tags: crate::record::global_tags::snapshot(),
         }
     }
 

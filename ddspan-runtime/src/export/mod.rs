@@ -1,0 +1,9 @@
+//! Where finished chunks go: the agent writer (encoding, sending, retries,
+//! accounting), the console and the in-memory exporter.
+
+pub(crate) mod console;
+pub(crate) mod encode;
+pub(crate) mod memory;
+pub(crate) mod sender;
+pub(crate) mod stats;
+pub(crate) mod writer;

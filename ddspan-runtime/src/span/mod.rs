@@ -1,0 +1,11 @@
+//! Where a span is born and how the application holds it: the builder, the
+//! span types (owned, thread-local guard, handles on running spans, futures),
+//! and what a returned error or a panic records on it.
+
+pub(crate) mod error;
+pub(crate) mod instrument;
+mod owned;
+pub(crate) mod panic;
+pub(crate) mod span_ref;
+
+pub use owned::*;

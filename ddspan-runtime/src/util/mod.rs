@@ -1,0 +1,7 @@
+//! Small tools every layer uses: the span clock, id generation, the tracer's
+//! own diagnostics on stderr, and formatting of values the tracer does not own.
+
+pub(crate) mod clock;
+pub(crate) mod diagnostics;
+pub(crate) mod id;
+pub(crate) mod safe_display;
