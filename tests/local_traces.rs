@@ -210,3 +210,31 @@ fn the_root_of_a_local_trace_is_found_from_deep_inside() {
     );
     assert_eq!(id(span_by_name(&spans, "local.child"), "span_id"), log.1);
 }
+
+/// A child of a context whose local trace was already sent starts a new
+/// chunk of the same trace. Its parent is still in this process and of the
+/// same service, so it is not a service entry (dd-trace-go's rule), whether
+/// it starts through the macro's guard or the builder: the two start paths
+/// used to disagree.
+#[test]
+fn a_child_of_a_sent_local_trace_is_not_a_service_entry_whichever_way_it_starts() {
+    let traced = traced();
+    let context = {
+        let root = tracer::start_span("sent.root");
+        root.context().expect("a recording span")
+    };
+    {
+        let _guard = LocalSpanGuard::start_child_of(&CHILD, Some(context.clone()));
+    }
+    drop(tracer::span("builder.child").child_of(&context).start());
+    let spans = flatten(traced.collect(3));
+    let root = span_by_name(&spans, "sent.root");
+    assert_eq!(metric(root, "_dd.top_level"), Some(1.0), "{root}");
+    for name in ["local.child", "builder.child"] {
+        let child = span_by_name(&spans, name);
+        assert_eq!(id(child, "parent_id"), id(root, "span_id"), "{child}");
+        assert_eq!(id(child, "trace_id"), id(root, "trace_id"), "{child}");
+        assert_eq!(metric(child, "_dd.top_level"), None, "{child}");
+    }
+    traced.agent.assert_no_check_failures();
+}

@@ -27,6 +27,7 @@ mod export;
 pub mod integrations;
 pub mod propagation;
 mod record;
+mod runtime;
 mod sampling;
 mod span;
 mod trace;
@@ -37,7 +38,6 @@ mod util;
 pub use config::{AgentUrl, Config, ConfigBuilder};
 pub use context::correlation::LogContext;
 pub use context::parent::ParentSource;
-pub use context::stack::LocalSpanGuard;
 pub use context::SpanContext;
 pub use export::memory::{FinishedSpan, MemoryExporter};
 pub use export::stats::Stats;
@@ -47,17 +47,18 @@ pub use record::tag::{StaticTag, StaticValue, TagValue, MAX_TAG_KEY_LEN, MAX_TAG
 pub use span::error::ErrorFields;
 pub use span::instrument::{InSpan, Instrumented};
 pub use span::span_ref::SpanRef;
+pub use span::LocalSpanGuard;
 pub use span::{ActiveSpan, Entered, Span, SpanBuilder};
 
 /// What `#[dd_span]` expands to. Not a public API: it may change in any
 /// release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::context::stack::LocalSpanGuard;
     pub use crate::record::spec::SpanSpec;
     pub use crate::record::tag::StaticTag;
     pub use crate::span::error::{ErrorRung, ReturnValue};
     pub use crate::span::instrument::Instrumented;
+    pub use crate::span::LocalSpanGuard;
     pub use crate::span::{Span, SpanBuilder};
 
     /// Calls a closure once. Passing the body as an `FnOnce` lets it move out
@@ -102,9 +103,10 @@ pub mod __bench {
 
     use crate::record::spec::SpanSpec;
     use crate::record::tag::{StaticTag, TagValue};
+    use crate::record::Chunk;
+    use crate::record::SamplingDecision;
     use crate::record::SpanRecord;
-    use crate::sampling::SamplingDecision;
-    use crate::trace::{Chunk, TraceShared};
+    use crate::trace::TraceShared;
 
     /// Trace chunks shaped like a web request: a root and children with
     /// a resource, static tags and one run-time tag each.
@@ -134,7 +136,7 @@ pub mod __bench {
                 .version("1.0.0")
                 .startup_logs(false)
                 .build();
-            let core = crate::tracer::TracerCore::detached(config.clone());
+            let core = crate::runtime::TracerCore::detached(config.clone());
             let chunks = (0..traces)
                 .map(|t| {
                     let trace_id = crate::util::id::new_trace_id(true);
@@ -145,7 +147,7 @@ pub mod __bench {
                         trace_id,
                         root_id,
                         decision,
-                        crate::context::Upstream::none_ref(),
+                        crate::record::Upstream::none_ref(),
                     );
                     let spans = (0..spans_per_trace)
                         .map(|i| {

@@ -38,7 +38,7 @@ pub struct LogContext {
 
 impl LogContext {
     pub(crate) fn of(context: &SpanContext) -> LogContext {
-        let core = crate::tracer::current_config();
+        let core = crate::runtime::registry::current_config();
         let config = core.as_ref().map(|core| &core.config);
         let service = context
             .service

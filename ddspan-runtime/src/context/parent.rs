@@ -3,7 +3,6 @@
 //! from.
 
 use crate::context::SpanContext;
-use crate::propagation::Extractor;
 
 /// A source of a parent span context.
 pub trait ParentSource {
@@ -32,21 +31,5 @@ impl ParentSource for &SpanContext {
 impl ParentSource for &Option<SpanContext> {
     fn into_parent(self) -> Option<SpanContext> {
         self.clone()
-    }
-}
-
-/// Headers: the context is extracted with the tracer's styles; headers
-/// without a valid context give a new root.
-impl<T: Extractor + ?Sized> ParentSource for &T {
-    fn into_parent(self) -> Option<SpanContext> {
-        match crate::tracer::extract(self) {
-            Ok(context) => Some(context),
-            Err(error) => {
-                crate::util::diagnostics::debug(format_args!(
-                    "child_of: {error}; starting a new trace"
-                ));
-                None
-            }
-        }
     }
 }

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use crate::record::Upstream;
 use crate::trace::TraceShared;
 
 /// A span's context: trace id, span id, sampling priority, origin and the
@@ -137,6 +138,15 @@ impl SpanContext {
         &self.upstream.propagated_tags
     }
 
+    /// What a new local trace under this context continues.
+    pub(crate) fn continued(&self) -> crate::trace::Continued<'_> {
+        crate::trace::Continued {
+            trace_id: self.trace_id,
+            sampling_priority: self.sampling_priority,
+            upstream: &self.upstream,
+        }
+    }
+
     /// The context of a span of the local trace `trace`.
     pub(crate) fn local(
         trace: &Arc<TraceShared>,
@@ -163,36 +173,5 @@ impl std::fmt::Debug for SpanContext {
             .field("upstream", &self.upstream)
             .field("local", &self.local_trace.is_some())
             .finish()
-    }
-}
-
-/// What a trace received from the service that called this one: carried by
-/// every local span's context, re-injected downstream, and written on the
-/// local root.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct Upstream {
-    /// `_dd.origin`.
-    pub(crate) origin: Option<String>,
-    /// `_dd.p.*` tags, except `_dd.p.tid` (derived from the trace id).
-    pub(crate) propagated_tags: Vec<(String, String)>,
-    /// The other vendors' `tracestate` members, passed on unchanged.
-    pub(crate) tracestate: Option<String>,
-    /// Meta for the local root: `_dd.parent_id`, `_dd.propagation_error`.
-    pub(crate) root_meta: Vec<(String, String)>,
-    /// W3C baggage.
-    pub(crate) baggage: Vec<(String, String)>,
-}
-
-impl Upstream {
-    pub(crate) fn none() -> Arc<Upstream> {
-        Arc::clone(Upstream::none_ref())
-    }
-
-    /// The shared empty upstream, borrowed: new traces compare against it
-    /// rather than count another reference (a word every thread writes).
-    pub(crate) fn none_ref() -> &'static Arc<Upstream> {
-        static NONE: std::sync::LazyLock<Arc<Upstream>> =
-            std::sync::LazyLock::new(|| Arc::new(Upstream::default()));
-        &NONE
     }
 }

@@ -19,18 +19,15 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::context::SpanContext;
 use crate::record::pool;
 use crate::record::spec::SpanSpec;
-use crate::record::tag::TagValue;
 use crate::record::SpanRecord;
-use crate::span::SpanInner;
+use crate::runtime::TracerCore;
+use crate::trace::SpanInner;
 use crate::trace::{TraceSeed, TraceShared};
-use crate::tracer;
-use crate::tracer::TracerCore;
 use crate::util::clock;
 use crate::util::id;
 
@@ -133,16 +130,62 @@ impl Segment {
     }
 }
 
+/// Where a new span's parent comes from: the one parent type of every
+/// entry point.
+pub(crate) enum Parent {
+    /// The active span of this thread, else a new root.
+    Active,
+    /// This context, or a new root when `None`.
+    Explicit(Option<SpanContext>),
+}
+
+/// What holds a new span's trace open.
+enum TraceHold {
+    /// This thread's segment in that slot (a span living in the stack).
+    Segment(usize),
+    /// A hold registered on the shared trace (a span that may move).
+    Shared(Arc<TraceShared>),
+}
+
+/// A new span's place, as [`LocalStack::place`] decided it.
+struct Placement {
+    hold: TraceHold,
+    span: Placed,
+}
+
+/// What was decided about the span itself.
+struct Placed {
+    parent_id: u64,
+    /// Its own service, else its parent's; `None`: the tracer's.
+    service: Option<Cow<'static, str>>,
+    top_level: bool,
+}
+
+impl Placed {
+    /// Writes the decision into the span's record.
+    fn apply(&self, record: &mut SpanRecord, spec: &'static SpanSpec) {
+        if let Some(service) = self
+            .service
+            .as_ref()
+            .filter(|s| Some(s.as_ref()) != spec.service)
+        {
+            record.set_service(service.clone());
+        }
+        record.top_level = self.top_level;
+    }
+}
+
+/// A span that may leave this thread, placed: its trace (with a hold
+/// registered for it), its record, its service.
+pub(crate) struct SharedStart {
+    pub(crate) trace: Arc<TraceShared>,
+    pub(crate) record: SpanRecord,
+    pub(crate) service: Option<Cow<'static, str>>,
+}
+
 struct LocalStack {
     frames: Vec<Frame>,
     segments: Vec<Option<Segment>>,
-}
-
-/// What a span started here needs from the active span.
-pub(crate) struct ActiveParent {
-    pub(crate) trace: Arc<TraceShared>,
-    pub(crate) span_id: u64,
-    pub(crate) service: Option<Cow<'static, str>>,
 }
 
 impl LocalStack {
@@ -192,81 +235,148 @@ impl LocalStack {
         self.segments.get_mut(slot).and_then(Option::as_mut)
     }
 
-    /// A new trace (from `parent`, or a root) held by a new segment.
+    /// A new trace (continuing `parent`, or a root) whose first span is
+    /// `span_id`: held by a new segment of this thread, or shared.
     fn begin_trace(
         &mut self,
-        spec: &'static SpanSpec,
+        own_service: Option<&str>,
         span_id: u64,
         parent: Option<&SpanContext>,
-        now: clock::Instant,
-    ) -> Option<usize> {
-        let seed = tracer::with_current(|core| {
-            let service = spec.service.unwrap_or(&core.config.service);
-            TraceSeed::begin(core, span_id, parent, service, now)
+        start: clock::Instant,
+        shared: bool,
+    ) -> Option<TraceHold> {
+        let seed = crate::runtime::registry::with_current(|core| {
+            let service = own_service.unwrap_or(&core.config.service);
+            TraceSeed::begin(
+                core,
+                span_id,
+                parent.map(SpanContext::continued),
+                service,
+                start,
+            )
         })?;
-        Some(self.add_segment(Segment::new(SegmentTrace::Own(seed))))
+        Some(if shared {
+            TraceHold::Shared(seed.share())
+        } else {
+            TraceHold::Segment(self.add_segment(Segment::new(SegmentTrace::Own(seed))))
+        })
     }
 
-    /// `parent`: `None` for the active span (or a new root), `Some(context)`
-    /// for an explicit parent (`Some(None)`: a new root).
-    fn push_local(&mut self, spec: &'static SpanSpec, parent: Option<Option<SpanContext>>) -> u64 {
-        let span_id = id::new_span_id();
-        let start = clock::now();
-        // (segment, parent id, parent's service, parent is in another process)
-        let choice = match parent {
-            None => match self.frames.last() {
-                Some(top) => Some((top.segment, top.span_id, top.service.clone(), false)),
-                None => self
-                    .begin_trace(spec, span_id, None, start)
-                    .map(|slot| (slot, 0, None, false)),
+    /// The active span's trace, for a child about to start: its segment,
+    /// or the shared trace with a hold registered for the child.
+    fn active_hold(&mut self, shared: bool) -> Option<(TraceHold, u64, Option<Cow<'static, str>>)> {
+        let top = self.frames.last()?;
+        let (span_id, service, slot) = (top.span_id, top.service.clone(), top.segment);
+        let hold = if shared {
+            let trace = Arc::clone(self.segment(slot)?.shared()?);
+            if !trace.try_acquire() {
+                return None;
+            }
+            TraceHold::Shared(trace)
+        } else {
+            TraceHold::Segment(slot)
+        };
+        Some((hold, span_id, service))
+    }
+
+    /// Decides where a new span goes: its trace, its parent, its service,
+    /// and whether it is a service entry. Every kind of span starts here
+    /// (the macro's thread-local guard, [`crate::Span`]s from the builder
+    /// and futures); `shared` says the span may leave this thread.
+    #[inline(always)]
+    fn place(
+        &mut self,
+        own_service: Option<Cow<'static, str>>,
+        parent: Parent,
+        shared: bool,
+        span_id: u64,
+        start: clock::Instant,
+    ) -> Option<Placement> {
+        // (trace, parent id, parent's service, the parent is in this process)
+        let (hold, parent_id, parent_service, local_parent) = match parent {
+            Parent::Active => match self.active_hold(shared) {
+                Some((hold, id, service)) => (hold, id, service, true),
+                None => {
+                    let hold =
+                        self.begin_trace(own_service.as_deref(), span_id, None, start, shared)?;
+                    (hold, 0, None, false)
+                }
             },
-            Some(None) => self
-                .begin_trace(spec, span_id, None, start)
-                .map(|slot| (slot, 0, None, false)),
-            Some(Some(context)) => {
+            Parent::Explicit(None) => {
+                let hold =
+                    self.begin_trace(own_service.as_deref(), span_id, None, start, shared)?;
+                (hold, 0, None, false)
+            }
+            Parent::Explicit(Some(context)) => {
                 let joined = context
                     .local_trace
                     .as_ref()
                     .filter(|trace| trace.try_acquire())
-                    .and_then(|trace| self.segment_for(trace, true));
-                match joined {
-                    Some(slot) => Some((slot, context.span_id, context.service.clone(), false)),
-                    None => self
-                        .begin_trace(spec, span_id, Some(&context), start)
-                        .map(|slot| (slot, context.span_id, context.service.clone(), true)),
-                }
+                    .and_then(|trace| {
+                        if shared {
+                            Some(TraceHold::Shared(Arc::clone(trace)))
+                        } else {
+                            self.segment_for(trace, true).map(TraceHold::Segment)
+                        }
+                    });
+                let hold = match joined {
+                    Some(hold) => hold,
+                    None => self.begin_trace(
+                        own_service.as_deref(),
+                        span_id,
+                        Some(&context),
+                        start,
+                        shared,
+                    )?,
+                };
+                let local = context.local_trace.is_some();
+                (hold, context.span_id, context.service, local)
             }
         };
-        let Some((slot, parent_id, parent_service, remote_parent)) = choice else {
+        // dd-trace-go's rule: a service entry has no parent in this process,
+        // or a service other than its parent's. A local parent whose trace
+        // was already sent still counts as local.
+        let top_level = !local_parent
+            || own_service.as_deref().is_some_and(|own| {
+                let tracer = match &hold {
+                    TraceHold::Segment(slot) => self.segment(*slot).map(|s| s.tracer()),
+                    TraceHold::Shared(trace) => Some(&trace.tracer),
+                };
+                let parent = parent_service
+                    .as_deref()
+                    .or(tracer.map(|t| t.config.service.as_str()));
+                Some(own) != parent
+            });
+        Some(Placement {
+            hold,
+            span: Placed {
+                parent_id,
+                service: own_service.or(parent_service),
+                top_level,
+            },
+        })
+    }
+
+    fn push_local(&mut self, spec: &'static SpanSpec, parent: Parent) -> u64 {
+        let span_id = id::new_span_id();
+        let start = clock::now();
+        let own_service = spec.service.map(Cow::Borrowed);
+        let Some(placement) = self.place(own_service, parent, false, span_id, start) else {
             return 0;
+        };
+        let (TraceHold::Segment(slot), placed) = (placement.hold, placement.span) else {
+            return 0; // not reached: a local span's trace is held by a segment
         };
         let Some(segment) = self.segment(slot) else {
             return 0;
         };
         segment.frames += 1;
-        let top_level = parent_id == 0
-            || remote_parent
-            || spec.service.is_some_and(|service| {
-                service
-                    != parent_service
-                        .as_deref()
-                        .unwrap_or(&segment.tracer().config.service)
-            });
-        let mut record = SpanRecord::starting_at(span_id, parent_id, spec, start);
-        let service = match spec.service {
-            Some(service) => Some(Cow::Borrowed(service)),
-            None => {
-                if let Some(inherited) = &parent_service {
-                    record.set_service(inherited.clone());
-                }
-                parent_service
-            }
-        };
-        record.top_level = top_level;
+        let mut record = SpanRecord::starting_at(span_id, placed.parent_id, spec, start);
+        placed.apply(&mut record, spec);
         self.frames.push(Frame {
             span_id,
             segment: slot,
-            service,
+            service: placed.service,
             kind: FrameKind::Local(record),
         });
         span_id
@@ -351,6 +461,12 @@ fn with_stack<R>(f: impl FnOnce(&mut LocalStack) -> R) -> Option<R> {
         .flatten()
 }
 
+/// Starts a span that lives in this thread's stack (see
+/// [`crate::LocalSpanGuard`]); its id, or 0 when nothing is recorded.
+pub(crate) fn push_local(spec: &'static SpanSpec, parent: Parent) -> u64 {
+    with_stack(|stack| stack.push_local(spec, parent)).unwrap_or(0)
+}
+
 pub(crate) fn enter(span: &Arc<SpanInner>) -> bool {
     with_stack(|stack| stack.push_entered(span)).unwrap_or(false)
 }
@@ -360,20 +476,40 @@ pub(crate) fn exit(span_id: u64) {
     with_stack(|stack| stack.pop(span_id, end));
 }
 
-/// The active span, for a span about to start as its child. Registers a hold
-/// on the trace for the new span.
-pub(crate) fn active_parent() -> Option<ActiveParent> {
-    with_stack(|stack| {
-        let top = stack.frames.last()?;
-        let (span_id, service, slot) = (top.span_id, top.service.clone(), top.segment);
-        let trace = Arc::clone(stack.segment(slot)?.shared()?);
-        trace.try_acquire().then_some(ActiveParent {
-            trace,
-            span_id,
-            service,
-        })
+/// Starts a span that may leave this thread (see [`LocalStack::place`]).
+/// During thread teardown, when the stack is gone, the span is placed as if
+/// nothing were active. `name`: a name set at run time (else the spec's).
+pub(crate) fn start_shared(
+    spec: &'static SpanSpec,
+    name: Option<Cow<'static, str>>,
+    own_service: Option<Cow<'static, str>>,
+    parent: Parent,
+) -> Option<SharedStart> {
+    let span_id = id::new_span_id();
+    let start = clock::now();
+    let mut parent = Some(parent);
+    let mut own_service = Some(own_service);
+    let mut place = |stack: &mut LocalStack| {
+        let (parent, own_service) = (parent.take()?, own_service.take()?);
+        stack.place(own_service, parent, true, span_id, start)
+    };
+    let placement = match with_stack(&mut place) {
+        Some(placement) => placement,
+        None => place(&mut LocalStack::new()),
+    }?;
+    let (TraceHold::Shared(trace), placed) = (placement.hold, placement.span) else {
+        return None; // not reached: `shared` places in a shared trace
+    };
+    let mut record = match name {
+        Some(name) => SpanRecord::named_at(span_id, placed.parent_id, name, start),
+        None => SpanRecord::starting_at(span_id, placed.parent_id, spec, start),
+    };
+    placed.apply(&mut record, spec);
+    Some(SharedStart {
+        trace,
+        record,
+        service: placed.service,
     })
-    .flatten()
 }
 
 /// Runs `f` on the active span's data, if there is an active span.
@@ -412,21 +548,29 @@ pub(crate) fn with_local_record(span_id: u64, f: impl FnOnce(&mut SpanRecord)) {
     });
 }
 
-fn target_of(frame: &Frame) -> crate::span::span_ref::Target {
+/// Where a handle on a running span finds it.
+pub(crate) enum Target {
+    /// A span living in this thread's stack (`#[dd_span]` on a sync fn).
+    Local(u64),
+    /// A [`crate::Span`].
+    Shared(Arc<SpanInner>),
+}
+
+fn target_of(frame: &Frame) -> Target {
     match &frame.kind {
-        FrameKind::Local(_) => crate::span::span_ref::Target::Local(frame.span_id),
-        FrameKind::Entered(inner) => crate::span::span_ref::Target::Shared(Arc::clone(inner)),
+        FrameKind::Local(_) => Target::Local(frame.span_id),
+        FrameKind::Entered(inner) => Target::Shared(Arc::clone(inner)),
     }
 }
 
 /// The active span, as a handle target.
-pub(crate) fn active_target() -> Option<crate::span::span_ref::Target> {
+pub(crate) fn active_target() -> Option<Target> {
     with_stack(|stack| stack.frames.last().map(target_of)).flatten()
 }
 
 /// The local root of the active span's trace, as a handle target: found in
 /// this thread's stack, else through the trace (a root [`crate::Span`]).
-pub(crate) fn root_target() -> Option<crate::span::span_ref::Target> {
+pub(crate) fn root_target() -> Option<Target> {
     with_stack(|stack| {
         let slot = stack.frames.last()?.segment;
         let segment = stack.segment(slot)?;
@@ -439,9 +583,7 @@ pub(crate) fn root_target() -> Option<crate::span::span_ref::Target> {
         if let Some(frame) = stack.frames.iter().find(|f| f.span_id == root) {
             return Some(target_of(frame));
         }
-        shared?
-            .root_span()
-            .map(crate::span::span_ref::Target::Shared)
+        shared?.root_span().map(Target::Shared)
     })
     .flatten()
 }
@@ -471,108 +613,4 @@ pub(crate) fn active_context() -> Option<SpanContext> {
         ))
     })
     .flatten()
-}
-
-/// A span that lives on this thread, from its start until the guard drops:
-/// the fastest kind of span, used by `#[dd_span]` on sync functions.
-///
-/// While the guard lives, the span is the active span of this thread. The
-/// guard is neither `Send` nor `Sync`: the span must finish on the thread
-/// that started it. When tracing is off, the guard is empty and costs one
-/// load.
-///
-/// # Examples
-///
-/// ```
-/// use ddspan_runtime::{LocalSpanGuard, SpanSpec};
-///
-/// static SPEC: SpanSpec = SpanSpec::new("parse.config");
-/// fn parse() {
-///     let _span = LocalSpanGuard::start(&SPEC);
-///     // ... the span covers the rest of this scope
-/// }
-/// parse();
-/// ```
-#[must_use = "the span finishes when the guard drops"]
-pub struct LocalSpanGuard {
-    span_id: u64,
-    _not_send: PhantomData<*const ()>,
-}
-
-impl LocalSpanGuard {
-    /// Starts a span described by a static [`SpanSpec`] as a child of the
-    /// active span (or as a new root) and makes it active.
-    #[inline]
-    pub fn start(spec: &'static SpanSpec) -> LocalSpanGuard {
-        let span_id = if tracer::is_running() {
-            with_stack(|stack| stack.push_local(spec, None)).unwrap_or(0)
-        } else {
-            0
-        };
-        LocalSpanGuard {
-            span_id,
-            _not_send: PhantomData,
-        }
-    }
-
-    /// Starts a span with an explicit parent (`None`: a new root), e.g. a
-    /// context extracted from a request, and makes it active.
-    pub fn start_child_of(spec: &'static SpanSpec, parent: Option<SpanContext>) -> LocalSpanGuard {
-        let span_id = if tracer::is_running() {
-            with_stack(|stack| stack.push_local(spec, Some(parent))).unwrap_or(0)
-        } else {
-            0
-        };
-        LocalSpanGuard {
-            span_id,
-            _not_send: PhantomData,
-        }
-    }
-
-    /// Whether this guard records a span (tracing on and a tracer running).
-    pub fn is_recording(&self) -> bool {
-        self.span_id != 0
-    }
-
-    /// The span's id (0 when not recording).
-    pub fn span_id(&self) -> u64 {
-        self.span_id
-    }
-
-    /// Sets a tag on this span.
-    pub fn set_tag(&self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
-        self.with_record(|record| record.set_tag(key.into(), value.into()));
-    }
-
-    /// Marks this span as an error with the error's fields (what a returned
-    /// `Err` records).
-    pub fn record_error(&self, error: crate::ErrorFields) {
-        self.with_record(|record| error.apply(record));
-    }
-
-    fn with_record(&self, f: impl FnOnce(&mut SpanRecord)) {
-        if self.span_id != 0 {
-            with_local_record(self.span_id, f);
-        }
-    }
-}
-
-impl Drop for LocalSpanGuard {
-    #[inline]
-    fn drop(&mut self) {
-        if self.span_id != 0 {
-            if std::thread::panicking() {
-                self.with_record(crate::span::panic::mark_unwinding);
-            }
-            exit(self.span_id);
-        }
-    }
-}
-
-impl std::fmt::Debug for LocalSpanGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalSpanGuard")
-            .field("span_id", &self.span_id)
-            .finish()
-    }
 }

@@ -14,8 +14,8 @@ use std::fmt::Write;
 
 use crate::config::Config;
 use crate::record::tag::StaticValue;
+use crate::record::Chunk;
 use crate::record::SpanRecord;
-use crate::trace::Chunk;
 
 /// Renders one chunk as a tree (children in start order).
 pub(crate) fn render(chunk: &Chunk, config: &Config) -> String {
@@ -130,9 +130,9 @@ mod tests {
     use super::*;
     use crate::record::spec::SpanSpec;
     use crate::record::tag::{StaticTag, TagValue};
-    use crate::sampling::SamplingDecision;
+    use crate::record::SamplingDecision;
+    use crate::runtime::TracerCore;
     use crate::trace::TraceShared;
-    use crate::tracer::TracerCore;
 
     #[test]
     fn renders_a_tree_with_errors_and_tags() {
@@ -147,7 +147,7 @@ mod tests {
             0xabc,
             1,
             SamplingDecision::inherited(1),
-            crate::context::Upstream::none_ref(),
+            crate::record::Upstream::none_ref(),
         );
         let mut root = SpanRecord::new(1, 0, &ROOT);
         root.start = 100;

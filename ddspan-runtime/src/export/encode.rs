@@ -9,9 +9,9 @@
 
 use crate::config::Config;
 use crate::record::tag::{truncated, StaticValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
+use crate::record::Chunk;
+use crate::record::SamplingDecision;
 use crate::record::SpanRecord;
-use crate::sampling::SamplingDecision;
-use crate::trace::Chunk;
 use crate::util::id;
 
 /// The agent cuts service, name and type at 100 characters and resources at
@@ -486,9 +486,9 @@ mod tests {
     use super::*;
     use crate::record::spec::SpanSpec;
     use crate::record::tag::{StaticTag, TagValue};
-    use crate::sampling::SamplingDecision;
+    use crate::record::SamplingDecision;
+    use crate::runtime::TracerCore;
     use crate::trace::TraceShared;
-    use crate::tracer::TracerCore;
     use serde::Deserialize;
     use std::collections::HashMap;
 
@@ -575,7 +575,7 @@ mod tests {
             trace_id,
             10,
             decision,
-            crate::context::Upstream::none_ref(),
+            crate::record::Upstream::none_ref(),
         );
         let mut root = SpanRecord::named(10, 0, "request".into());
         root.top_level = true;

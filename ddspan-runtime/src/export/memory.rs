@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::record::tag::StaticValue;
+use crate::record::Chunk;
 use crate::record::SpanRecord;
-use crate::trace::Chunk;
 
 /// A finished span as [`MemoryExporter`] keeps it: the span's own fields and
 /// tags (tracer-wide tags such as `env` are left out).

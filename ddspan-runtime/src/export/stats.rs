@@ -115,6 +115,10 @@ macro_rules! counters {
         #[derive(Default)]
         pub(crate) struct Counters {
             $(pub(crate) $field: Counter,)*
+            /// Spans in the chunks queued for the writer (bounded by
+            /// `queue_max_spans`): added at hand-off, subtracted by the
+            /// writer as it takes them. Not a statistic.
+            pub(crate) queued_spans: Counter,
             warned_queue_full: AtomicBool,
             warned_stopped: AtomicBool,
         }

@@ -33,12 +33,14 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::config::Config;
 use crate::export::encode::{self, Encoder, ARRAY32_HEADER_LEN};
 use crate::export::sender::{Exchange, Link};
+use crate::export::stats::Counters;
 use crate::export::stats::{add, set, Stats};
+use crate::record::Chunk;
 use crate::record::SpanRecord;
-use crate::trace::Chunk;
-use crate::tracer::TracerCore;
+use crate::sampling::Sampler;
 use crate::transport::{Response, SendError, Transport};
 
 const TRACES_PATH: &str = "/v0.4/traces";
@@ -77,12 +79,17 @@ fn retry_wait(first: Duration, retry: u32) -> Duration {
     first.saturating_mul(1 << retry.saturating_sub(1).min(16))
 }
 
+/// Starts the writer thread. It owns a copy of the configuration, shares
+/// the counters with the tracer that feeds it, and hands the agent's
+/// sampling rates to the sampler.
 pub(crate) fn spawn(
-    core: &Arc<TracerCore>,
+    config: Config,
+    counters: Arc<Counters>,
+    sampler: Arc<Sampler>,
     chunks: Receiver<Chunk>,
     control: Receiver<Control>,
 ) -> std::io::Result<JoinHandle<()>> {
-    let writer = Writer::new(Arc::clone(core), chunks);
+    let writer = Writer::new(config, counters, sampler, chunks);
     std::thread::Builder::new()
         .name("ddspan-writer".to_owned())
         .spawn(move || writer.run(&control))
@@ -223,7 +230,10 @@ enum Outcome {
 }
 
 struct Writer {
-    core: Arc<TracerCore>,
+    config: Config,
+    counters: Arc<Counters>,
+    /// Takes the agent's rates from each answer.
+    sampler: Arc<Sampler>,
     /// The queue of finished chunks.
     chunks: Receiver<Chunk>,
     /// To the agent, through the sender thread.
@@ -278,10 +288,14 @@ struct Pending {
 const SPENT_BATCH: usize = 32;
 
 impl Writer {
-    fn new(core: Arc<TracerCore>, chunks: Receiver<Chunk>) -> Writer {
-        let config = &core.config;
+    fn new(
+        config: Config,
+        counters: Arc<Counters>,
+        sampler: Arc<Sampler>,
+        chunks: Receiver<Chunk>,
+    ) -> Writer {
         let transport = Transport::new(&config.agent_url, config.request_timeout);
-        let encoder = Encoder::new(config);
+        let encoder = Encoder::new(&config);
         let headers = vec![
             ("Content-Type", "application/msgpack".to_owned()),
             ("Datadog-Meta-Lang", "rust".to_owned()),
@@ -300,7 +314,6 @@ impl Writer {
         ];
         Writer {
             unreachable_backoff: config.retry_backoff,
-            core,
             chunks,
             link: Link::new(transport),
             sending: false,
@@ -321,11 +334,14 @@ impl Writer {
             summarised: Stats::default(),
             pending: Pending::default(),
             spent: Vec::with_capacity(SPENT_BATCH),
+            counters,
+            sampler,
+            config,
         }
     }
 
     fn run(mut self, control: &Receiver<Control>) {
-        let interval = self.core.config.flush_interval;
+        let interval = self.config.flush_interval;
         let max_poll = MAX_POLL.min(interval);
         let mut poll = MIN_POLL.min(max_poll);
         let mut next_send = Instant::now() + interval;
@@ -360,7 +376,7 @@ impl Writer {
                 // sender); kept so that a change of ownership still ends
                 // the writer with a delivery, not a spin.
                 Err(RecvTimeoutError::Disconnected) => {
-                    let deadline = Instant::now() + self.core.config.shutdown_timeout;
+                    let deadline = Instant::now() + self.config.shutdown_timeout;
                     self.shut_down(deadline);
                     return;
                 }
@@ -375,7 +391,7 @@ impl Writer {
             // While a request is under way, what finds no room in the buffer
             // waits in the queue rather than being dropped.
             if self.sending
-                && self.backlog_bytes + self.open.bytes.len() >= self.core.config.buffer_bytes
+                && self.backlog_bytes + self.open.bytes.len() >= self.config.buffer_bytes
             {
                 break;
             }
@@ -399,7 +415,7 @@ impl Writer {
     }
 
     fn add(&mut self, chunk: Chunk, until: Until) {
-        let config = &self.core.config;
+        let config = &self.config;
         let spans = chunk.spans.len();
         self.pending.traces_queued += 1;
         self.pending.spans_queued += spans;
@@ -430,7 +446,7 @@ impl Writer {
         // A full payload goes at once; so does what fills the buffer, or a
         // buffer smaller than a payload would drop traces while the agent
         // takes everything (the back-off still applies).
-        let config = &self.core.config;
+        let config = &self.config;
         let held = self.backlog_bytes + self.open.bytes.len();
         if self.open.bytes.len() >= config.max_payload_bytes || held >= config.buffer_bytes {
             // The counters first: a send may take long, and they must add
@@ -460,10 +476,10 @@ impl Writer {
     /// Publishes the counts of the chunks taken since the last call (the
     /// queue's span count too) and the gauges of what the writer holds.
     fn publish(&mut self) {
-        let counters = &self.core.counters;
+        let counters = &self.counters;
         let pending = std::mem::take(&mut self.pending);
         if pending.spans_taken > 0 {
-            self.core.queued_spans.fetch_sub(
+            self.counters.queued_spans.fetch_sub(
                 pending.spans_taken as u64,
                 std::sync::atomic::Ordering::Relaxed,
             );
@@ -524,12 +540,11 @@ impl Writer {
                     break;
                 }
                 Outcome::Retry => {
-                    let retries = self.core.config.max_retries;
+                    let retries = self.config.max_retries;
                     let front = self.backlog.front_mut().expect("the payload just sent");
                     front.failed_attempts += 1;
                     if front.failed_attempts <= retries {
-                        let backoff =
-                            retry_wait(self.core.config.retry_backoff, front.failed_attempts);
+                        let backoff = retry_wait(self.config.retry_backoff, front.failed_attempts);
                         self.resume_at = Some(now + backoff);
                         break;
                     }
@@ -541,7 +556,7 @@ impl Writer {
                 Outcome::Delivered => self.delivered(&payload),
                 Outcome::Split => match payload.split() {
                     Ok((first, second)) => {
-                        add(&self.core.counters.payloads_split, 1);
+                        add(&self.counters.payloads_split, 1);
                         self.backlog_bytes += first.bytes.len() + second.bytes.len();
                         self.backlog_spans += first.spans + second.spans;
                         self.backlog.push_front(second);
@@ -573,8 +588,7 @@ impl Writer {
 
     /// One send of the oldest payload.
     fn send_front(&mut self, until: Until) -> Outcome {
-        let core = Arc::clone(&self.core);
-        let (config, counters) = (&core.config, &core.counters);
+        let counters = Arc::clone(&self.counters);
         let payload = self.backlog.front_mut().expect("a payload to send");
         if payload.sent_before {
             add(&counters.retries, 1);
@@ -601,7 +615,7 @@ impl Writer {
         }
         let response = match answer {
             Ok(response) if (200..300).contains(&response.status) => {
-                if !self.core.sampler.update_agent_rates(&response.body) {
+                if !self.sampler.update_agent_rates(&response.body) {
                     crate::util::diagnostics::debug(format_args!(
                         "the agent's answer carried no sampling rates: {:?}",
                         crate::record::tag::truncated(&response.body, 200)
@@ -620,8 +634,10 @@ impl Writer {
                 if error.unreachable {
                     self.unreachable_streak += 1;
                 }
-                self.last_failure =
-                    format!("could not reach the agent at {}: {error}", config.agent_url);
+                self.last_failure = format!(
+                    "could not reach the agent at {}: {error}",
+                    self.config.agent_url
+                );
                 if !error.unreachable {
                     return Outcome::Retry;
                 }
@@ -629,7 +645,7 @@ impl Writer {
                     self.outage_since = Some(Instant::now());
                     crate::util::diagnostics::warn(format_args!(
                         "{}; keeping up to {} bytes of traces until it is back",
-                        self.last_failure, config.buffer_bytes
+                        self.last_failure, self.config.buffer_bytes
                     ));
                 }
                 let wait = self.unreachable_backoff;
@@ -651,7 +667,7 @@ impl Writer {
                 let wait = response
                     .retry_after
                     .unwrap_or(self.unreachable_backoff)
-                    .max(config.retry_backoff)
+                    .max(self.config.retry_backoff)
                     .min(MAX_RETRY_AFTER);
                 self.unreachable_backoff =
                     (self.unreachable_backoff * 2).min(MAX_UNREACHABLE_BACKOFF);
@@ -696,7 +712,7 @@ impl Writer {
     }
 
     fn delivered(&mut self, payload: &Payload) {
-        let counters = &self.core.counters;
+        let counters = &self.counters;
         add(&counters.traces_sent, payload.traces.len());
         add(&counters.spans_sent, payload.spans);
         add(&counters.payloads_sent, 1);
@@ -710,11 +726,11 @@ impl Writer {
 
     /// The agent answered (other than 429): it is back if it was away.
     fn agent_answers(&mut self) {
-        self.unreachable_backoff = self.core.config.retry_backoff;
+        self.unreachable_backoff = self.config.retry_backoff;
         if let Some(since) = self.outage_since.take() {
             crate::util::diagnostics::warn(format_args!(
                 "the agent at {} answers again after {:.1?}; {} spans waiting",
-                self.core.config.agent_url,
+                self.config.agent_url,
                 since.elapsed(),
                 self.backlog_spans + self.open.spans
             ));
@@ -722,7 +738,7 @@ impl Writer {
     }
 
     fn dropped(&mut self, payload: &Payload) {
-        let counters = &self.core.counters;
+        let counters = &self.counters;
         add(&counters.traces_dropped_send_failed, payload.traces.len());
         add(&counters.spans_dropped_send_failed, payload.spans);
         if !self.warned_send_failure {
@@ -762,13 +778,13 @@ impl Writer {
                 return true;
             }
             let misses = self.unreachable_streak;
-            if misses > self.core.config.max_retries {
+            if misses > self.config.max_retries {
                 return false;
             }
             let now = Instant::now();
             let mut wake = self.resume_at.unwrap_or(now).max(now);
             if misses > 0 {
-                wake = wake.min(now + retry_wait(self.core.config.retry_backoff, misses));
+                wake = wake.min(now + retry_wait(self.config.retry_backoff, misses));
                 self.resume_at = Some(wake);
             }
             if wake >= deadline {
@@ -788,7 +804,7 @@ impl Writer {
                 traces += payload.traces.len();
                 spans += payload.spans;
             }
-            let counters = &self.core.counters;
+            let counters = &self.counters;
             add(&counters.traces_dropped_send_failed, traces);
             add(&counters.spans_dropped_send_failed, spans);
             crate::util::diagnostics::warn(format_args!(
@@ -802,7 +818,7 @@ impl Writer {
         while let Ok(chunk) = self.chunks.try_recv() {
             let spans = chunk.spans.len();
             self.pending.spans_taken += spans;
-            self.core.counters.dropped_stopped(spans);
+            self.counters.dropped_stopped(spans);
             self.spent.push(chunk.spans);
         }
         crate::record::pool::give_all(&mut self.spent);
@@ -814,7 +830,7 @@ impl Writer {
         if self.last_summary.elapsed() < SUMMARY_EVERY {
             return;
         }
-        let stats = self.core.counters.snapshot();
+        let stats = self.counters.snapshot();
         if stats.spans_dropped() != self.summarised.spans_dropped() {
             crate::util::diagnostics::warn(format_args!("{stats}"));
         }

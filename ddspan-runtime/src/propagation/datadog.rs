@@ -1,7 +1,7 @@
 //! The `datadog` style: `x-datadog-*` headers.
 
 use super::{header, ExtractError, Extracted, InjectState, Injector};
-use crate::context::Upstream;
+use crate::record::Upstream;
 
 const TRACE_ID: &str = "x-datadog-trace-id";
 const PARENT_ID: &str = "x-datadog-parent-id";

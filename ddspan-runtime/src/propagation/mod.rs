@@ -28,7 +28,8 @@ pub use carrier::{Extractor, HeaderError, Injector};
 #[doc(hidden)]
 pub use fuzz::check_extract;
 
-use crate::context::{SpanContext, Upstream};
+use crate::context::SpanContext;
+use crate::record::Upstream;
 
 /// A propagation style.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,7 +166,7 @@ impl Propagator {
 
     /// The running tracer's propagation settings (the defaults when none runs).
     pub fn from_tracer() -> Propagator {
-        crate::tracer::current_config()
+        crate::runtime::registry::current_config()
             .map(|core| Propagator {
                 inject: core.config.propagation_inject.clone(),
                 extract: core.config.propagation_extract.clone(),
@@ -331,6 +332,22 @@ impl<'a> InjectState<'a> {
             .as_ref()
             .map(|t| t.sampling().priority)
             .or(self.context.sampling_priority)
+    }
+}
+
+/// Headers: the context is extracted with the tracer's styles; headers
+/// without a valid context give a new root.
+impl<T: Extractor + ?Sized> crate::context::parent::ParentSource for &T {
+    fn into_parent(self) -> Option<SpanContext> {
+        match Propagator::from_tracer().extract(self) {
+            Ok(context) => Some(context),
+            Err(error) => {
+                crate::util::diagnostics::debug(format_args!(
+                    "child_of: {error}; starting a new trace"
+                ));
+                None
+            }
+        }
     }
 }
 

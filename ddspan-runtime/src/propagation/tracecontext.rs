@@ -3,7 +3,7 @@
 //! parent, `t.*` propagated tags).
 
 use super::{header, ExtractError, Extracted, InjectState, Injector};
-use crate::context::Upstream;
+use crate::record::Upstream;
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";

@@ -5,10 +5,17 @@
 //! Everything above this folder builds or moves records; nothing here
 //! knows about threads, traces in progress or the agent.
 
+mod chunk;
 pub(crate) mod global_tags;
 pub(crate) mod pool;
+pub(crate) mod sampling_decision;
 mod span_record;
 pub(crate) mod spec;
 pub(crate) mod tag;
 
+mod upstream;
+
+pub(crate) use chunk::Chunk;
+pub(crate) use sampling_decision::SamplingDecision;
 pub(crate) use span_record::*;
+pub(crate) use upstream::Upstream;

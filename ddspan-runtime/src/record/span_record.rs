@@ -139,9 +139,20 @@ impl SpanRecord {
         }
     }
 
-    /// A span whose name is set at run time.
+    /// A span whose name is set at run time (unit tests).
+    #[cfg(test)]
     pub(crate) fn named(span_id: u64, parent_id: u64, name: Cow<'static, str>) -> SpanRecord {
-        let mut record = SpanRecord::new(span_id, parent_id, &DYNAMIC);
+        SpanRecord::named_at(span_id, parent_id, name, clock::now())
+    }
+
+    /// A span whose name is set at run time, started at `start`.
+    pub(crate) fn named_at(
+        span_id: u64,
+        parent_id: u64,
+        name: Cow<'static, str>,
+        start: Instant,
+    ) -> SpanRecord {
+        let mut record = SpanRecord::starting_at(span_id, parent_id, &DYNAMIC, start);
         record.extra_mut().name = Some(name);
         record
     }

@@ -14,49 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
-/// `USER_REJECT`: dropped by a user rule.
-pub(crate) const USER_REJECT: i8 = -1;
-/// `AUTO_REJECT`: dropped by the agent's rate.
-pub(crate) const AUTO_REJECT: i8 = 0;
-/// `AUTO_KEEP`: kept by the agent's rate.
-pub(crate) const AUTO_KEEP: i8 = 1;
-/// `USER_KEEP`: kept by a user rule.
-pub(crate) const USER_KEEP: i8 = 2;
-
-/// Sampling mechanisms, as carried in `_dd.p.dm` (`-N`).
-pub(crate) const MECHANISM_DEFAULT: u8 = 0;
-pub(crate) const MECHANISM_AGENT_RATE: u8 = 1;
-pub(crate) const MECHANISM_RULE: u8 = 3;
+pub(crate) use crate::record::sampling_decision::*;
 
 const KNUTH_FACTOR: u64 = 1_111_111_111_111_111_111;
-
-/// What the root decided, and the rates that explain it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct SamplingDecision {
-    pub(crate) priority: i8,
-    /// `None` when the decision came from upstream (no local mechanism).
-    pub(crate) mechanism: Option<u8>,
-    pub(crate) agent_rate: Option<f64>,
-    pub(crate) rule_rate: Option<f64>,
-    pub(crate) limit_rate: Option<f64>,
-}
-
-impl SamplingDecision {
-    /// A decision inherited from an upstream service.
-    pub(crate) fn inherited(priority: i8) -> SamplingDecision {
-        SamplingDecision {
-            priority,
-            mechanism: None,
-            agent_rate: None,
-            rule_rate: None,
-            limit_rate: None,
-        }
-    }
-
-    pub(crate) fn keep(&self) -> bool {
-        self.priority > 0
-    }
-}
 
 /// Whether a trace id falls within a rate, the way every Datadog tracer
 /// computes it (on the lower 64 bits of the trace id).

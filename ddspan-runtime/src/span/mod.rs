@@ -2,10 +2,14 @@
 //! span types (owned, thread-local guard, handles on running spans, futures),
 //! and what a returned error or a panic records on it.
 
+mod builder;
 pub(crate) mod error;
+mod guard;
 pub(crate) mod instrument;
 mod owned;
 pub(crate) mod panic;
 pub(crate) mod span_ref;
 
+pub use builder::SpanBuilder;
+pub use guard::LocalSpanGuard;
 pub use owned::*;

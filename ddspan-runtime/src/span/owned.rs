@@ -3,53 +3,14 @@
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::context::stack;
 use crate::context::SpanContext;
-use crate::record::spec::SpanSpec;
 use crate::record::tag::TagValue;
-use crate::record::{SpanRecord, DYNAMIC};
-use crate::trace::{TraceSeed, TraceShared};
-use crate::tracer;
+use crate::trace::SpanInner;
 use crate::util::clock;
-use crate::util::id;
-
-/// The shared part of a [`Span`]: the thread stack refers to it while the
-/// span is entered.
-pub(crate) struct SpanInner {
-    pub(crate) trace: Arc<TraceShared>,
-    pub(crate) span_id: u64,
-    pub(crate) service: Option<Cow<'static, str>>,
-    /// `None` once finished.
-    record: Mutex<Option<SpanRecord>>,
-}
-
-impl SpanInner {
-    pub(crate) fn with_record(&self, f: impl FnOnce(&mut SpanRecord)) {
-        if let Some(record) = self
-            .record
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-        {
-            f(record);
-        }
-    }
-
-    fn finish(&self, end: impl FnOnce(&mut SpanRecord)) {
-        let record = self
-            .record
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(mut record) = record {
-            end(&mut record);
-            self.trace.release_one(record);
-        }
-    }
-}
 
 /// A span that may be sent to and finished on any thread. It finishes when
 /// [`Span::finish`] is called or when it is dropped; finishing twice is
@@ -71,6 +32,10 @@ pub struct Span {
 }
 
 impl Span {
+    pub(crate) fn from_inner(inner: Arc<SpanInner>) -> Span {
+        Span { inner: Some(inner) }
+    }
+
     /// A span that records nothing.
     pub fn noop() -> Span {
         Span { inner: None }
@@ -266,188 +231,5 @@ impl Drop for ActiveSpan {
             stack::exit(self.span_id);
         }
         // The span itself finishes (and notices a panic) when its field drops.
-    }
-}
-
-/// Where a new span's parent comes from.
-enum Parent {
-    /// The active span of this thread, else a new root.
-    Active,
-    /// This context, or a new root when `None`.
-    Explicit(Option<SpanContext>),
-}
-
-/// Options for a new [`Span`]; see [`tracer::span`].
-#[must_use = "call .start() to start the span"]
-pub struct SpanBuilder {
-    spec: &'static SpanSpec,
-    name: Option<Cow<'static, str>>,
-    resource: Option<Cow<'static, str>>,
-    service: Option<Cow<'static, str>>,
-    span_type: Option<Cow<'static, str>>,
-    tags: Vec<(Cow<'static, str>, TagValue)>,
-    parent: Parent,
-    start_time: Option<SystemTime>,
-}
-
-impl SpanBuilder {
-    pub(crate) fn new(name: Cow<'static, str>) -> SpanBuilder {
-        SpanBuilder {
-            name: Some(name),
-            ..SpanBuilder::from_spec(&DYNAMIC)
-        }
-    }
-
-    /// A builder for a span described at compile time (what `#[dd_span]` on
-    /// an `async fn` uses): the spec's strings are never copied.
-    pub fn from_spec(spec: &'static SpanSpec) -> SpanBuilder {
-        SpanBuilder {
-            spec,
-            name: None,
-            resource: None,
-            service: None,
-            span_type: None,
-            tags: Vec::new(),
-            parent: Parent::Active,
-            start_time: None,
-        }
-    }
-
-    /// Sets the resource (the name by default).
-    pub fn resource(mut self, resource: impl Into<Cow<'static, str>>) -> SpanBuilder {
-        self.resource = Some(resource.into());
-        self
-    }
-
-    /// Sets the service (the parent's, else the tracer's, by default).
-    pub fn service(mut self, service: impl Into<Cow<'static, str>>) -> SpanBuilder {
-        self.service = Some(service.into());
-        self
-    }
-
-    /// Sets the span type (`web`, `sql`, `http`, ...).
-    pub fn span_type(mut self, span_type: impl Into<Cow<'static, str>>) -> SpanBuilder {
-        self.span_type = Some(span_type.into());
-        self
-    }
-
-    /// Adds a tag.
-    pub fn tag(
-        mut self,
-        key: impl Into<Cow<'static, str>>,
-        value: impl Into<TagValue>,
-    ) -> SpanBuilder {
-        self.tags.push((key.into(), value.into()));
-        self
-    }
-
-    /// Makes the span a child of this parent: a `SpanContext` (or a
-    /// reference to one), an `Option` of one (`None`: a new root, so an
-    /// extraction's `.ok()` can be passed straight in), or incoming headers
-    /// to extract it from.
-    pub fn child_of(mut self, parent: impl crate::ParentSource) -> SpanBuilder {
-        self.parent = Parent::Explicit(parent.into_parent());
-        self
-    }
-
-    /// Sets an explicit wall-clock start time.
-    pub fn start_time(mut self, start: SystemTime) -> SpanBuilder {
-        self.start_time = Some(start);
-        self
-    }
-
-    /// Starts the span (not made active; see [`Span::enter`]).
-    pub fn start(self) -> Span {
-        match self.try_start() {
-            Some(inner) => {
-                let inner = Arc::new(inner);
-                if inner.trace.root_span_id == inner.span_id {
-                    inner.trace.set_root_span(&inner);
-                }
-                Span { inner: Some(inner) }
-            }
-            None => Span::noop(),
-        }
-    }
-
-    /// Marks the span as measured (`_dd.measured`): the agent computes
-    /// trace metrics for it even when it is not a service entry.
-    pub fn measured(self) -> SpanBuilder {
-        self.tag("_dd.measured", 1)
-    }
-
-    fn try_start(self) -> Option<SpanInner> {
-        let core = tracer::current()?;
-        let span_id = id::new_span_id();
-        let own_service = self.service.or(self.spec.service.map(Cow::Borrowed));
-        let (trace, parent_id, parent_service, parent_is_local) = match self.parent {
-            Parent::Active => match stack::active_parent() {
-                Some(parent) => (parent.trace, parent.span_id, parent.service, true),
-                None => {
-                    let service = own_service.as_deref().unwrap_or(&core.config.service);
-                    (
-                        TraceSeed::begin(&core, span_id, None, service, clock::now()).share(),
-                        0,
-                        None,
-                        false,
-                    )
-                }
-            },
-            Parent::Explicit(None) => {
-                let service = own_service.as_deref().unwrap_or(&core.config.service);
-                (
-                    TraceSeed::begin(&core, span_id, None, service, clock::now()).share(),
-                    0,
-                    None,
-                    false,
-                )
-            }
-            Parent::Explicit(Some(context)) => {
-                let joined = context
-                    .local_trace
-                    .clone()
-                    .filter(|trace| trace.try_acquire());
-                let is_local = context.local_trace.is_some();
-                let trace = joined.unwrap_or_else(|| {
-                    let service = own_service.as_deref().unwrap_or(&core.config.service);
-                    TraceSeed::begin(&core, span_id, Some(&context), service, clock::now()).share()
-                });
-                (trace, context.span_id, context.service.clone(), is_local)
-            }
-        };
-        let top_level = !parent_is_local
-            || own_service.as_deref().is_some_and(|service| {
-                service != parent_service.as_deref().unwrap_or(&core.config.service)
-            });
-        let service = own_service.or(parent_service);
-        let mut record = match self.name {
-            Some(name) => SpanRecord::named(span_id, parent_id, name),
-            None => SpanRecord::new(span_id, parent_id, self.spec),
-        };
-        if let Some(resource) = self.resource {
-            record.set_resource(resource);
-        }
-        if let Some(span_type) = self.span_type {
-            record.set_span_type(span_type);
-        }
-        if let Some(service) = service
-            .as_ref()
-            .filter(|s| Some(s.as_ref()) != self.spec.service)
-        {
-            record.set_service(service.clone());
-        }
-        record.top_level = top_level;
-        for (key, value) in self.tags {
-            record.set_tag(key, value);
-        }
-        if let Some(start) = self.start_time {
-            record.start = clock::system_time_nanos(start);
-        }
-        Some(SpanInner {
-            trace,
-            span_id,
-            service,
-            record: Mutex::new(Some(record)),
-        })
     }
 }

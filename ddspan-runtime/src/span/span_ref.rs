@@ -5,20 +5,12 @@
 
 use std::borrow::Cow;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use crate::context::correlation::LogContext;
 use crate::context::stack;
+use crate::context::stack::Target;
 use crate::context::SpanContext;
 use crate::record::tag::TagValue;
-use crate::span::SpanInner;
-
-pub(crate) enum Target {
-    /// A span living in this thread's stack (`#[dd_span]` on a sync fn).
-    Local(u64),
-    /// A [`crate::Span`].
-    Shared(Arc<SpanInner>),
-}
 
 /// A handle on a running span: tags, errors and the resource can be set on
 /// it; it does not finish the span. It stays on the thread that took it.

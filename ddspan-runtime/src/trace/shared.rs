@@ -9,11 +9,11 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::context::{SpanContext, Upstream};
 use crate::record::pool;
-use crate::record::SpanRecord;
-use crate::sampling::SamplingDecision;
-use crate::tracer::TracerCore;
+use crate::record::SamplingDecision;
+use crate::record::Upstream;
+use crate::record::{Chunk, SpanRecord};
+use crate::runtime::TracerCore;
 
 enum Finished {
     One(SpanRecord),
@@ -35,121 +35,13 @@ pub(crate) struct TraceShared {
 
 struct TraceState {
     /// The root, when it is a [`crate::Span`] (for `current_root_span`).
-    root_span: Option<std::sync::Weak<crate::span::SpanInner>>,
+    root_span: Option<std::sync::Weak<crate::trace::SpanInner>>,
     /// W3C baggage: received, and set by any span of the trace.
     baggage: Vec<(String, String)>,
     spans: Vec<SpanRecord>,
     open: usize,
     closed: bool,
     sampling: SamplingDecision,
-}
-
-/// What the writer receives: finished spans of one trace, and what it needs
-/// of the trace, by value: a chunk shares nothing with the application's
-/// threads, so handing it over moves no reference count or lock between
-/// cores.
-pub(crate) struct Chunk {
-    pub(crate) trace_id: u128,
-    /// The span that began the local trace (its first span on the wire).
-    pub(crate) root_span_id: u64,
-    /// What the calling service sent; `None` when nothing did.
-    pub(crate) upstream: Option<Arc<Upstream>>,
-    /// An injection dropped `x-datadog-tags` for its size.
-    pub(crate) inject_max_size: bool,
-    pub(crate) spans: Vec<SpanRecord>,
-    pub(crate) sampling: SamplingDecision,
-    /// Tags set with `set_global_tag` when the chunk was handed over.
-    pub(crate) global_tags: crate::record::global_tags::Snapshot,
-}
-
-impl Chunk {
-    /// What the calling service sent (empty when nothing did).
-    pub(crate) fn upstream(&self) -> &Upstream {
-        self.upstream
-            .as_deref()
-            .unwrap_or_else(|| Upstream::none_ref())
-    }
-}
-
-/// A local trace's identity and sampling decision, before (and unless) any
-/// other thread or `Span` needs to share it: a trace begun by a local span
-/// lives in its thread's segment as a seed, and becomes a [`TraceShared`]
-/// only when something asks for a shared handle (see `local.rs`). Most
-/// traces never do, and skip the allocation, the lock and the counts.
-pub(crate) struct TraceSeed {
-    pub(crate) tracer: Arc<TracerCore>,
-    pub(crate) trace_id: u128,
-    pub(crate) root_span_id: u64,
-    pub(crate) sampling: SamplingDecision,
-    /// `None`: no upstream (the common case, and no count to touch).
-    pub(crate) upstream: Option<Arc<Upstream>>,
-}
-
-impl TraceSeed {
-    /// Begins a local trace whose first span is `root_span_id`: a new trace,
-    /// or the continuation of a remote (or already sent) parent. The root
-    /// decides sampling unless the parent carries a decision. `now` is the
-    /// root's start (the high half of a 128-bit trace id is its second).
-    pub(crate) fn begin(
-        tracer: &Arc<TracerCore>,
-        root_span_id: u64,
-        parent: Option<&SpanContext>,
-        service: &str,
-        now: crate::util::clock::Instant,
-    ) -> TraceSeed {
-        let trace_id = match parent {
-            // A baggage-only parent has no trace to continue.
-            Some(parent) if !parent.is_baggage_only() => parent.trace_id,
-            _ => {
-                crate::util::id::new_trace_id_at(tracer.config.trace_id_128_bit, now.unix_seconds())
-            }
-        };
-        let sampling = match parent.and_then(|p| p.sampling_priority) {
-            Some(priority) => SamplingDecision::inherited(priority),
-            None => tracer
-                .sampler
-                .decide(crate::util::id::low_bits(trace_id), service),
-        };
-        TraceSeed {
-            tracer: Arc::clone(tracer),
-            trace_id,
-            root_span_id,
-            sampling,
-            upstream: parent
-                .filter(|p| !Arc::ptr_eq(&p.upstream, Upstream::none_ref()))
-                .map(|p| Arc::clone(&p.upstream)),
-        }
-    }
-
-    /// The shared form, with one open holder.
-    pub(crate) fn share(&self) -> Arc<TraceShared> {
-        TraceShared::new(
-            &self.tracer,
-            self.trace_id,
-            self.root_span_id,
-            self.sampling,
-            self.upstream
-                .as_ref()
-                .unwrap_or_else(|| Upstream::none_ref()),
-        )
-    }
-
-    /// Hands finished spans of this trace to the writer.
-    pub(crate) fn submit(&self, spans: Vec<SpanRecord>) {
-        if spans.is_empty() {
-            pool::give(spans);
-            return;
-        }
-        self.tracer.submit(Chunk {
-            trace_id: self.trace_id,
-            root_span_id: self.root_span_id,
-            upstream: self.upstream.clone(),
-            inject_max_size: false,
-            spans,
-            sampling: self.sampling,
-            global_tags: crate::record::global_tags::snapshot(),
-        });
-    }
 }
 
 impl TraceShared {
@@ -214,11 +106,11 @@ impl TraceShared {
         self.state().sampling
     }
 
-    pub(crate) fn set_root_span(&self, root: &Arc<crate::span::SpanInner>) {
+    pub(crate) fn set_root_span(&self, root: &Arc<crate::trace::SpanInner>) {
         self.state().root_span = Some(Arc::downgrade(root));
     }
 
-    pub(crate) fn root_span(&self) -> Option<Arc<crate::span::SpanInner>> {
+    pub(crate) fn root_span(&self) -> Option<Arc<crate::trace::SpanInner>> {
         self.state()
             .root_span
             .as_ref()
@@ -308,7 +200,7 @@ impl TraceShared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sampling::SamplingDecision;
+    use crate::record::SamplingDecision;
     use std::borrow::Cow;
 
     fn record(id: u64) -> SpanRecord {

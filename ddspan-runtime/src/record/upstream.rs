@@ -1,0 +1,36 @@
+//! What a trace received from the calling service, kept as data: the
+//! propagation module fills it, the local root's chunk carries it, the
+//! encoder writes it.
+
+use std::sync::Arc;
+
+/// What a trace received from the service that called this one: carried by
+/// every local span's context, re-injected downstream, and written on the
+/// local root.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Upstream {
+    /// `_dd.origin`.
+    pub(crate) origin: Option<String>,
+    /// `_dd.p.*` tags, except `_dd.p.tid` (derived from the trace id).
+    pub(crate) propagated_tags: Vec<(String, String)>,
+    /// The other vendors' `tracestate` members, passed on unchanged.
+    pub(crate) tracestate: Option<String>,
+    /// Meta for the local root: `_dd.parent_id`, `_dd.propagation_error`.
+    pub(crate) root_meta: Vec<(String, String)>,
+    /// W3C baggage.
+    pub(crate) baggage: Vec<(String, String)>,
+}
+
+impl Upstream {
+    pub(crate) fn none() -> Arc<Upstream> {
+        Arc::clone(Upstream::none_ref())
+    }
+
+    /// The shared empty upstream, borrowed: new traces compare against it
+    /// rather than count another reference (a word every thread writes).
+    pub(crate) fn none_ref() -> &'static Arc<Upstream> {
+        static NONE: std::sync::LazyLock<Arc<Upstream>> =
+            std::sync::LazyLock::new(|| Arc::new(Upstream::default()));
+        &NONE
+    }
+}

@@ -1,0 +1,189 @@
+//! The running tracer, as the rest of the runtime reaches it: one atomic
+//! word says whether a tracer runs (read by every span start), and each
+//! thread caches its reference to it; start and stop replace it.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::export::stats::Stats;
+use crate::runtime::core::TracerCore;
+
+const UNINITIALIZED: u8 = 0;
+const RUNNING: u8 = 1;
+const OFF: u8 = 2;
+
+/// The one word every span start reads: is there a running tracer?
+static STATE: AtomicU8 = AtomicU8::new(UNINITIALIZED);
+static CURRENT: RwLock<Option<Arc<TracerCore>>> = RwLock::new(None);
+/// Changes whenever `CURRENT` does, so a thread can keep its own reference
+/// to the running tracer and check it with one load of a word that is only
+/// ever read, instead of taking the lock (whose reader count every thread
+/// writes) and cloning the `Arc` (whose count the writer thread also
+/// writes) for every new trace.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static CACHED: RefCell<Option<(u64, Arc<TracerCore>)>> = const { RefCell::new(None) };
+}
+/// Serialises start and stop.
+static LIFECYCLE: Mutex<()> = Mutex::new(());
+/// The final counters of the last tracer stopped.
+static LAST_STATS: Mutex<Option<Stats>> = Mutex::new(None);
+
+/// Whether spans are recorded now. One relaxed load; starts the tracer from
+/// the environment the first time it is asked.
+#[inline]
+pub(crate) fn is_running() -> bool {
+    match STATE.load(Ordering::Relaxed) {
+        RUNNING => true,
+        OFF => false,
+        _ => start_from_env(),
+    }
+}
+
+#[cold]
+fn start_from_env() -> bool {
+    let _lifecycle = LIFECYCLE.lock().unwrap_or_else(PoisonError::into_inner);
+    if STATE.load(Ordering::Acquire) == UNINITIALIZED {
+        install(Config::from_env());
+    }
+    STATE.load(Ordering::Acquire) == RUNNING
+}
+
+/// Runs `f` on the running tracer, through this thread's cached reference
+/// (see [`GENERATION`]); `None` when no tracer is running.
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Arc<TracerCore>) -> R) -> Option<R> {
+    if !is_running() {
+        return None;
+    }
+    let generation = GENERATION.load(Ordering::Acquire);
+    let mut f = Some(f);
+    let cached = CACHED.try_with(|cached| {
+        let mut cached = cached.try_borrow_mut().ok()?;
+        if !matches!(&*cached, Some((seen, _)) if *seen == generation) {
+            // Published before the generation changed (see `set_current`).
+            *cached = Some((generation, current_locked()?));
+        }
+        let (_, core) = cached.as_ref()?;
+        f.take().map(|f| f(core))
+    });
+    match cached {
+        Ok(Some(result)) => Some(result),
+        // Thread teardown, or re-entered from `f`: the shared reference.
+        _ => f.and_then(|f| current_locked().map(|core| f(&core))),
+    }
+}
+
+fn current_locked() -> Option<Arc<TracerCore>> {
+    CURRENT
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Replaces the running tracer and tells the threads' caches.
+fn set_current(core: Option<Arc<TracerCore>>) -> Option<Arc<TracerCore>> {
+    let previous = std::mem::replace(
+        &mut *CURRENT.write().unwrap_or_else(PoisonError::into_inner),
+        core,
+    );
+    GENERATION.fetch_add(1, Ordering::Release);
+    previous
+}
+
+fn install(config: Config) {
+    *LAST_STATS.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    crate::util::diagnostics::set_debug(config.debug);
+    if config.startup_logs {
+        crate::util::diagnostics::info(format_args!(
+            "tracer {} started: service={:?} env={:?} version={:?} agent_url={} enabled={} sample_rate={:?} rate_limit={}",
+            env!("CARGO_PKG_VERSION"),
+            config.service,
+            config.env.as_deref().unwrap_or(""),
+            config.version.as_deref().unwrap_or(""),
+            config.agent_url,
+            config.enabled,
+            config.sample_rate,
+            config.rate_limit,
+        ));
+    }
+    if !config.enabled {
+        set_current(None);
+        STATE.store(OFF, Ordering::Release);
+        return;
+    }
+    crate::util::panic_message::install_hook();
+    let core = TracerCore::launch(config);
+    set_current(Some(core));
+    STATE.store(RUNNING, Ordering::Release);
+}
+
+pub(crate) fn start(config: Config) {
+    let _lifecycle = LIFECYCLE.lock().unwrap_or_else(PoisonError::into_inner);
+    stop_locked();
+    install(config);
+}
+
+pub(crate) fn stop() -> bool {
+    let _lifecycle = LIFECYCLE.lock().unwrap_or_else(PoisonError::into_inner);
+    stop_locked()
+}
+
+fn stop_locked() -> bool {
+    STATE.store(OFF, Ordering::Release);
+    match set_current(None) {
+        Some(core) => {
+            let delivered = core.shutdown();
+            let mut stats = core.counters.snapshot();
+            // A writer that did not answer in time is inside a request it
+            // started before the stop (one that cannot be cut): what it
+            // still holds is counted as not delivered, so the final counts
+            // add up. It may still arrive; the writer ends after that
+            // request.
+            if stats.spans_buffered > 0 {
+                stats.spans_dropped_send_failed += stats.spans_buffered;
+                stats.spans_buffered = 0;
+                stats.bytes_buffered = 0;
+            }
+            *LAST_STATS.lock().unwrap_or_else(PoisonError::into_inner) = Some(stats);
+            if stats.spans_dropped() > 0 {
+                crate::util::diagnostics::warn(format_args!("at shutdown: {stats}"));
+            }
+            delivered && stats.spans_dropped() == 0
+        }
+        None => true,
+    }
+}
+
+pub(crate) fn flush(timeout: Duration) -> bool {
+    match CURRENT
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+    {
+        Some(core) => core.flush(timeout),
+        None => true,
+    }
+}
+
+pub(crate) fn stats() -> Stats {
+    CURRENT
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .map(|core| core.counters.snapshot())
+        .or_else(|| *LAST_STATS.lock().unwrap_or_else(PoisonError::into_inner))
+        .unwrap_or_default()
+}
+
+/// The running tracer's configuration, if one runs.
+pub(crate) fn current_config() -> Option<Arc<TracerCore>> {
+    CURRENT
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}

@@ -1,0 +1,143 @@
+//! Starting a span with options: [`SpanBuilder`], what `tracer::span` and
+//! `#[dd_span]` on futures use.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::context::stack::{self, Parent};
+use crate::record::spec::SpanSpec;
+use crate::record::tag::TagValue;
+use crate::record::DYNAMIC;
+use crate::runtime::registry;
+use crate::span::Span;
+use crate::trace::SpanInner;
+use crate::util::clock;
+
+/// Options for a new [`Span`]; see [`tracer::span`].
+#[must_use = "call .start() to start the span"]
+pub struct SpanBuilder {
+    spec: &'static SpanSpec,
+    name: Option<Cow<'static, str>>,
+    resource: Option<Cow<'static, str>>,
+    service: Option<Cow<'static, str>>,
+    span_type: Option<Cow<'static, str>>,
+    tags: Vec<(Cow<'static, str>, TagValue)>,
+    parent: Parent,
+    start_time: Option<SystemTime>,
+}
+
+impl SpanBuilder {
+    pub(crate) fn new(name: Cow<'static, str>) -> SpanBuilder {
+        SpanBuilder {
+            name: Some(name),
+            ..SpanBuilder::from_spec(&DYNAMIC)
+        }
+    }
+
+    /// A builder for a span described at compile time (what `#[dd_span]` on
+    /// an `async fn` uses): the spec's strings are never copied.
+    pub fn from_spec(spec: &'static SpanSpec) -> SpanBuilder {
+        SpanBuilder {
+            spec,
+            name: None,
+            resource: None,
+            service: None,
+            span_type: None,
+            tags: Vec::new(),
+            parent: Parent::Active,
+            start_time: None,
+        }
+    }
+
+    /// Sets the resource (the name by default).
+    pub fn resource(mut self, resource: impl Into<Cow<'static, str>>) -> SpanBuilder {
+        self.resource = Some(resource.into());
+        self
+    }
+
+    /// Sets the service (the parent's, else the tracer's, by default).
+    pub fn service(mut self, service: impl Into<Cow<'static, str>>) -> SpanBuilder {
+        self.service = Some(service.into());
+        self
+    }
+
+    /// Sets the span type (`web`, `sql`, `http`, ...).
+    pub fn span_type(mut self, span_type: impl Into<Cow<'static, str>>) -> SpanBuilder {
+        self.span_type = Some(span_type.into());
+        self
+    }
+
+    /// Adds a tag.
+    pub fn tag(
+        mut self,
+        key: impl Into<Cow<'static, str>>,
+        value: impl Into<TagValue>,
+    ) -> SpanBuilder {
+        self.tags.push((key.into(), value.into()));
+        self
+    }
+
+    /// Makes the span a child of this parent: a `SpanContext` (or a
+    /// reference to one), an `Option` of one (`None`: a new root, so an
+    /// extraction's `.ok()` can be passed straight in), or incoming headers
+    /// to extract it from.
+    pub fn child_of(mut self, parent: impl crate::ParentSource) -> SpanBuilder {
+        self.parent = Parent::Explicit(parent.into_parent());
+        self
+    }
+
+    /// Sets an explicit wall-clock start time.
+    pub fn start_time(mut self, start: SystemTime) -> SpanBuilder {
+        self.start_time = Some(start);
+        self
+    }
+
+    /// Starts the span (not made active; see [`Span::enter`]).
+    pub fn start(self) -> Span {
+        match self.try_start() {
+            Some(inner) => {
+                let inner = Arc::new(inner);
+                if inner.trace.root_span_id == inner.span_id {
+                    inner.trace.set_root_span(&inner);
+                }
+                Span::from_inner(inner)
+            }
+            None => Span::noop(),
+        }
+    }
+
+    /// Marks the span as measured (`_dd.measured`): the agent computes
+    /// trace metrics for it even when it is not a service entry.
+    pub fn measured(self) -> SpanBuilder {
+        self.tag("_dd.measured", 1)
+    }
+
+    fn try_start(self) -> Option<SpanInner> {
+        if !registry::is_running() {
+            return None;
+        }
+        let own_service = self.service.or(self.spec.service.map(Cow::Borrowed));
+        let started = stack::start_shared(self.spec, self.name, own_service, self.parent)?;
+        let mut record = started.record;
+        if let Some(resource) = self.resource {
+            record.set_resource(resource);
+        }
+        if let Some(span_type) = self.span_type {
+            record.set_span_type(span_type);
+        }
+        for (key, value) in self.tags {
+            record.set_tag(key, value);
+        }
+        if let Some(start) = self.start_time {
+            record.start = clock::system_time_nanos(start);
+        }
+        let span_id = record.span_id;
+        Some(SpanInner::new(
+            started.trace,
+            span_id,
+            started.service,
+            record,
+        ))
+    }
+}
