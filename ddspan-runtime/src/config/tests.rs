@@ -1,0 +1,207 @@
+use super::*;
+use std::collections::HashMap;
+
+fn resolve(vars: &[(&str, &str)]) -> (Config, Vec<String>) {
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    ConfigBuilder::default().build_with(|k| vars.get(k).cloned())
+}
+
+#[test]
+fn defaults() {
+    let (config, warnings) = resolve(&[]);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(config.enabled);
+    assert!(!config.service.is_empty());
+    assert_eq!(config.env, None);
+    assert_eq!(config.sample_rate, None);
+    assert_eq!(config.rate_limit, 100.0);
+    assert!(config.trace_id_128_bit);
+    assert!(!config.partial_flush_enabled);
+    assert_eq!(config.partial_flush_min_spans, 1000);
+    assert_eq!(config.flush_interval, Duration::from_secs(1));
+    if !std::path::Path::new(DEFAULT_UNIX_SOCKET).exists() {
+        assert_eq!(
+            config.agent_url,
+            AgentUrl::Http("http://localhost:8126".into())
+        );
+    }
+}
+
+#[test]
+fn unified_service_tagging() {
+    let (config, warnings) = resolve(&[
+        ("DD_SERVICE", "checkout"),
+        ("DD_ENV", "prod"),
+        ("DD_VERSION", "1.2.3"),
+        ("DD_TAGS", "team:payments,layer:api, region : eu "),
+    ]);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(config.service, "checkout");
+    assert_eq!(config.env.as_deref(), Some("prod"));
+    assert_eq!(config.version.as_deref(), Some("1.2.3"));
+    assert_eq!(
+        config.global_tags,
+        vec![
+            ("team".into(), "payments".into()),
+            ("layer".into(), "api".into()),
+            ("region".into(), "eu".into())
+        ]
+    );
+}
+
+#[test]
+fn space_separated_tags() {
+    let (config, _) = resolve(&[("DD_TAGS", "team:payments  layer:api flag")]);
+    assert_eq!(
+        config.global_tags,
+        vec![
+            ("team".into(), "payments".into()),
+            ("layer".into(), "api".into()),
+            ("flag".into(), String::new())
+        ]
+    );
+}
+
+/// Each malformed variable: exactly one warning that names it, and the default.
+#[test]
+fn malformed_values_warn_once_and_fall_back() {
+    type Holds = fn(&Config) -> bool;
+    let cases: &[(&str, &str, Holds)] = &[
+        ("DD_TRACE_SAMPLE_RATE", "abc", |c| c.sample_rate.is_none()),
+        ("DD_TRACE_SAMPLE_RATE", "1.5", |c| c.sample_rate.is_none()),
+        ("DD_TRACE_SAMPLE_RATE", "-0.1", |c| c.sample_rate.is_none()),
+        ("DD_TRACE_SAMPLE_RATE", "NaN", |c| c.sample_rate.is_none()),
+        ("DD_TRACE_RATE_LIMIT", "fast", |c| c.rate_limit == 100.0),
+        ("DD_TRACE_RATE_LIMIT", "-5", |c| c.rate_limit == 100.0),
+        ("DD_TRACE_ENABLED", "maybe", |c| c.enabled),
+        ("DD_TRACE_DEBUG", "2", |c| !c.debug),
+        (
+            "DD_TRACE_AGENT_PORT",
+            "http",
+            |c| matches!(&c.agent_url, AgentUrl::Http(u) if u.ends_with(":8126")),
+        ),
+        (
+            "DD_TRACE_AGENT_PORT",
+            "70000",
+            |c| matches!(&c.agent_url, AgentUrl::Http(u) if u.ends_with(":8126")),
+        ),
+        ("DD_TRACE_AGENT_URL", "localhost:8126", |c| {
+            matches!(&c.agent_url, AgentUrl::Http(_) | AgentUrl::Unix(_))
+        }),
+        (
+            "DD_TRACE_AGENT_URL",
+            "https://agent:8126",
+            |c| !matches!(&c.agent_url, AgentUrl::Http(u) if u.starts_with("https")),
+        ),
+        (
+            "DD_TRACE_AGENT_URL",
+            "unix://relative",
+            |c| !matches!(&c.agent_url, AgentUrl::Unix(p) if p.as_os_str() == "relative"),
+        ),
+        ("DD_TRACE_PARTIAL_FLUSH_MIN_SPANS", "0", |c| {
+            c.partial_flush_min_spans == 1000
+        }),
+        ("DD_TRACE_PARTIAL_FLUSH_MIN_SPANS", "many", |c| {
+            c.partial_flush_min_spans == 1000
+        }),
+        ("DD_TRACE_WRITER_INTERVAL_SECONDS", "0", |c| {
+            c.flush_interval == Duration::from_secs(1)
+        }),
+        (
+            "DD_TRACE_WRITER_MAX_PAYLOAD_SIZE_BYTES",
+            "999999999999",
+            |c| c.max_payload_bytes == DEFAULT_MAX_PAYLOAD_BYTES,
+        ),
+        (
+            "DD_TRACE_128_BIT_TRACEID_GENERATION_ENABLED",
+            "yes please",
+            |c| c.trace_id_128_bit,
+        ),
+        ("DD_TAGS", ":orphan", |c| c.global_tags.is_empty()),
+        ("DD_TRACE_PROPAGATION_STYLE", "datadog,b3", |c| {
+            c.propagation_inject == vec![Style::Datadog]
+                && c.propagation_extract == vec![Style::Datadog]
+        }),
+        ("DD_TRACE_X_DATADOG_TAGS_MAX_LENGTH", "-1", |c| {
+            c.x_datadog_tags_max_length == 512
+        }),
+        ("DD_TRACE_WRITER_BUFFER_SIZE_BYTES", "20MB", |c| {
+            c.buffer_bytes == DEFAULT_BUFFER_BYTES
+        }),
+        ("DD_TRACE_WRITER_BUFFER_SIZE_BYTES", "10", |c| {
+            c.buffer_bytes == DEFAULT_BUFFER_BYTES
+        }),
+        ("DD_TRACE_AGENT_TIMEOUT_SECONDS", "-2", |c| {
+            c.request_timeout == Duration::from_secs(2)
+        }),
+        ("DD_TRACE_AGENT_TIMEOUT_SECONDS", "soon", |c| {
+            c.request_timeout == Duration::from_secs(2)
+        }),
+    ];
+    for (key, value, holds) in cases {
+        let (config, warnings) = resolve(&[(key, value)]);
+        assert_eq!(warnings.len(), 1, "{key}={value}: {warnings:?}");
+        assert!(warnings[0].contains(key), "{key}={value}: {warnings:?}");
+        assert!(
+            holds(&config),
+            "{key}={value}: wrong fallback in {config:?}"
+        );
+    }
+}
+
+#[test]
+fn propagation_styles_per_direction() {
+    let (config, warnings) = resolve(&[
+        ("DD_TRACE_PROPAGATION_STYLE", "tracecontext"),
+        ("DD_TRACE_PROPAGATION_STYLE_INJECT", "Datadog, TraceContext"),
+    ]);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        config.propagation_inject,
+        vec![Style::Datadog, Style::TraceContext]
+    );
+    assert_eq!(config.propagation_extract, vec![Style::TraceContext]);
+    let (config, _) = resolve(&[("DD_TRACE_PROPAGATION_STYLE", "none")]);
+    assert!(config.propagation_inject.is_empty());
+    let (config, _) = resolve(&[]);
+    assert_eq!(config.propagation_extract, Style::defaults());
+}
+
+#[test]
+fn agent_url_sources() {
+    let (config, _) = resolve(&[("DD_TRACE_AGENT_URL", "unix:///tmp/apm.sock")]);
+    assert_eq!(config.agent_url, AgentUrl::Unix("/tmp/apm.sock".into()));
+    let (config, _) = resolve(&[
+        ("DD_AGENT_HOST", "10.0.0.5"),
+        ("DD_TRACE_AGENT_PORT", "9000"),
+    ]);
+    assert_eq!(
+        config.agent_url,
+        AgentUrl::Http("http://10.0.0.5:9000".into())
+    );
+    let (config, _) = resolve(&[("DD_AGENT_HOST", "::1")]);
+    assert_eq!(config.agent_url, AgentUrl::Http("http://[::1]:8126".into()));
+    let (config, _) = resolve(&[
+        ("DD_TRACE_AGENT_URL", "http://127.0.0.1:1234/"),
+        ("DD_AGENT_HOST", "ignored"),
+    ]);
+    assert_eq!(
+        config.agent_url,
+        AgentUrl::Http("http://127.0.0.1:1234".into())
+    );
+}
+
+#[test]
+fn code_wins_over_environment() {
+    let vars: HashMap<&str, &str> =
+        HashMap::from([("DD_SERVICE", "from-env"), ("DD_TRACE_SAMPLE_RATE", "0.5")]);
+    let (config, _) = Config::builder()
+        .service("from-code")
+        .sample_rate(0.25)
+        .build_with(|k| vars.get(k).map(|v| (*v).to_owned()));
+    assert_eq!(config.service, "from-code");
+    assert_eq!(config.sample_rate, Some(0.25));
+}
