@@ -9,70 +9,9 @@ use std::path::PathBuf;
 use crate::propagation::Style;
 use std::time::Duration;
 
-/// Where the Datadog Agent listens for traces.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AgentUrl {
-    /// An HTTP base URL such as `http://localhost:8126`, without trailing slash.
-    Http(String),
-    /// The agent's unix domain socket, e.g. `/var/run/datadog/apm.socket`.
-    Unix(PathBuf),
-}
+mod agent_url;
 
-impl AgentUrl {
-    /// Parses `http://host:port[/]` or `unix:///path/to/socket`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use ddspan_runtime::AgentUrl;
-    ///
-    /// assert_eq!(AgentUrl::parse("http://localhost:8126/").unwrap(),
-    ///            AgentUrl::Http("http://localhost:8126".into()));
-    /// assert_eq!(AgentUrl::parse("unix:///var/run/datadog/apm.socket").unwrap(),
-    ///            AgentUrl::Unix("/var/run/datadog/apm.socket".into()));
-    /// assert!(AgentUrl::parse("ftp://x").is_err());
-    /// ```
-    pub fn parse(url: &str) -> Result<AgentUrl, String> {
-        let url = url.trim();
-        if let Some(path) = url.strip_prefix("unix://") {
-            if path.is_empty() || !path.starts_with('/') {
-                return Err(format!(
-                    "{url:?} is not a unix socket URL with an absolute path (unix:///path)"
-                ));
-            }
-            return Ok(AgentUrl::Unix(PathBuf::from(path)));
-        }
-        if let Some(rest) = url.strip_prefix("http://") {
-            let authority = rest.split('/').next().unwrap_or_default();
-            if authority.is_empty() || authority.contains(char::is_whitespace) {
-                return Err(format!("{url:?} has no host"));
-            }
-            if let Some((_, port)) = authority.rsplit_once(':') {
-                if !authority.ends_with(']') && port.parse::<u16>().is_err() {
-                    return Err(format!("{url:?} has an invalid port {port:?}"));
-                }
-            }
-            return Ok(AgentUrl::Http(url.trim_end_matches('/').to_owned()));
-        }
-        if url.starts_with("https://") {
-            return Err(format!(
-                "{url:?}: https is not supported for the local agent; use http:// or unix://"
-            ));
-        }
-        Err(format!(
-            "{url:?} is not an agent URL (expected http://host:port or unix:///path)"
-        ))
-    }
-}
-
-impl std::fmt::Display for AgentUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AgentUrl::Http(url) => f.write_str(url),
-            AgentUrl::Unix(path) => write!(f, "unix://{}", path.display()),
-        }
-    }
-}
+pub use agent_url::{AgentUrl, AgentUrlError, AgentUrlErrorKind};
 
 /// The resolved tracer configuration.
 ///

@@ -53,7 +53,7 @@ pub mod tracer;
 mod transport;
 mod writer;
 
-pub use config::{AgentUrl, Config, ConfigBuilder};
+pub use config::{AgentUrl, AgentUrlError, AgentUrlErrorKind, Config, ConfigBuilder};
 pub use context::SpanContext;
 pub use error::ErrorFields;
 pub use future::{InSpan, Instrumented};

@@ -205,3 +205,103 @@ fn code_wins_over_environment() {
     assert_eq!(config.service, "from-code");
     assert_eq!(config.sample_rate, Some(0.25));
 }
+
+/// Found by an adversary: URLs the agent cannot be reached at were taken
+/// silently. Each is refused by the parser, and from the environment gives
+/// one warning and the default agent.
+#[test]
+fn agent_urls_with_no_host_a_bad_port_a_path_or_a_query_are_refused() {
+    let refused = [
+        "http://",
+        "http://:8126",
+        "http://user:pass@:8126",
+        "http://agent:+8126",
+        "http://agent:",
+        "http://agent:0",
+        "http://agent:-1",
+        "http://[::1]+8126",
+        "http://agent:8126/v0.4/traces",
+        "http://agent:8126/prefix/",
+        "http://agent:8126?x=1",
+        "http://agent?x=1",
+        "http://agent:8126/?x=1",
+        "http://agent:8126#frag",
+        "http://age nt:8126",
+        "http://agent\\x:8126",
+    ];
+    for url in refused {
+        assert!(AgentUrl::parse(url).is_err(), "{url} was accepted");
+        let (config, warnings) = resolve(&[("DD_TRACE_AGENT_URL", url)]);
+        assert_eq!(warnings.len(), 1, "{url}: {warnings:?}");
+        assert!(
+            warnings[0].contains("DD_TRACE_AGENT_URL"),
+            "{url}: {warnings:?}"
+        );
+        let (default, _) = resolve(&[]);
+        assert_eq!(config.agent_url, default.agent_url, "{url}");
+    }
+    let accepted = [
+        ("http://agent", "http://agent"),
+        ("http://agent:8126/", "http://agent:8126"),
+        ("http://10.0.0.5:1", "http://10.0.0.5:1"),
+        ("http://[::1]:8126", "http://[::1]:8126"),
+        ("http://[fe80::1%eth0]:8126", "http://[fe80::1%eth0]:8126"),
+        (
+            "http://dd-agent.internal_1:65535",
+            "http://dd-agent.internal_1:65535",
+        ),
+        ("http://user:pass@agent:8126", "http://user:pass@agent:8126"),
+    ];
+    for (url, kept) in accepted {
+        assert_eq!(
+            AgentUrl::parse(url).ok(),
+            Some(AgentUrl::Http(kept.into())),
+            "{url}"
+        );
+    }
+}
+
+/// `DD_TRACE_AGENT_URL=http://user:pass@host:port` printed the password in
+/// the startup line and in every "could not reach the agent" warning: they
+/// use `Display`.
+#[test]
+fn agent_url_display_and_debug_never_show_the_password() {
+    let url = AgentUrl::parse("http://user:s3cret@agent:8126").unwrap();
+    assert_eq!(url.to_string(), "http://user:***@agent:8126");
+    assert!(!format!("{url:?}").contains("s3cret"), "{url:?}");
+    assert!(!format!("{url:#?}").contains("s3cret"), "{url:#?}");
+    // A lone user name is often a token: hidden whole.
+    let token = AgentUrl::Http("http://t0ken@agent:8126".into());
+    assert_eq!(token.to_string(), "http://***@agent:8126");
+    assert!(!format!("{token:?}").contains("t0ken"));
+    // Built by hand with an unescaped `/` in the password.
+    let odd = AgentUrl::Http("http://user:pa/ss@agent:8126".into());
+    assert!(!odd.to_string().contains("pa/ss"), "{odd}");
+    // The parse error shows the URL, redacted too.
+    for bad in [
+        "http://user:s3cret@:8126",
+        "http://user:s3cret@agent:x",
+        "user:s3cret@agent:8126",
+    ] {
+        let error = AgentUrl::parse(bad).unwrap_err();
+        assert!(!format!("{error} {error:?}").contains("s3cret"), "{error}");
+        let (_, warnings) = resolve(&[("DD_TRACE_AGENT_URL", bad)]);
+        assert!(!warnings.concat().contains("s3cret"), "{warnings:?}");
+    }
+}
+
+#[test]
+fn config_debug_never_shows_the_password() {
+    let (config, warnings) = resolve(&[("DD_TRACE_AGENT_URL", "http://user:s3cret@agent:8126")]);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(!format!("{config:?}").contains("s3cret"), "{config:?}");
+    assert!(!format!("{config:#?}").contains("s3cret"));
+    let builder =
+        Config::builder().agent_url(AgentUrl::Http("http://user:s3cret@agent:8126".into()));
+    assert!(!format!("{builder:?}").contains("s3cret"));
+    // The transport still connects with the credentials.
+    assert_eq!(
+        config.agent_url,
+        AgentUrl::Http("http://user:s3cret@agent:8126".into())
+    );
+}
