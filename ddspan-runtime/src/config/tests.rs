@@ -1,6 +1,18 @@
 use super::*;
 use std::collections::HashMap;
 
+#[test]
+fn durations_set_in_code_are_kept_in_range() {
+    let config = Config::builder()
+        .flush_interval(Duration::ZERO)
+        .shutdown_timeout(Duration::MAX)
+        .retry_backoff(Duration::MAX)
+        .build();
+    assert_eq!(config.flush_interval, Duration::from_millis(1));
+    assert_eq!(config.shutdown_timeout, MAX_SETTING_DURATION);
+    assert_eq!(config.retry_backoff, MAX_SETTING_DURATION);
+}
+
 fn resolve(vars: &[(&str, &str)]) -> (Config, Vec<String>) {
     let vars: HashMap<String, String> = vars
         .iter()
@@ -113,7 +125,7 @@ fn malformed_values_warn_once_and_fall_back() {
         (
             "DD_TRACE_WRITER_MAX_PAYLOAD_SIZE_BYTES",
             "999999999999",
-            |c| c.max_payload_bytes == DEFAULT_MAX_PAYLOAD_BYTES,
+            |c| c.max_payload_bytes == 8 * 1024 * 1024,
         ),
         (
             "DD_TRACE_128_BIT_TRACEID_GENERATION_ENABLED",
@@ -129,10 +141,10 @@ fn malformed_values_warn_once_and_fall_back() {
             c.x_datadog_tags_max_length == 512
         }),
         ("DD_TRACE_WRITER_BUFFER_SIZE_BYTES", "20MB", |c| {
-            c.buffer_bytes == DEFAULT_BUFFER_BYTES
+            c.buffer_bytes == 20 * 1024 * 1024
         }),
         ("DD_TRACE_WRITER_BUFFER_SIZE_BYTES", "10", |c| {
-            c.buffer_bytes == DEFAULT_BUFFER_BYTES
+            c.buffer_bytes == 20 * 1024 * 1024
         }),
         ("DD_TRACE_AGENT_TIMEOUT_SECONDS", "-2", |c| {
             c.request_timeout == Duration::from_secs(2)
@@ -304,4 +316,194 @@ fn config_debug_never_shows_the_password() {
         config.agent_url,
         AgentUrl::Http("http://user:s3cret@agent:8126".into())
     );
+}
+
+/// A default's value as the option table shows it; `None` where it depends
+/// on the machine (the executable's name, the agent's socket).
+pub(crate) trait Shown {
+    fn shown(&self) -> Option<String>;
+}
+
+impl Shown for bool {
+    fn shown(&self) -> Option<String> {
+        Some(format!("`{self}`"))
+    }
+}
+
+impl Shown for usize {
+    fn shown(&self) -> Option<String> {
+        Some(if *self >= MIB && self % MIB == 0 {
+            format!("{} MiB", self / MIB)
+        } else {
+            format!("`{self}`")
+        })
+    }
+}
+
+impl Shown for u32 {
+    fn shown(&self) -> Option<String> {
+        Some(format!("`{self}`"))
+    }
+}
+
+impl Shown for f64 {
+    fn shown(&self) -> Option<String> {
+        Some(format!("`{self}`"))
+    }
+}
+
+impl Shown for Duration {
+    fn shown(&self) -> Option<String> {
+        Some(if self.subsec_nanos() == 0 {
+            format!("{} s", self.as_secs())
+        } else {
+            format!("{} ms", self.as_millis())
+        })
+    }
+}
+
+impl<T: Shown> Shown for Option<T> {
+    fn shown(&self) -> Option<String> {
+        match self {
+            None => Some("none".into()),
+            Some(value) => value.shown(),
+        }
+    }
+}
+
+impl Shown for Vec<(String, String)> {
+    fn shown(&self) -> Option<String> {
+        self.is_empty().then(|| "none".into())
+    }
+}
+
+impl Shown for Vec<Style> {
+    fn shown(&self) -> Option<String> {
+        let names: Vec<String> = self
+            .iter()
+            .map(|style| format!("{style:?}").to_lowercase())
+            .collect();
+        Some(format!("`{}`", names.join(",")))
+    }
+}
+
+impl Shown for String {
+    fn shown(&self) -> Option<String> {
+        None
+    }
+}
+
+impl Shown for AgentUrl {
+    fn shown(&self) -> Option<String> {
+        None
+    }
+}
+
+impl Shown for crate::MemoryExporter {
+    fn shown(&self) -> Option<String> {
+        None
+    }
+}
+
+/// The default written in the table (docs, README, warnings) is the value.
+#[test]
+fn every_default_is_shown_as_it_is() {
+    let mut checked = 0;
+    for (name, shown, value) in shown_defaults() {
+        if let Some(value) = value {
+            assert_eq!(shown, value, "the default of `{name}`");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "{checked}");
+}
+
+/// README.md's configuration table is the option table, row for row.
+#[test]
+fn the_readme_table_is_the_option_table() {
+    let (header, rows) = OPTIONS;
+    let table = format!("{header}\n{}\n", rows.join("\n"));
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+    let readme = std::fs::read_to_string(path).expect("README.md");
+    let start = readme
+        .find(header)
+        .expect("README.md has the option table's header");
+    let end = readme[start..]
+        .find("\n\n")
+        .map_or(readme.len(), |i| start + i + 1);
+    assert!(
+        readme[start..end] == table,
+        "README.md's configuration table differs from the options; it should read:\n\n{table}"
+    );
+}
+
+/// Whatever a variable holds: no panic, and at most one warning, naming it.
+#[test]
+fn any_value_of_any_variable_gives_at_most_one_warning_naming_it() {
+    let values = [
+        "garbage%%",
+        "-1",
+        "+",
+        "1e999",
+        "NaN",
+        "0",
+        "\u{0}",
+        "http://",
+        ":",
+        ",,",
+        &"9".repeat(400),
+    ];
+    let (_, rows) = OPTIONS;
+    let mut variables = 0;
+    for row in rows {
+        for var in row.split('|').nth(1).unwrap().split(',') {
+            let Some(var) = var.trim().strip_prefix('`') else {
+                continue; // set in code only
+            };
+            let var = var.trim_end_matches('`');
+            variables += 1;
+            for value in values {
+                let (_, warnings) = resolve(&[(var, value)]);
+                assert!(warnings.len() <= 1, "{var}={value:?}: {warnings:?}");
+                for warning in &warnings {
+                    assert!(warning.starts_with(var), "{var}={value:?}: {warning}");
+                }
+            }
+        }
+    }
+    assert!(variables >= 22, "{variables}");
+}
+
+#[test]
+fn a_bad_agent_host_warns_and_uses_localhost() {
+    for host in ["my agent", "http://agent", "agent/x", "user:s3cret@agent"] {
+        let (config, warnings) =
+            resolve(&[("DD_AGENT_HOST", host), ("DD_TRACE_AGENT_PORT", "9000")]);
+        assert_eq!(warnings.len(), 1, "{host}: {warnings:?}");
+        assert!(warnings[0].starts_with("DD_AGENT_HOST"), "{warnings:?}");
+        assert!(!warnings[0].contains("s3cret"), "{warnings:?}");
+        assert_eq!(
+            config.agent_url,
+            AgentUrl::Http("http://localhost:9000".into()),
+            "{host}"
+        );
+    }
+}
+
+#[test]
+fn every_option_with_a_variable_can_be_set_in_code() {
+    let (config, _) = Config::builder()
+        .x_datadog_tags_max_length(100_000usize)
+        .propagation_styles(&[Style::Baggage])
+        .build_with(|var| {
+            let value = match var {
+                "DD_TRACE_X_DATADOG_TAGS_MAX_LENGTH" => "7",
+                "DD_TRACE_PROPAGATION_STYLE_INJECT" => "datadog",
+                _ => return None,
+            };
+            Some(value.to_owned())
+        });
+    assert_eq!(config.x_datadog_tags_max_length, 8192);
+    assert_eq!(config.propagation_inject, vec![Style::Baggage]);
+    assert_eq!(config.propagation_extract, vec![Style::Baggage]);
 }
