@@ -290,8 +290,8 @@ pub struct ConfigBuilder {
 
 impl ConfigBuilder {
     /// The propagation styles for injection and extraction; overrides
-    /// `DD_TRACE_PROPAGATION_STYLE` and its `_INJECT` and `_EXTRACT` forms.
-    /// Default: `datadog,tracecontext,baggage`.
+    /// `DD_TRACE_PROPAGATION_STYLE` and its `_INJECT` and `_EXTRACT` forms
+    /// (defaults in [`Config`]'s table).
     pub fn propagation_styles(mut self, styles: &[Style]) -> Self {
         self.code.propagation_inject = Some(styles.to_vec());
         self.code.propagation_extract = Some(styles.to_vec());

@@ -507,3 +507,20 @@ fn every_option_with_a_variable_can_be_set_in_code() {
     assert_eq!(config.propagation_inject, vec![Style::Baggage]);
     assert_eq!(config.propagation_extract, vec![Style::Baggage]);
 }
+
+/// The agent's default depends on the machine (a socket that exists), so
+/// `every_default_is_shown_as_it_is` cannot check it: the table names both.
+#[test]
+fn the_agents_default_is_shown_as_it_is() {
+    let (_, shown, _) = shown_defaults()
+        .into_iter()
+        .find(|(name, _, _)| *name == "agent_url")
+        .unwrap();
+    let http = format!("`http://{DEFAULT_AGENT_HOST}:{DEFAULT_AGENT_PORT}`");
+    let unix = format!("`unix://{DEFAULT_UNIX_SOCKET}`");
+    assert!(shown.contains(&http) && shown.contains(&unix), "{shown}");
+    let (_, rows) = OPTIONS;
+    let row = rows.iter().find(|row| row.contains("`agent_url`")).unwrap();
+    let host_and_port = format!("`{DEFAULT_AGENT_HOST}`, `{DEFAULT_AGENT_PORT}` by default");
+    assert!(row.contains(&host_and_port), "{row}");
+}
