@@ -35,7 +35,7 @@ pub mod tracer;
 mod transport;
 mod util;
 
-pub use config::{AgentUrl, Config, ConfigBuilder};
+pub use config::{AgentUrl, AgentUrlError, AgentUrlErrorKind, Config, ConfigBuilder};
 pub use context::correlation::LogContext;
 pub use context::parent::ParentSource;
 pub use context::SpanContext;
