@@ -67,6 +67,8 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Arc<TracerCore>) -> R) -> Option<R
         if !matches!(&*cached, Some((seen, _)) if *seen == generation) {
             // Published before the generation changed (see `set_current`).
             *cached = Some((generation, current_locked()?));
+            // Not installed when the tracer started in a panicking thread.
+            crate::util::panic_message::install_hook();
         }
         let (_, core) = cached.as_ref()?;
         f.take().map(|f| f(core))
@@ -120,6 +122,7 @@ fn install(config: Config) {
     let core = TracerCore::launch(config);
     set_current(Some(core));
     STATE.store(RUNNING, Ordering::Release);
+    crate::util::process_hooks::at_exit(flush_at_exit);
 }
 
 pub(crate) fn start(config: Config) {
@@ -178,6 +181,31 @@ pub(crate) fn stats() -> Stats {
         .map(|core| core.counters.snapshot())
         .or_else(|| *LAST_STATS.lock().unwrap_or_else(PoisonError::into_inner))
         .unwrap_or_default()
+}
+
+/// The longest the process waits at exit for the last traces to go.
+const EXIT_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// At process exit (return from `main`, `process::exit`): sends what has
+/// finished, within [`EXIT_FLUSH_TIMEOUT`] (or the shutdown timeout, when
+/// shorter). The exiting thread's open spans were finished just before, by
+/// its stack's destructor.
+fn flush_at_exit() {
+    if STATE.load(Ordering::Acquire) != RUNNING {
+        return;
+    }
+    let Some(core) = current_locked() else {
+        return;
+    };
+    let timeout = core.config.shutdown_timeout.min(EXIT_FLUSH_TIMEOUT);
+    if !core.flush(timeout) {
+        crate::util::diagnostics::warn(format_args!(
+            "at exit, not everything was delivered within {timeout:?}: {}",
+            core.counters.snapshot()
+        ));
+    } else {
+        crate::util::diagnostics::debug(format_args!("at exit: {}", core.counters.snapshot()));
+    }
 }
 
 /// The running tracer's configuration, if one runs.

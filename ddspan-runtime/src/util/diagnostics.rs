@@ -4,6 +4,7 @@
 //! recursion into itself, so, like dd-trace-go and ddtrace, it writes plain
 //! lines to stderr: warnings always, debug lines with `DD_TRACE_DEBUG=true`.
 
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static DEBUG: AtomicBool = AtomicBool::new(false);
@@ -17,15 +18,21 @@ pub(crate) fn debug_enabled() -> bool {
 }
 
 pub(crate) fn warn(message: std::fmt::Arguments<'_>) {
-    eprintln!("ddspan WARN: {message}");
+    line("WARN", message);
 }
 
 pub(crate) fn info(message: std::fmt::Arguments<'_>) {
-    eprintln!("ddspan INFO: {message}");
+    line("INFO", message);
 }
 
 pub(crate) fn debug(message: std::fmt::Arguments<'_>) {
     if debug_enabled() {
-        eprintln!("ddspan DEBUG: {message}");
+        line("DEBUG", message);
     }
+}
+
+/// One line on stderr. A closed or broken stderr (a pipe whose reader is
+/// gone) is ignored: `eprintln!` would panic, in the application's thread.
+fn line(level: &str, message: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "ddspan {level}: {message}");
 }

@@ -5,4 +5,5 @@ pub(crate) mod clock;
 pub(crate) mod diagnostics;
 pub(crate) mod id;
 pub(crate) mod panic_message;
+pub(crate) mod process_hooks;
 pub(crate) mod safe_display;

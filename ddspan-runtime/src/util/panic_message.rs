@@ -4,13 +4,23 @@
 //! printed).
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 
 thread_local! {
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the hook once. Not from a thread that is panicking (a span
+/// started in a `Drop` during unwinding, or in the application's own panic
+/// hook): std aborts the process when the hook is changed there. The
+/// caller tries again on a later occasion (see `registry::with_current`).
 pub(crate) fn install_hook() {
+    if INSTALLED.load(Ordering::Acquire) || std::thread::panicking() {
+        return;
+    }
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
@@ -27,6 +37,7 @@ pub(crate) fn install_hook() {
             });
             previous(info);
         }));
+        INSTALLED.store(true, Ordering::Release);
     });
 }
 
