@@ -238,3 +238,36 @@ fn a_child_of_a_sent_local_trace_is_not_a_service_entry_whichever_way_it_starts(
     }
     traced.agent.assert_no_check_failures();
 }
+
+/// A worker or server loop under one open span (`#[dd_span] fn main` calling
+/// `#[dd_span] fn handle`): its finished spans ship in parts while the root
+/// stays open, instead of waiting in memory for the root (all of it then
+/// dropped at exit as larger than the agent takes).
+#[test]
+fn a_root_that_stays_open_ships_its_finished_children_in_parts() {
+    let traced = traced();
+    let _root = LocalSpanGuard::start(&ROOT);
+    for _ in 0..3000 {
+        let _child = LocalSpanGuard::start(&CHILD);
+    }
+    let spans = flatten(traced.collect(3000));
+    assert_eq!(spans.len(), 3000);
+    assert!(spans.iter().all(|s| s["name"] == "local.child"));
+    assert_eq!(tracer::stats().spans_dropped(), 0);
+    traced.agent.assert_no_check_failures();
+}
+
+/// A guard that is never dropped (leaked with `mem::forget`) stays the
+/// parent of every later span of its thread; those still ship.
+#[test]
+fn spans_under_a_leaked_guard_still_ship() {
+    let traced = traced();
+    std::mem::forget(tracer::trace("leaked.guard"));
+    for _ in 0..1000 {
+        let _child = LocalSpanGuard::start(&CHILD);
+    }
+    let spans = flatten(traced.collect(900));
+    assert!(spans.len() >= 900, "{}", spans.len());
+    assert_eq!(tracer::stats().spans_dropped(), 0);
+    traced.agent.assert_no_check_failures();
+}

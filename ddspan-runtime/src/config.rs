@@ -95,16 +95,16 @@ table::options! {
         default: "`true`" => true,
         set: bool,
     }
-    /// Big traces sent in parts.
+    /// Big or long-lived traces sent in parts, as their spans finish (ddtrace's default).
     partial_flush_enabled: bool {
         env: ["DD_TRACE_PARTIAL_FLUSH_ENABLED"] => flag,
-        default: "`false`" => false,
+        default: "`true`" => true,
         set: bool,
     }
     /// The finished spans of a trace that trigger a partial flush, at least 1.
     partial_flush_min_spans: usize {
         env: ["DD_TRACE_PARTIAL_FLUSH_MIN_SPANS"] => count(1, usize::MAX),
-        default: "`1000`" => 1000,
+        default: "`300`" => 300,
         set: usize => |spans: usize| spans.max(1),
     }
     /// How often the writer sends: seconds in the variable (at most 3600), at least 1 ms in code.

@@ -31,8 +31,8 @@ fn defaults() {
     assert_eq!(config.sample_rate, None);
     assert_eq!(config.rate_limit, 100.0);
     assert!(config.trace_id_128_bit);
-    assert!(!config.partial_flush_enabled);
-    assert_eq!(config.partial_flush_min_spans, 1000);
+    assert!(config.partial_flush_enabled);
+    assert_eq!(config.partial_flush_min_spans, 300);
     assert_eq!(config.flush_interval, Duration::from_secs(1));
     if !std::path::Path::new(DEFAULT_UNIX_SOCKET).exists() {
         assert_eq!(
@@ -114,10 +114,10 @@ fn malformed_values_warn_once_and_fall_back() {
             |c| !matches!(&c.agent_url, AgentUrl::Unix(p) if p.as_os_str() == "relative"),
         ),
         ("DD_TRACE_PARTIAL_FLUSH_MIN_SPANS", "0", |c| {
-            c.partial_flush_min_spans == 1000
+            c.partial_flush_min_spans == 300
         }),
         ("DD_TRACE_PARTIAL_FLUSH_MIN_SPANS", "many", |c| {
-            c.partial_flush_min_spans == 1000
+            c.partial_flush_min_spans == 300
         }),
         ("DD_TRACE_WRITER_INTERVAL_SECONDS", "0", |c| {
             c.flush_interval == Duration::from_secs(1)
