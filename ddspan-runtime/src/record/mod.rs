@@ -13,7 +13,7 @@ mod span_record;
 pub(crate) mod spec;
 pub(crate) mod tag;
 
-mod upstream;
+pub(crate) mod upstream;
 
 pub(crate) use chunk::Chunk;
 pub(crate) use sampling_decision::SamplingDecision;

@@ -4,6 +4,21 @@
 
 use std::sync::Arc;
 
+/// At most this many W3C baggage items per trace, as ddtrace and dd-trace-go
+/// bound them.
+pub(crate) const BAGGAGE_MAX_ITEMS: usize = 64;
+/// At most this many bytes of baggage per trace (`key=value` pairs with
+/// their separators, before percent-encoding).
+pub(crate) const BAGGAGE_MAX_BYTES: usize = 8192;
+
+/// The bytes `baggage` takes on the wire, before percent-encoding.
+pub(crate) fn baggage_bytes(baggage: &[(String, String)]) -> usize {
+    baggage
+        .iter()
+        .map(|(key, value)| key.len() + value.len() + 2)
+        .sum()
+}
+
 /// What a trace received from the service that called this one: carried by
 /// every local span's context, re-injected downstream, and written on the
 /// local root.

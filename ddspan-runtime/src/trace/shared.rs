@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::record::pool;
+use crate::record::upstream::{baggage_bytes, BAGGAGE_MAX_BYTES, BAGGAGE_MAX_ITEMS};
 use crate::record::SamplingDecision;
 use crate::record::Upstream;
 use crate::record::{Chunk, SpanRecord};
@@ -36,8 +37,10 @@ pub(crate) struct TraceShared {
 struct TraceState {
     /// The root, when it is a [`crate::Span`] (for `current_root_span`).
     root_span: Option<std::sync::Weak<crate::trace::SpanInner>>,
-    /// W3C baggage: received, and set by any span of the trace.
-    baggage: Vec<(String, String)>,
+    /// What upstream sent, with the W3C baggage as it is now (received, and
+    /// set by any span of the trace). Contexts share it; setting an item
+    /// copies it only while an older context still holds it.
+    current: Arc<Upstream>,
     spans: Vec<SpanRecord>,
     open: usize,
     closed: bool,
@@ -61,7 +64,7 @@ impl TraceShared {
             inject_max_size: AtomicBool::new(false),
             state: Mutex::new(TraceState {
                 root_span: None,
-                baggage: upstream.baggage.clone(),
+                current: Arc::clone(upstream),
                 spans: Vec::new(),
                 open: 1,
                 closed: false,
@@ -117,22 +120,38 @@ impl TraceShared {
             .and_then(std::sync::Weak::upgrade)
     }
 
-    /// Sets (or replaces) a baggage item for the whole trace.
-    pub(crate) fn set_baggage(&self, key: String, value: String) {
+    /// Sets (or replaces) a baggage item for the whole trace. A new item
+    /// beyond [`BAGGAGE_MAX_ITEMS`] or [`BAGGAGE_MAX_BYTES`] is refused with
+    /// one warning per process: the items already set stay. Returns whether
+    /// it was set.
+    pub(crate) fn set_baggage(&self, key: String, value: String) -> bool {
         let mut state = self.state();
-        state.baggage.retain(|(k, _)| *k != key);
-        state.baggage.push((key, value));
+        let baggage = &state.current.baggage;
+        let existing = baggage.iter().position(|(k, _)| *k == key);
+        let replaced = existing.map_or(0, |i| baggage[i].1.len() + key.len() + 2);
+        let bytes = baggage_bytes(baggage) - replaced + key.len() + value.len() + 2;
+        if (existing.is_none() && baggage.len() >= BAGGAGE_MAX_ITEMS) || bytes > BAGGAGE_MAX_BYTES {
+            drop(state);
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                crate::util::diagnostics::warn(format_args!(
+                    "baggage item {:?} not set: a trace carries at most {BAGGAGE_MAX_ITEMS} items and {BAGGAGE_MAX_BYTES} bytes of baggage (said once)",
+                    crate::record::tag::truncated(&key, 64),
+                ));
+            });
+            return false;
+        }
+        let baggage = &mut Arc::make_mut(&mut state.current).baggage;
+        match existing {
+            Some(i) => baggage[i].1 = value,
+            None => baggage.push((key, value)),
+        }
+        true
     }
 
-    /// The upstream context with the trace's current baggage.
+    /// What upstream sent, with the trace's current baggage: shared, not copied.
     pub(crate) fn upstream_with_baggage(&self) -> Arc<Upstream> {
-        let state = self.state();
-        if state.baggage == self.upstream.baggage {
-            return Arc::clone(&self.upstream);
-        }
-        let mut upstream = (*self.upstream).clone();
-        upstream.baggage.clone_from(&state.baggage);
-        Arc::new(upstream)
+        Arc::clone(&self.state().current)
     }
 
     /// Adds finished spans and releases one holder; hands the trace, or a part
@@ -258,5 +277,58 @@ mod tests {
         assert_eq!(chunks.len(), 2);
         assert_eq!(chunks[0].len(), 3);
         assert_eq!(chunks[1].len(), 1);
+    }
+
+    fn new_trace() -> Arc<TraceShared> {
+        let (tracer, _) = TracerCore::capturing(crate::Config::builder().build());
+        TraceShared::new(
+            &tracer,
+            7,
+            1,
+            SamplingDecision::inherited(1),
+            Upstream::none_ref(),
+        )
+    }
+
+    #[test]
+    fn baggage_keeps_the_first_items_up_to_its_bounds() {
+        let trace = new_trace();
+        for i in 0..100 {
+            let set = trace.set_baggage(format!("k{i}"), "v".into());
+            assert_eq!(set, i < BAGGAGE_MAX_ITEMS, "item {i}");
+        }
+        let baggage = trace.upstream_with_baggage().baggage.clone();
+        assert_eq!(baggage.len(), BAGGAGE_MAX_ITEMS);
+        assert_eq!(baggage[0], ("k0".to_owned(), "v".to_owned()));
+        // Replacing an item is still possible when full.
+        assert!(trace.set_baggage("k0".into(), "w".into()));
+        assert_eq!(trace.upstream_with_baggage().baggage[0].1, "w");
+        // Too many bytes: refused, the rest kept.
+        let big = "x".repeat(BAGGAGE_MAX_BYTES);
+        assert!(!trace.set_baggage("k1".into(), big));
+        assert_eq!(trace.upstream_with_baggage().baggage[1].1, "v");
+    }
+
+    #[test]
+    fn setting_one_item_many_times_keeps_one() {
+        let trace = new_trace();
+        for i in 0..100_000 {
+            trace.set_baggage("user".into(), i.to_string());
+        }
+        let baggage = &trace.upstream_with_baggage().baggage;
+        assert_eq!(baggage, &[("user".to_owned(), "99999".to_owned())]);
+    }
+
+    #[test]
+    fn contexts_share_the_baggage_until_it_changes() {
+        let trace = new_trace();
+        trace.set_baggage("k".into(), "v".into());
+        let first = trace.upstream_with_baggage();
+        let second = trace.upstream_with_baggage();
+        assert!(Arc::ptr_eq(&first, &second), "no copy per context");
+        trace.set_baggage("k".into(), "w".into());
+        let third = trace.upstream_with_baggage();
+        assert_eq!(first.baggage[0].1, "v", "an older context keeps its view");
+        assert_eq!(third.baggage[0].1, "w");
     }
 }
