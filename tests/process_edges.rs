@@ -292,3 +292,104 @@ fn the_first_span_may_start_while_a_thread_panics() {
         agent.assert_no_check_failures();
     }
 }
+
+/// Waits for a forked child with a bound (a hung child is killed, and
+/// reported as hung); its exit code.
+#[allow(unsafe_code)]
+fn wait_for_child(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    for _ in 0..3000 {
+        // SAFETY: waitpid on our own child, with a valid status pointer.
+        let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if done == pid {
+            return if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                -1
+            };
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill and reap our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, &mut status, 0);
+    }
+    panic!("forked child {pid} hung for a minute");
+}
+
+#[test]
+#[allow(unsafe_code)]
+fn a_forked_child_traces_on_its_own_with_new_ids_and_never_hangs() {
+    const FORKS: usize = 20;
+    if child_mode().is_some() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        drop(tracer::trace("parent.started"));
+        // Threads that keep the span machinery and its locks busy while
+        // the main thread forks.
+        let stop = Arc::new(AtomicBool::new(false));
+        let noise: Vec<_> = (0..2)
+            .map(|_| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        drop(tracer::trace("parent.noise"));
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                })
+            })
+            .collect();
+        let mut codes = Vec::new();
+        for i in 0..FORKS {
+            // SAFETY: the child only traces, stops the tracer and _exits.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                {
+                    let _root = tracer::trace(format!("fork.child.{i}"));
+                    drop(tracer::trace("fork.grandchild"));
+                }
+                let delivered = tracer::stop();
+                // SAFETY: leave the child without running the parent's
+                // exit hooks or test harness twice.
+                unsafe { libc::_exit(if delivered { 0 } else { 3 }) };
+            }
+            assert!(pid > 0, "fork failed");
+            // The same thread goes on drawing ids in the parent.
+            drop(tracer::trace(format!("fork.parent.{i}")));
+            codes.push(wait_for_child(pid));
+        }
+        stop.store(true, Ordering::Relaxed);
+        for thread in noise {
+            thread.join().expect("a noise thread");
+        }
+        assert_eq!(codes, vec![0; FORKS], "each child delivered");
+        assert!(tracer::stop());
+        return;
+    }
+    let agent = TestAgent::start();
+    run(child(
+        "a_forked_child_traces_on_its_own_with_new_ids_and_never_hangs",
+        "fork",
+        &agent.url(),
+        &[],
+    ));
+    let spans = flatten(agent.wait_for_spans(3 * FORKS + 1, Duration::from_secs(30)));
+    let mut ids: Vec<u64> = spans
+        .iter()
+        .map(|s| s["span_id"].as_u64().expect("a span id"))
+        .collect();
+    let all = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "a span id drawn twice (parent and child)");
+    for i in 0..FORKS {
+        let root = span_by_name(&spans, &format!("fork.child.{i}"));
+        span_by_name(&spans, &format!("fork.parent.{i}"));
+        let grandchild = spans
+            .iter()
+            .find(|s| s["name"] == "fork.grandchild" && s["parent_id"] == root["span_id"]);
+        assert!(grandchild.is_some(), "child {i}'s trace arrived whole");
+    }
+    agent.assert_no_check_failures();
+}

@@ -10,7 +10,7 @@
 //! span.
 
 use std::cell::RefCell;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use crate::record::SpanRecord;
 
@@ -30,6 +30,17 @@ const FRESH_CAPACITY: usize = 8;
 
 static BUFFERS: Mutex<Vec<Vec<SpanRecord>>> = Mutex::new(Vec::new());
 
+/// The shared pool, if its lock is free now. Never waits: a busy pool is
+/// treated as empty (take) or full (give). Above all, the child of a `fork`
+/// may find the lock held by a thread it does not have, for ever.
+fn shared_pool() -> Option<MutexGuard<'static, Vec<Vec<SpanRecord>>>> {
+    match BUFFERS.try_lock() {
+        Ok(pool) => Some(pool),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
 thread_local! {
     /// This thread's buffers, at most [`BATCH`].
     static LOCAL: RefCell<Vec<Vec<SpanRecord>>> = const { RefCell::new(Vec::new()) };
@@ -45,7 +56,7 @@ pub(crate) fn take() -> Vec<SpanRecord> {
         .try_with(|cache| {
             let mut cache = cache.try_borrow_mut().ok()?;
             if cache.is_empty() {
-                let mut shared = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut shared = shared_pool()?;
                 while cache.len() < BATCH {
                     let Some(buffer) = shared.pop() else {
                         break;
@@ -95,9 +106,10 @@ pub(crate) fn give(buffer: Vec<SpanRecord>) {
         // Thread teardown: the buffer went with the closure, freed.
         Err(_) => return,
     };
-    let mut pool = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner);
-    if pool.len() < MAX_POOLED {
-        pool.push(buffer);
+    if let Some(mut pool) = shared_pool() {
+        if pool.len() < MAX_POOLED {
+            pool.push(buffer);
+        }
     }
 }
 
@@ -105,7 +117,10 @@ pub(crate) fn give(buffer: Vec<SpanRecord>) {
 /// own room kept). What the pool has no room for is freed.
 pub(crate) fn give_all(buffers: &mut Vec<Vec<SpanRecord>>) {
     let mut rest = {
-        let mut pool = BUFFERS.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(mut pool) = shared_pool() else {
+            buffers.clear();
+            return;
+        };
         let mut rest = Vec::new();
         for buffer in buffers.drain(..) {
             if worth_keeping(&buffer) && pool.len() < MAX_POOLED {

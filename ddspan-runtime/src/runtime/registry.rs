@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
 use std::time::Duration;
 
 use crate::config::Config;
@@ -14,6 +14,11 @@ use crate::runtime::core::TracerCore;
 const UNINITIALIZED: u8 = 0;
 const RUNNING: u8 = 1;
 const OFF: u8 = 2;
+/// In the child of a `fork`: the running tracer is the parent's, whose
+/// writer thread the child does not have. The next span restarts it.
+const FORKED: u8 = 3;
+/// One thread of a forked child is restarting the tracer.
+const RESTARTING: u8 = 4;
 
 /// The one word every span start reads: is there a running tracer?
 static STATE: AtomicU8 = AtomicU8::new(UNINITIALIZED);
@@ -46,11 +51,73 @@ pub(crate) fn is_running() -> bool {
 
 #[cold]
 fn start_from_env() -> bool {
+    match STATE.load(Ordering::Acquire) {
+        FORKED => return restart_after_fork(),
+        RESTARTING => return false,
+        _ => {}
+    }
     let _lifecycle = LIFECYCLE.lock().unwrap_or_else(PoisonError::into_inner);
     if STATE.load(Ordering::Acquire) == UNINITIALIZED {
         install(Config::from_env());
     }
     STATE.load(Ordering::Acquire) == RUNNING
+}
+
+/// In a forked child (see `process_hooks::in_forked_child`): only atomics.
+fn mark_forked() {
+    let _ = STATE.compare_exchange(RUNNING, FORKED, Ordering::AcqRel, Ordering::Relaxed);
+}
+
+/// The first span of a forked child: a tracer of its own, with the parent's
+/// configuration and a new writer thread (as dd-trace-py restarts its
+/// writer), so the child's spans are sent by the child and the parent's
+/// queued chunks are not sent twice. The parent's locks may have been held
+/// by threads the child does not have: they are only tried, and the tracer
+/// is off in the child (one warning) if one is taken.
+#[cold]
+fn restart_after_fork() -> bool {
+    if STATE
+        .compare_exchange(FORKED, RESTARTING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return STATE.load(Ordering::Acquire) == RUNNING;
+    }
+    let config = match CURRENT.try_read() {
+        Ok(current) => current.as_ref().map(|core| core.config.clone()),
+        Err(TryLockError::Poisoned(current)) => current
+            .into_inner()
+            .as_ref()
+            .map(|core| core.config.clone()),
+        Err(TryLockError::WouldBlock) => None,
+    };
+    let restarted = config.and_then(|config| {
+        let core = TracerCore::launch(config);
+        let mut current = match CURRENT.try_write() {
+            Ok(current) => current,
+            Err(TryLockError::Poisoned(current)) => current.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        // The parent's tracer stays with the parent: nothing of it to stop
+        // or join here.
+        std::mem::forget(current.replace(core));
+        GENERATION.fetch_add(1, Ordering::Release);
+        Some(())
+    });
+    if restarted.is_some() {
+        STATE.store(RUNNING, Ordering::Release);
+        crate::util::diagnostics::debug(format_args!(
+            "forked: process {} traces with a writer of its own",
+            std::process::id()
+        ));
+        true
+    } else {
+        STATE.store(OFF, Ordering::Release);
+        crate::util::diagnostics::warn(format_args!(
+            "forked while the tracer was starting or stopping: process {} does not trace",
+            std::process::id()
+        ));
+        false
+    }
 }
 
 /// Runs `f` on the running tracer, through this thread's cached reference
@@ -123,6 +190,7 @@ fn install(config: Config) {
     set_current(Some(core));
     STATE.store(RUNNING, Ordering::Release);
     crate::util::process_hooks::at_exit(flush_at_exit);
+    crate::util::process_hooks::in_forked_child(mark_forked);
 }
 
 pub(crate) fn start(config: Config) {
@@ -137,7 +205,12 @@ pub(crate) fn stop() -> bool {
 }
 
 fn stop_locked() -> bool {
-    STATE.store(OFF, Ordering::Release);
+    if matches!(STATE.swap(OFF, Ordering::AcqRel), FORKED | RESTARTING) {
+        // A forked child that never restarted: the tracer is the parent's,
+        // with no writer here to ask (it would wait out the whole timeout).
+        std::mem::forget(set_current(None));
+        return true;
+    }
     match set_current(None) {
         Some(core) => {
             let delivered = core.shutdown();
@@ -163,6 +236,9 @@ fn stop_locked() -> bool {
 }
 
 pub(crate) fn flush(timeout: Duration) -> bool {
+    if STATE.load(Ordering::Acquire) == FORKED {
+        restart_after_fork();
+    }
     match CURRENT
         .read()
         .unwrap_or_else(PoisonError::into_inner)

@@ -10,12 +10,18 @@ use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 
+use crate::util::process_hooks::fork_epoch;
+
 thread_local! {
-    static RNG: Cell<u64> = Cell::new(seed());
+    /// The generator's state, and the fork epoch it was seeded in.
+    static RNG: Cell<(u64, u64)> = Cell::new((seed(), fork_epoch()));
 }
 
 fn seed() -> u64 {
     let mut hasher = RandomState::new().build_hasher();
+    // A forked child has its parent's thread-local state and hasher keys:
+    // its process id sets it apart.
+    hasher.write_u32(std::process::id());
     hasher.write_u64(crate::util::clock::system_time_nanos(
         std::time::SystemTime::now(),
     ));
@@ -28,8 +34,11 @@ fn seed() -> u64 {
 pub(crate) fn random_u64() -> u64 {
     let state = RNG
         .try_with(|rng| {
-            let next = rng.get().wrapping_add(0xa076_1d64_78bd_642f);
-            rng.set(next);
+            let (state, epoch) = rng.get();
+            let now = fork_epoch();
+            let state = if epoch == now { state } else { seed() };
+            let next = state.wrapping_add(0xa076_1d64_78bd_642f);
+            rng.set((next, now));
             next
         })
         // During thread teardown the thread-local is gone: fall back to a fresh seed.

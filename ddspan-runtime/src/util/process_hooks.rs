@@ -1,12 +1,42 @@
 //! What std does not offer: a function run when the process exits normally
 //! (`atexit`: on return from `main` and on `std::process::exit`), so that
-//! programs that only annotate functions still deliver their last traces.
+//! programs that only annotate functions still deliver their last traces;
+//! and one run in the child of a `fork` (`pthread_atfork`), so that the
+//! child draws its own ids and gets a writer of its own.
 //!
-//! This is the crate's only unsafe code: one call into the C runtime.
+//! This is the crate's only unsafe code: two calls into the C runtime.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 static AT_EXIT: OnceLock<fn()> = OnceLock::new();
+static IN_FORKED_CHILD: OnceLock<fn()> = OnceLock::new();
+/// How many forks this process descends from since it loaded ddspan (as
+/// far as hooks registered before each fork saw).
+static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Changes in the child of each `fork` (once a fork hook is registered).
+#[inline]
+pub(crate) fn fork_epoch() -> u64 {
+    FORK_EPOCH.load(Ordering::Relaxed)
+}
+
+/// Runs `hook` in the child process right after each `fork`, on its only
+/// thread. It may do no more than atomic loads and stores: the child of a
+/// multi-threaded process may not allocate or lock there. The first hook
+/// given is kept.
+pub(crate) fn in_forked_child(hook: fn()) {
+    if IN_FORKED_CHILD.set(hook).is_ok() {
+        register_fork();
+    }
+}
+
+extern "C" fn run_in_forked_child() {
+    FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
+    if let Some(hook) = IN_FORKED_CHILD.get() {
+        hook();
+    }
+}
 
 /// Runs `hook` when the process exits normally. The first hook given is
 /// kept; later calls do nothing. The C runtime runs it after the exiting
@@ -36,6 +66,24 @@ fn register() {
             "could not register the exit-time flush; call tracer::stop() before exiting"
         ));
     }
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn register_fork() {
+    // SAFETY: `pthread_atfork` only stores the pointer; the child handler
+    // does atomic operations alone (see `in_forked_child`).
+    let status = unsafe { libc::pthread_atfork(None, None, Some(run_in_forked_child)) };
+    if status != 0 {
+        crate::util::diagnostics::debug(format_args!(
+            "could not register the fork hook; a forked child will not trace"
+        ));
+    }
+}
+
+#[cfg(not(unix))]
+fn register_fork() {
+    let _ = run_in_forked_child;
 }
 
 #[cfg(not(unix))]
