@@ -12,6 +12,7 @@
 use std::cell::RefCell;
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
+use crate::record::reuse_budget;
 use crate::record::SpanRecord;
 
 /// Buffers kept in the shared pool; more are freed.
@@ -28,12 +29,51 @@ const MAX_LOCAL_CAPACITY: usize = 1024;
 /// A new buffer's room: a fresh one never grows through 1, 2, 4 spans.
 const FRESH_CAPACITY: usize = 8;
 
-static BUFFERS: Mutex<Vec<Vec<SpanRecord>>> = Mutex::new(Vec::new());
+/// The most the shared pool keeps, in bytes of span records.
+const MAX_POOLED_BYTES: usize = 8 << 20;
+
+/// Buffers any thread may take.
+struct SharedPool {
+    buffers: Vec<Vec<SpanRecord>>,
+    /// What `buffers` hold, in bytes of records.
+    bytes: usize,
+}
+
+impl SharedPool {
+    fn pop(&mut self) -> Option<Vec<SpanRecord>> {
+        let buffer = self.buffers.pop()?;
+        self.bytes -= bytes_of(&buffer);
+        Some(buffer)
+    }
+
+    /// Keeps `buffer` if it is worth it and there is room; else hands it back.
+    fn push(&mut self, buffer: Vec<SpanRecord>) -> Option<Vec<SpanRecord>> {
+        let bytes = bytes_of(&buffer);
+        if !worth_keeping(&buffer)
+            || self.buffers.len() >= MAX_POOLED
+            || self.bytes + bytes > MAX_POOLED_BYTES
+        {
+            return Some(buffer);
+        }
+        self.bytes += bytes;
+        self.buffers.push(buffer);
+        None
+    }
+}
+
+static BUFFERS: Mutex<SharedPool> = Mutex::new(SharedPool {
+    buffers: Vec::new(),
+    bytes: 0,
+});
+
+fn bytes_of(buffer: &Vec<SpanRecord>) -> usize {
+    buffer.capacity() * std::mem::size_of::<SpanRecord>()
+}
 
 /// The shared pool, if its lock is free now. Never waits: a busy pool is
 /// treated as empty (take) or full (give). Above all, the child of a `fork`
 /// may find the lock held by a thread it does not have, for ever.
-fn shared_pool() -> Option<MutexGuard<'static, Vec<Vec<SpanRecord>>>> {
+fn shared_pool() -> Option<MutexGuard<'static, SharedPool>> {
     match BUFFERS.try_lock() {
         Ok(pool) => Some(pool),
         Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
@@ -41,9 +81,52 @@ fn shared_pool() -> Option<MutexGuard<'static, Vec<Vec<SpanRecord>>>> {
     }
 }
 
+/// This thread's buffers, at most [`BATCH`], within its share of the
+/// process's reuse budget (`reuse_budget.rs`).
+struct LocalCache(RefCell<Vec<Vec<SpanRecord>>>);
+
+impl Drop for LocalCache {
+    /// Thread exit: the buffers go to the shared pool, for other threads.
+    fn drop(&mut self) {
+        let buffers = std::mem::take(self.0.get_mut());
+        // A few tries: another thread holds the lock for microseconds at a
+        // time (and in a forked child it may never be free).
+        for _ in 0..100 {
+            if let Some(mut pool) = shared_pool() {
+                for buffer in buffers {
+                    let _ = pool.push(buffer);
+                }
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
 thread_local! {
-    /// This thread's buffers, at most [`BATCH`].
-    static LOCAL: RefCell<Vec<Vec<SpanRecord>>> = const { RefCell::new(Vec::new()) };
+    static LOCAL: LocalCache = const { LocalCache(RefCell::new(Vec::new())) };
+}
+
+/// Puts `buffer` in this thread's cache if it has room and the budget
+/// allows; else hands it back.
+fn keep_locally(
+    cache: &mut Vec<Vec<SpanRecord>>,
+    buffer: Vec<SpanRecord>,
+) -> Option<Vec<SpanRecord>> {
+    if cache.len() < BATCH
+        && buffer.capacity() <= MAX_LOCAL_CAPACITY
+        && reuse_budget::keep(bytes_of(&buffer))
+    {
+        cache.push(buffer);
+        return None;
+    }
+    Some(buffer)
+}
+
+fn take_locally(cache: &mut Vec<Vec<SpanRecord>>) -> Option<Vec<SpanRecord>> {
+    let buffer = cache.pop()?;
+    reuse_budget::release(bytes_of(&buffer));
+    Some(buffer)
 }
 
 /// An empty buffer, recycled when one is available: from this thread's
@@ -54,21 +137,20 @@ thread_local! {
 pub(crate) fn take() -> Vec<SpanRecord> {
     let recycled = LOCAL
         .try_with(|cache| {
-            let mut cache = cache.try_borrow_mut().ok()?;
+            let mut cache = cache.0.try_borrow_mut().ok()?;
             if cache.is_empty() {
                 let mut shared = shared_pool()?;
                 while cache.len() < BATCH {
                     let Some(buffer) = shared.pop() else {
                         break;
                     };
-                    if buffer.capacity() > MAX_LOCAL_CAPACITY {
-                        // Too big to keep here: this take's buffer.
+                    if let Some(buffer) = keep_locally(&mut cache, buffer) {
+                        // Too big (or over budget) to keep here: this take's.
                         return Some(buffer);
                     }
-                    cache.push(buffer);
                 }
             }
-            cache.pop()
+            take_locally(&mut cache)
         })
         .ok()
         .flatten();
@@ -94,12 +176,9 @@ pub(crate) fn give(buffer: Vec<SpanRecord>) {
     if !worth_keeping(&buffer) {
         return;
     }
-    let buffer = match LOCAL.try_with(|cache| match cache.try_borrow_mut() {
-        Ok(mut cache) if cache.len() < BATCH && buffer.capacity() <= MAX_LOCAL_CAPACITY => {
-            cache.push(buffer);
-            None
-        }
-        _ => Some(buffer),
+    let buffer = match LOCAL.try_with(|cache| match cache.0.try_borrow_mut() {
+        Ok(mut cache) => keep_locally(&mut cache, buffer),
+        Err(_) => Some(buffer),
     }) {
         Ok(None) => return,
         Ok(Some(buffer)) => buffer,
@@ -107,9 +186,8 @@ pub(crate) fn give(buffer: Vec<SpanRecord>) {
         Err(_) => return,
     };
     if let Some(mut pool) = shared_pool() {
-        if pool.len() < MAX_POOLED {
-            pool.push(buffer);
-        }
+        // What the pool has no room for is freed here.
+        let _ = pool.push(buffer);
     }
 }
 
@@ -123,11 +201,7 @@ pub(crate) fn give_all(buffers: &mut Vec<Vec<SpanRecord>>) {
         };
         let mut rest = Vec::new();
         for buffer in buffers.drain(..) {
-            if worth_keeping(&buffer) && pool.len() < MAX_POOLED {
-                pool.push(buffer);
-            } else {
-                rest.push(buffer);
-            }
+            rest.extend(pool.push(buffer));
         }
         rest
     };
@@ -183,11 +257,45 @@ mod tests {
         let _taken = take();
         let cached_big = LOCAL.with(|cache| {
             cache
+                .0
                 .borrow()
                 .iter()
                 .any(|b| b.capacity() > MAX_LOCAL_CAPACITY)
         });
         assert!(!cached_big);
+    }
+
+    #[test]
+    fn a_thread_that_exits_leaves_its_buffers_to_the_others() {
+        let mut pooled = Vec::new();
+        std::thread::spawn(|| {
+            for _ in 0..BATCH {
+                give(Vec::with_capacity(77));
+            }
+        })
+        .join()
+        .expect("a thread");
+        // Other tests share the pool: look for the exited thread's buffers.
+        while let Some(buffer) = shared_pool().and_then(|mut pool| pool.pop()) {
+            pooled.push(buffer);
+        }
+        // (A test running at the same time may have taken some.)
+        let returned = pooled.iter().filter(|b| b.capacity() == 77).count();
+        assert!(returned > 0, "none of the exited thread's buffers returned");
+    }
+
+    #[test]
+    fn the_shared_pool_keeps_a_bounded_number_of_bytes() {
+        let mut pool = SharedPool {
+            buffers: Vec::new(),
+            bytes: 0,
+        };
+        let mut refused = 0;
+        for _ in 0..MAX_POOLED {
+            refused += usize::from(pool.push(Vec::with_capacity(MAX_POOLED_CAPACITY)).is_some());
+        }
+        assert!(pool.bytes <= MAX_POOLED_BYTES);
+        assert!(refused > 0, "bytes bound the pool before its count does");
     }
 
     #[test]

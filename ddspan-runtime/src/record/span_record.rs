@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 
+use crate::record::reuse_budget;
 use crate::record::spec::SpanSpec;
 use crate::record::tag::{self, TagValue, MAX_TAGS_PER_SPAN, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
 use crate::util::clock::{self, Instant};
@@ -63,7 +64,11 @@ thread_local! {
 
 fn spare_extra() -> Box<SpanExtra> {
     SPARE_EXTRAS
-        .try_with(|spare| spare.try_borrow_mut().ok()?.pop())
+        .try_with(|spare| {
+            let extra = spare.try_borrow_mut().ok()?.pop()?;
+            reuse_budget::release(extra.kept_bytes());
+            Some(extra)
+        })
         .ok()
         .flatten()
         .unwrap_or_default()
@@ -82,7 +87,10 @@ pub(crate) fn recycle(records: &mut Vec<SpanRecord>) {
             }
             if let Some(mut extra) = record.extra.take() {
                 extra.clear();
-                spare.push(extra);
+                // Over this thread's share of the process's budget: freed.
+                if reuse_budget::keep(extra.kept_bytes()) {
+                    spare.push(extra);
+                }
             }
         }
     });
@@ -90,6 +98,13 @@ pub(crate) fn recycle(records: &mut Vec<SpanRecord>) {
 }
 
 impl SpanExtra {
+    /// The memory an emptied extra keeps: the box and its vectors' room.
+    fn kept_bytes(&self) -> usize {
+        std::mem::size_of::<SpanExtra>()
+            + self.meta.capacity() * std::mem::size_of::<(Cow<'static, str>, Cow<'static, str>)>()
+            + self.metrics.capacity() * std::mem::size_of::<(Cow<'static, str>, f64)>()
+    }
+
     /// Back to empty, keeping the vectors' room (up to a bound, so one
     /// span with many tags does not pin its memory).
     fn clear(&mut self) {
