@@ -584,7 +584,7 @@ fn shapes(c: &mut Criterion) {
 
 /// v0.4 msgpack encoding: 1000 spans in 10 traces per payload.
 fn encoding(c: &mut Criterion) {
-    let sample = ddspan::__bench::EncodeSample::new(10, 100);
+    let sample = ddspan_runtime::__bench::EncodeSample::new(10, 100);
     let mut out = Vec::with_capacity(1 << 20);
     let spans = sample.encode(&mut out);
     ENCODED_BYTES_PER_SPAN.store((out.len() / spans) as u64, Ordering::Relaxed);
