@@ -9,7 +9,7 @@
 //! functions also run on Datadog's `datadog-opentelemetry` tracer, shipping
 //! to a stand-in agent on 127.0.0.1. Prints a ratio table at the end.
 //!
-//! `cargo bench --bench span [--features bench-datadog-opentelemetry]`
+//! `cargo bench -p ddspan-benches --bench span [--features bench-datadog-opentelemetry]`
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 use std::hint::black_box;
@@ -584,7 +584,7 @@ fn shapes(c: &mut Criterion) {
 
 /// v0.4 msgpack encoding: 1000 spans in 10 traces per payload.
 fn encoding(c: &mut Criterion) {
-    let sample = ddspan::__bench::EncodeSample::new(10, 100);
+    let sample = ddspan_runtime::__bench::EncodeSample::new(10, 100);
     let mut out = Vec::with_capacity(1 << 20);
     let spans = sample.encode(&mut out);
     ENCODED_BYTES_PER_SPAN.store((out.len() / spans) as u64, Ordering::Relaxed);
@@ -618,8 +618,10 @@ fn mean_ns(group: &str, function: &str) -> Option<f64> {
 }
 
 fn target_dir() -> String {
+    // This package is a member of the workspace at `..`, whose target
+    // directory criterion writes to.
     std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| format!("{}/target", env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|_| format!("{}/../target", env!("CARGO_MANIFEST_DIR")))
 }
 
 fn print_ratios() {

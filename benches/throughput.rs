@@ -9,7 +9,7 @@
 //! - flat out: the producers create as fast as they can; shows where the
 //!   bounded queue starts dropping (counted, never blocking).
 //!
-//! `cargo bench --bench throughput`; `THROUGHPUT_SECONDS` (10) and
+//! `cargo bench -p ddspan-benches --bench throughput`; `THROUGHPUT_SECONDS` (10) and
 //! `THROUGHPUT_RATE` (spans/s, 1000000) change the paced run.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -99,6 +99,7 @@ pub mod __private {
 }
 
 /// Entry points for ddspan's own benchmarks. Not a public API.
+#[cfg(feature = "__bench")]
 #[doc(hidden)]
 pub mod __bench {
 

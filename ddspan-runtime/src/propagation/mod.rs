@@ -18,6 +18,7 @@
 mod baggage;
 mod carrier;
 mod datadog;
+#[cfg(feature = "__fuzz")]
 mod fuzz;
 mod tracecontext;
 
@@ -25,6 +26,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use carrier::{Extractor, HeaderError, Injector};
+#[cfg(feature = "__fuzz")]
 #[doc(hidden)]
 pub use fuzz::check_extract;
 

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use crate::record::reuse_budget;
 use crate::record::spec::SpanSpec;
 use crate::record::tag::{self, TagValue, MAX_TAGS_PER_SPAN, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
-use crate::util::clock::{self, Instant};
+use crate::util::clock::Instant;
 
 /// One span, in 64 bytes: what is known at compile time stays behind a
 /// `&'static SpanSpec`, and anything set at run time lives in a box that
@@ -130,8 +130,9 @@ impl SpanExtra {
 }
 
 impl SpanRecord {
+    #[cfg(any(test, feature = "__bench"))]
     pub(crate) fn new(span_id: u64, parent_id: u64, spec: &'static SpanSpec) -> SpanRecord {
-        SpanRecord::starting_at(span_id, parent_id, spec, clock::now())
+        SpanRecord::starting_at(span_id, parent_id, spec, crate::util::clock::now())
     }
 
     /// A span that started at `start` (a reading the caller already has).
@@ -157,7 +158,7 @@ impl SpanRecord {
     /// A span whose name is set at run time (unit tests).
     #[cfg(test)]
     pub(crate) fn named(span_id: u64, parent_id: u64, name: Cow<'static, str>) -> SpanRecord {
-        SpanRecord::named_at(span_id, parent_id, name, clock::now())
+        SpanRecord::named_at(span_id, parent_id, name, crate::util::clock::now())
     }
 
     /// A span whose name is set at run time, started at `start`.

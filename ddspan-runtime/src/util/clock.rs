@@ -65,6 +65,7 @@ pub(crate) fn system_time_nanos(time: SystemTime) -> u64 {
 }
 
 /// Seconds since the unix epoch, now, from the span clock (no system call).
+#[cfg(any(test, feature = "__bench"))]
 pub(crate) fn unix_seconds_now() -> u64 {
     now().unix_seconds()
 }

@@ -61,6 +61,7 @@ pub(crate) fn new_span_id() -> u64 {
 
 /// A new trace id: with 128-bit generation, the upper 64 bits are the unix
 /// seconds shifted left by 32 (Datadog's layout), the lower 64 bits random.
+#[cfg(any(test, feature = "__bench"))]
 pub(crate) fn new_trace_id(generate_128_bit: bool) -> u128 {
     new_trace_id_at(generate_128_bit, crate::util::clock::unix_seconds_now())
 }
