@@ -86,7 +86,7 @@ impl TracerCore {
 
     /// A tracer with no writer (its chunks go to a memory exporter): for
     /// building traces outside the running tracer (benchmarks).
-    #[cfg(any(test, feature = "__bench"))]
+    #[cfg(feature = "__bench")]
     pub(crate) fn detached(config: Config) -> Arc<TracerCore> {
         Arc::new(TracerCore {
             sampler: Arc::new(Sampler::new(
