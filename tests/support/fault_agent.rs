@@ -3,12 +3,19 @@
 //! (status, body, `Retry-After`, a delay, a dropped connection), a port that
 //! can be closed and opened again, and every payload decoded and kept.
 //!
+//! It listens on 127.0.0.1 or on a unix socket ([`FaultAgent::start_unix`]),
+//! and can answer with raw bytes of any shape ([`Reply::raw`]): the hostile
+//! answers of `tests/transport_*.rs`.
+//!
 //! Only payloads answered with a 2xx count as received (as with a real
 //! agent); every request is logged with the answer it got.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+#[cfg(unix)]
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -16,14 +23,32 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+/// Writes a whole answer of any shape; returns when done or when the
+/// client is gone (a write error).
+pub type RawAnswer = Arc<dyn Fn(&mut dyn Write) -> std::io::Result<()> + Send + Sync>;
+
 /// The answer to one request.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Reply {
     status: u16,
     body: String,
     delay: Duration,
     retry_after: Option<String>,
     drop_connection: bool,
+    raw: Option<RawAnswer>,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("body", &self.body)
+            .field("delay", &self.delay)
+            .field("retry_after", &self.retry_after)
+            .field("drop_connection", &self.drop_connection)
+            .field("raw", &self.raw.is_some())
+            .finish()
+    }
 }
 
 impl Reply {
@@ -40,6 +65,19 @@ impl Reply {
             delay: Duration::ZERO,
             retry_after: None,
             drop_connection: false,
+            raw: None,
+        }
+    }
+
+    /// Whatever `write` writes, instead of an HTTP answer; the request is
+    /// logged with the bytes the client took ([`Request::written`]) once
+    /// `write` returns.
+    pub fn raw(
+        write: impl Fn(&mut dyn Write) -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> Reply {
+        Reply {
+            raw: Some(Arc::new(write)),
+            ..Reply::ok()
         }
     }
 
@@ -90,8 +128,11 @@ pub struct Request {
     /// How many spans its payload held.
     pub spans: usize,
     /// The status it was answered with (`None`: connection dropped on
-    /// purpose).
+    /// purpose, or a raw answer).
     pub answered: Option<u16>,
+    /// The bytes of a raw answer written before it ended or the client
+    /// hung up (0 for the others).
+    pub written: u64,
 }
 
 type Behaviour = Box<dyn FnMut(usize, &HashMap<String, String>) -> Reply + Send>;
@@ -105,9 +146,11 @@ struct Shared {
     next_request: Mutex<usize>,
 }
 
-/// A fault-injecting agent on 127.0.0.1; stops listening when dropped.
+/// A fault-injecting agent on 127.0.0.1 or a unix socket; stops listening
+/// when dropped.
 pub struct FaultAgent {
     port: u16,
+    socket: Option<PathBuf>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     acceptor: Option<JoinHandle<()>>,
@@ -130,7 +173,25 @@ impl FaultAgent {
         behaviour: impl FnMut(usize, &HashMap<String, String>) -> Reply + Send + 'static,
     ) -> FaultAgent {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port on 127.0.0.1");
-        FaultAgent::serve(listener, Box::new(behaviour))
+        FaultAgent::serve(Listener::Tcp(listener), Box::new(behaviour))
+    }
+
+    /// On a unix socket at `path` (replacing a stale file); request `n`
+    /// (from 0) is answered with `behaviour(n)`. The file is removed when
+    /// the agent is dropped.
+    #[cfg(unix)]
+    pub fn start_unix(
+        path: &Path,
+        behaviour: impl FnMut(usize) -> Reply + Send + 'static,
+    ) -> FaultAgent {
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path)
+            .unwrap_or_else(|e| panic!("cannot listen on {}: {e}", path.display()));
+        let mut behaviour = behaviour;
+        FaultAgent::serve(
+            Listener::Unix(listener, path.to_owned()),
+            Box::new(move |n, _| behaviour(n)),
+        )
     }
 
     /// Answers request `n` with `script[n]`, the last entry repeating.
@@ -155,7 +216,10 @@ impl FaultAgent {
             match TcpListener::bind(("127.0.0.1", port)) {
                 Ok(listener) => {
                     let mut behaviour = behaviour;
-                    return FaultAgent::serve(listener, Box::new(move |n, _| behaviour(n)));
+                    return FaultAgent::serve(
+                        Listener::Tcp(listener),
+                        Box::new(move |n, _| behaviour(n)),
+                    );
                 }
                 Err(e) if Instant::now() < deadline => {
                     let _ = e;
@@ -173,9 +237,13 @@ impl FaultAgent {
         listener.local_addr().unwrap().port()
     }
 
-    fn serve(listener: TcpListener, behaviour: Behaviour) -> FaultAgent {
-        let port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
+    fn serve(listener: Listener, behaviour: Behaviour) -> FaultAgent {
+        let (port, socket) = match &listener {
+            Listener::Tcp(tcp) => (tcp.local_addr().unwrap().port(), None),
+            #[cfg(unix)]
+            Listener::Unix(_, path) => (0, Some(path.clone())),
+        };
+        listener.set_nonblocking();
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(behaviour),
             accepted: Mutex::default(),
@@ -190,7 +258,16 @@ impl FaultAgent {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
-                        Ok((stream, _)) => {
+                        Ok(Accepted::Tcp(stream)) => {
+                            let _ = stream.set_nonblocking(false);
+                            let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                            let shared = Arc::clone(&shared);
+                            std::thread::spawn(move || serve_connection(stream, &shared));
+                        }
+                        #[cfg(unix)]
+                        Ok(Accepted::Unix(stream)) => {
+                            let _ = stream.set_nonblocking(false);
+                            let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
                             let shared = Arc::clone(&shared);
                             std::thread::spawn(move || serve_connection(stream, &shared));
                         }
@@ -204,6 +281,7 @@ impl FaultAgent {
         };
         FaultAgent {
             port,
+            socket,
             shared,
             stop,
             acceptor: Some(acceptor),
@@ -217,6 +295,15 @@ impl FaultAgent {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Where a tracer finds this agent: its port on 127.0.0.1, or its unix
+    /// socket.
+    pub fn agent_url(&self) -> ddspan::AgentUrl {
+        match &self.socket {
+            Some(path) => ddspan::AgentUrl::Unix(path.clone()),
+            None => ddspan::AgentUrl::Http(self.url()),
+        }
     }
 
     /// A flag that, once set, makes the agent stop listening (its port
@@ -286,13 +373,62 @@ impl Drop for FaultAgent {
         if let Some(acceptor) = self.acceptor.take() {
             let _ = acceptor.join();
         }
+        if let Some(socket) = &self.socket {
+            let _ = std::fs::remove_file(socket);
+        }
     }
 }
 
-fn serve_connection(stream: TcpStream, shared: &Shared) {
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let (headers, body) = match read_request(&stream) {
+enum Listener {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(UnixListener, PathBuf),
+}
+
+enum Accepted {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+impl Listener {
+    fn set_nonblocking(&self) {
+        match self {
+            Listener::Tcp(l) => l.set_nonblocking(true).unwrap(),
+            #[cfg(unix)]
+            Listener::Unix(l, _) => l.set_nonblocking(true).unwrap(),
+        }
+    }
+
+    fn accept(&self) -> std::io::Result<Accepted> {
+        match self {
+            Listener::Tcp(l) => l.accept().map(|(s, _)| Accepted::Tcp(s)),
+            #[cfg(unix)]
+            Listener::Unix(l, _) => l.accept().map(|(s, _)| Accepted::Unix(s)),
+        }
+    }
+}
+
+/// Counts what goes through to the client.
+struct Counting<'a, W: Write> {
+    inner: &'a mut W,
+    written: u64,
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn serve_connection<S: Read + Write>(mut stream: S, shared: &Shared) {
+    let (headers, body) = match read_request(&mut stream) {
         Ok(request) => request,
         Err(e) => {
             // A client that gave up (a timeout) is not an error.
@@ -322,8 +458,19 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
         headers,
         spans,
         answered: None,
+        written: 0,
     };
     std::thread::sleep(reply.delay);
+    if let Some(raw) = &reply.raw {
+        let mut counting = Counting {
+            inner: &mut stream,
+            written: 0,
+        };
+        let _ = raw(&mut counting);
+        request.written = counting.written;
+        lock(&shared.requests).push(request);
+        return;
+    }
     if reply.drop_connection {
         lock(&shared.requests).push(request);
         return;
@@ -346,7 +493,6 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
         lock(&shared.accepted).push(traces);
     }
     lock(&shared.requests).push(request);
-    let mut stream = stream;
     let _ = stream
         .write_all(response.as_bytes())
         .and_then(|()| stream.flush());
@@ -354,7 +500,7 @@ fn serve_connection(stream: TcpStream, shared: &Shared) {
 
 /// The headers (lower-cased names) and the `Content-Length` body of one
 /// HTTP/1.1 request.
-pub fn read_request(stream: &TcpStream) -> std::io::Result<(HashMap<String, String>, Vec<u8>)> {
+pub fn read_request(stream: impl Read) -> std::io::Result<(HashMap<String, String>, Vec<u8>)> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
