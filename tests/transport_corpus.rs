@@ -7,11 +7,11 @@
 //! they are (std only), as the fuzz target does.
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../ddspan-runtime/src/transport/wire.rs"]
+#[path = "../ddspan-runtime/src/export/transport/wire.rs"]
 mod wire;
 
 #[allow(dead_code, unreachable_pub)]
-#[path = "../ddspan-runtime/src/transport/check.rs"]
+#[path = "../ddspan-runtime/src/export/transport/check.rs"]
 mod check;
 
 use std::path::Path;

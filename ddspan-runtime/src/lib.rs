@@ -33,7 +33,6 @@ mod sampling;
 mod span;
 mod trace;
 pub mod tracer;
-mod transport;
 mod util;
 
 pub use config::{AgentUrl, AgentUrlError, AgentUrlErrorKind, Config, ConfigBuilder};

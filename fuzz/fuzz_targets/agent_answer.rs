@@ -8,11 +8,11 @@
 #![no_main]
 
 #[allow(dead_code)]
-#[path = "../../ddspan-runtime/src/transport/wire.rs"]
+#[path = "../../ddspan-runtime/src/export/transport/wire.rs"]
 mod wire;
 
 #[allow(dead_code)]
-#[path = "../../ddspan-runtime/src/transport/check.rs"]
+#[path = "../../ddspan-runtime/src/export/transport/check.rs"]
 mod check;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

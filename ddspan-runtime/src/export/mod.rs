@@ -6,4 +6,5 @@ pub(crate) mod encode;
 pub(crate) mod memory;
 pub(crate) mod sender;
 pub(crate) mod stats;
+pub(crate) mod transport;
 pub(crate) mod writer;

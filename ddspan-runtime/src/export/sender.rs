@@ -9,7 +9,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::transport::{Response, SendError, Transport};
+use crate::export::transport::{Response, SendError, Transport};
 
 /// One PUT to the agent.
 pub(crate) struct Request {

@@ -38,10 +38,10 @@ use crate::export::encode::{self, Encoder, ARRAY32_HEADER_LEN};
 use crate::export::sender::{Exchange, Link};
 use crate::export::stats::Counters;
 use crate::export::stats::{add, set, Stats};
+use crate::export::transport::{Response, SendError, Transport};
 use crate::record::Chunk;
 use crate::record::SpanRecord;
 use crate::sampling::Sampler;
-use crate::transport::{Response, SendError, Transport};
 
 const TRACES_PATH: &str = "/v0.4/traces";
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
