@@ -177,15 +177,27 @@ impl Sampler {
     /// Takes the agent's `rate_by_service` from a trace response body. A body
     /// that is not the expected JSON leaves the rates as they were.
     pub(crate) fn update_agent_rates(&self, body: &str) -> bool {
-        #[derive(serde::Deserialize)]
-        struct AgentResponse {
-            rate_by_service: HashMap<String, f64>,
-        }
-        let Ok(response) = serde_json::from_str::<AgentResponse>(body) else {
+        // Read as a JSON value, not through a derive: serde_derive (and the
+        // syn it builds) stays out of every user's build for this one shape.
+        let Ok(response) = serde_json::from_str::<serde_json::Value>(body) else {
+            return false;
+        };
+        let Some(by_service) = response
+            .get("rate_by_service")
+            .and_then(serde_json::Value::as_object)
+        else {
+            return false;
+        };
+        // All numbers, or the answer is not the expected one.
+        let Some(by_service) = by_service
+            .iter()
+            .map(|(key, rate)| Some((key, rate.as_f64()?)))
+            .collect::<Option<Vec<_>>>()
+        else {
             return false;
         };
         let mut rates = AgentRates::default();
-        for (key, rate) in response.rate_by_service {
+        for (key, rate) in by_service {
             if !(0.0..=1.0).contains(&rate) {
                 continue;
             }
