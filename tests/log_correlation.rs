@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use ddspan::integrations::log::CorrelatedLogger;
 use ddspan::integrations::tracing::CorrelatedFormat;
-use ddspan::tracer::{self, Config};
-use ddspan::MemoryExporter;
+use ddspan::tracer;
+use ddspan::{Config, MemoryExporter};
 
 struct Capture(Arc<Mutex<Vec<String>>>);
 
