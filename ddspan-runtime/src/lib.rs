@@ -48,10 +48,12 @@ pub use propagation::{ExtractError, Extractor, HeaderError, Injector, Propagator
 pub use record::spec::SpanSpec;
 pub use record::tag::{StaticTag, StaticValue, TagValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
 pub use span::error::ErrorFields;
-pub use span::instrument::{InSpan, Instrumented};
+pub use span::instrument::{Instrument, Instrumented};
 pub use span::span_ref::SpanRef;
+#[allow(deprecated)]
+pub use span::ActiveSpan;
 pub use span::LocalSpanGuard;
-pub use span::{ActiveSpan, Entered, Span, SpanBuilder};
+pub use span::{Entered, EnteredSpan, Span, SpanBuilder};
 
 /// What `#[dd_span]` expands to. Not a public API: it may change in any
 /// release.
@@ -91,7 +93,7 @@ pub mod __private {
 
     /// Wraps a future so its span is active whenever it is polled.
     pub fn instrument<F: core::future::Future>(future: F, span: Span) -> Instrumented<F> {
-        crate::InSpan::in_span(future, span)
+        crate::Instrument::in_span(future, span)
     }
 
     /// The end of an instrumented `main`: deliver what is finished.

@@ -14,7 +14,7 @@ use crate::context::correlation::LogContext;
 use crate::context::SpanContext;
 use crate::export::stats::Stats;
 use crate::propagation::{ExtractError, Extractor, Injector, Propagator};
-use crate::span::{ActiveSpan, Span, SpanBuilder};
+use crate::span::{EnteredSpan, Span, SpanBuilder};
 
 pub use crate::record::global_tags::set_global_tag;
 pub use crate::span::span_ref::{current_root_span, current_span};
@@ -89,7 +89,7 @@ pub fn stats() -> Stats {
 /// let _request = ddspan_runtime::tracer::trace("http.request");
 /// let _query = ddspan_runtime::tracer::trace("db.query"); // a child of http.request
 /// ```
-pub fn trace(name: impl Into<Cow<'static, str>>) -> ActiveSpan {
+pub fn trace(name: impl Into<Cow<'static, str>>) -> EnteredSpan {
     span(name).start().entered()
 }
 

@@ -117,12 +117,12 @@ impl Span {
     ///
     /// ```
     /// let request = ddspan_runtime::tracer::span("http.request").resource("GET /").start().entered();
-    /// request.set_tag("http.status_code", 200); // `ActiveSpan` derefs to `Span`
+    /// request.set_tag("http.status_code", 200); // `EnteredSpan` derefs to `Span`
     /// let _query = ddspan_runtime::tracer::trace("db.query"); // a child of http.request
     /// ```
-    pub fn entered(self) -> ActiveSpan {
+    pub fn entered(self) -> EnteredSpan {
         let span_id = self.enter_raw();
-        ActiveSpan {
+        EnteredSpan {
             span: self,
             span_id,
             _not_send: PhantomData,
@@ -218,16 +218,35 @@ impl Drop for Entered<'_> {
     }
 }
 
-/// A span that is active on this thread until this guard drops, and then
-/// finishes: Python's `with tracer.trace(name) as span`.
+/// The guard of [`Span::entered`] and [`tracer::trace`]: it owns the span,
+/// which is active on this thread until the guard drops and then finishes
+/// (Python's `with tracer.trace(name) as span`). It derefs to [`Span`] for
+/// the setters. The pair reads as in `tracing`: `enter()` gives an
+/// [`Entered`] borrow, `entered()` an owning `EnteredSpan`.
+///
+/// [`tracer::trace`]: crate::tracer::trace
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::{tracer, EnteredSpan};
+///
+/// let request: EnteredSpan = tracer::trace("http.request");
+/// request.set_resource("GET /users/:id");
+/// ```
 #[must_use = "the span finishes when the guard drops"]
-pub struct ActiveSpan {
+pub struct EnteredSpan {
     span: Span,
     span_id: u64,
     _not_send: PhantomData<*const ()>,
 }
 
-impl std::ops::Deref for ActiveSpan {
+/// The old name of [`EnteredSpan`].
+#[doc(hidden)]
+#[deprecated(since = "0.1.0", note = "renamed `EnteredSpan`")]
+pub type ActiveSpan = EnteredSpan;
+
+impl std::ops::Deref for EnteredSpan {
     type Target = Span;
 
     fn deref(&self) -> &Span {
@@ -235,7 +254,7 @@ impl std::ops::Deref for ActiveSpan {
     }
 }
 
-impl Drop for ActiveSpan {
+impl Drop for EnteredSpan {
     fn drop(&mut self) {
         if self.span_id != 0 {
             stack::exit(self.span_id);
@@ -244,9 +263,9 @@ impl Drop for ActiveSpan {
     }
 }
 
-impl std::fmt::Debug for ActiveSpan {
+impl std::fmt::Debug for EnteredSpan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ActiveSpan")
+        f.debug_struct("EnteredSpan")
             .field("span", &self.span)
             .finish()
     }
