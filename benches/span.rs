@@ -18,8 +18,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Bencher, Criterion};
-use ddspan::tracer::{self, AgentUrl, Config};
-use ddspan::{dd_span, LocalSpanGuard, SpanSpec};
+use ddspan::tracer;
+use ddspan::{dd_span, AgentUrl, Config, LocalSpanGuard, SpanSpec};
 
 #[path = "support/sink.rs"]
 mod sink;

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ddspan::tracer::{self, AgentUrl, Config, ConfigBuilder};
-use ddspan::{LocalSpanGuard, SpanSpec};
+use ddspan::tracer;
+use ddspan::{AgentUrl, Config, ConfigBuilder, LocalSpanGuard, SpanSpec};
 
 #[path = "support/sink.rs"]
 mod sink;

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ddspan::tracer::{self, Config};
-use ddspan::{dd_ignore, dd_span};
+use ddspan::tracer;
+use ddspan::{dd_ignore, dd_span, Config};
 
 #[derive(Debug, thiserror::Error)]
 enum ShopError {

@@ -87,7 +87,8 @@
 //! [`dd_closure!`] instruments a closure anywhere.
 //!
 //! The runtime underneath is [`tracer`]: manual spans, configuration,
-//! flush and stop.
+//! flush and stop. Its types ([`Span`], [`SpanContext`], [`Config`], ...)
+//! are at the crate root, its functions under [`tracer`].
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

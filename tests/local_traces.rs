@@ -147,7 +147,7 @@ fn the_context_of_a_local_trace_carries_its_trace_id_and_joins_it_from_elsewhere
 fn an_oversized_injection_from_a_local_trace_is_noted_on_it() {
     let traced = traced();
     {
-        let remote = tracer::SpanContext::remote(0xabc, 0xdef, Some(1))
+        let remote = ddspan::SpanContext::remote(0xabc, 0xdef, Some(1))
             .unwrap()
             .with_propagated_tags(vec![("_dd.p.big".to_owned(), "x".repeat(600))]);
         let _root = LocalSpanGuard::start_child_of(&ROOT, Some(remote));

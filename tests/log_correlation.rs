@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use ddspan::integrations::log::CorrelatedLogger;
 use ddspan::integrations::tracing::CorrelatedFormat;
-use ddspan::tracer::{self, Config};
-use ddspan::MemoryExporter;
+use ddspan::tracer;
+use ddspan::{Config, MemoryExporter};
 
 struct Capture(Arc<Mutex<Vec<String>>>);
 
@@ -49,7 +49,7 @@ fn log_and_tracing_lines_carry_the_trace() {
 
     log::info!("before any span");
     let span = tracer::trace("job");
-    let expected = span.log().unwrap().to_string();
+    let expected = span.log_context().unwrap().to_string();
     log::info!("inside the job");
 
     let buffer = Buffer::default();

@@ -98,7 +98,7 @@ fn spans_time_the_future_and_parent_what_it_awaits() {
             assert!(Postgres.find(20).await.is_err());
             assert_eq!(Redis.find(20).await.unwrap(), 20);
         };
-        ddspan::InSpan::in_span(work, root).await;
+        ddspan::Instrument::in_span(work, root).await;
     });
     let spans = flatten(traced.collect(8));
     let root = span_by_name(&spans, "root");

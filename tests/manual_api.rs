@@ -90,7 +90,7 @@ fn log_correlation_and_baggage() {
     let traced = traced();
     let span = tracer::span("job").service("worker").start();
     let context = span.context().unwrap();
-    let line = span.log().unwrap().to_string();
+    let line = span.log_context().unwrap().to_string();
     assert_eq!(
         line,
         format!(

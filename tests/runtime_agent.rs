@@ -238,7 +238,7 @@ fn guards_dropped_out_of_order_keep_the_stack_consistent() {
 
 #[test]
 fn futures_keep_their_span_across_awaits_and_thread_hops() {
-    use ddspan::InSpan;
+    use ddspan::Instrument;
     let traced = traced();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)

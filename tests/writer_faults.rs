@@ -6,7 +6,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ddspan::tracer::{self, AgentUrl, Config, ConfigBuilder};
+use ddspan::tracer;
+use ddspan::{AgentUrl, Config, ConfigBuilder};
 use support::fault_agent::{FaultAgent, Reply};
 use support::session::one_span_traces as traces;
 

@@ -7,7 +7,8 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use ddspan::tracer::{self, ConfigBuilder};
+use ddspan::tracer;
+use ddspan::ConfigBuilder;
 use support::agent::TestAgent;
 use support::fault_agent::{FaultAgent, Reply};
 use support::session::wait_until;

@@ -9,7 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use ddspan::tracer::{self, ConfigBuilder, Stats};
+use ddspan::tracer;
+use ddspan::{ConfigBuilder, Stats};
 use support::fault_agent::{FaultAgent, Reply};
 use support::session::{one_span_traces as traces, wait_until};
 

@@ -109,7 +109,7 @@ fn a_slow_agent_slows_the_writer_not_the_application() {
 /// tracer pointed at it with a queue of 250 spans at most, adjusted by
 /// `configure`. The tracer lock is held until the guard drops.
 fn slow_first_answer(
-    configure: impl FnOnce(ddspan::tracer::ConfigBuilder) -> ddspan::tracer::ConfigBuilder,
+    configure: impl FnOnce(ddspan::ConfigBuilder) -> ddspan::ConfigBuilder,
 ) -> (FaultAgent, std::sync::MutexGuard<'static, ()>) {
     let agent = FaultAgent::start(|i| {
         if i == 0 {

@@ -10,7 +10,7 @@
 //! use ddspan_runtime::tracer;
 //!
 //! // Spans started with no agent around are buffered, then dropped and counted.
-//! let config = tracer::Config::builder().service("doc-example").enabled(false).build();
+//! let config = ddspan_runtime::Config::builder().service("doc-example").enabled(false).build();
 //! tracer::start(config);
 //! {
 //!     let _root = tracer::trace("request");
@@ -26,7 +26,7 @@ mod config;
 mod context;
 mod export;
 pub mod integrations;
-pub mod propagation;
+mod propagation;
 mod record;
 mod runtime;
 mod sampling;
@@ -35,20 +35,25 @@ mod trace;
 pub mod tracer;
 mod util;
 
-pub use config::{AgentUrl, AgentUrlError, AgentUrlErrorKind, Config, ConfigBuilder};
+// One path per item: types, traits and constants at the crate root; the
+// functions of the running tracer under `tracer::`; the log and tracing
+// integrations under `integrations::`.
+pub use config::{AgentUrl, AgentUrlError, AgentUrlErrorKind, Config, ConfigBuilder, Style};
 pub use context::correlation::LogContext;
 pub use context::parent::ParentSource;
 pub use context::SpanContext;
 pub use export::memory::{FinishedSpan, MemoryExporter};
 pub use export::stats::Stats;
-pub use propagation::{ExtractError, Extractor, Injector, Propagator, Style};
+pub use propagation::{ExtractError, Extractor, HeaderError, Injector, Propagator};
 pub use record::spec::SpanSpec;
 pub use record::tag::{StaticTag, StaticValue, TagValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
 pub use span::error::ErrorFields;
-pub use span::instrument::{InSpan, Instrumented};
+pub use span::instrument::{Instrument, Instrumented};
 pub use span::span_ref::SpanRef;
+#[allow(deprecated)]
+pub use span::ActiveSpan;
 pub use span::LocalSpanGuard;
-pub use span::{ActiveSpan, Entered, Span, SpanBuilder};
+pub use span::{Entered, EnteredSpan, Span, SpanBuilder};
 
 /// What `#[dd_span]` expands to. Not a public API: it may change in any
 /// release.
@@ -88,13 +93,20 @@ pub mod __private {
 
     /// Wraps a future so its span is active whenever it is polled.
     pub fn instrument<F: core::future::Future>(future: F, span: Span) -> Instrumented<F> {
-        crate::InSpan::in_span(future, span)
+        crate::Instrument::in_span(future, span)
     }
 
     /// The end of an instrumented `main`: deliver what is finished.
     pub fn flush_before_exit() {
         crate::tracer::flush(std::time::Duration::from_secs(5));
     }
+}
+
+/// The fuzz target's entry point (`fuzz/`, `tests/fuzz_corpus.rs`). Not a
+/// public API.
+#[doc(hidden)]
+pub mod __fuzz {
+    pub use crate::propagation::check_extract;
 }
 
 /// Entry points for ddspan's own benchmarks. Not a public API.

@@ -2,16 +2,22 @@
 //!
 //! The tracer starts by itself from the environment on the first span, so
 //! instrumented code needs no set-up; [`start`] configures it in code.
+//!
+//! This module holds functions only; the types they take and return
+//! ([`Config`], [`Span`], [`SpanContext`], ...) are at the crate root.
 
 use std::borrow::Cow;
 use std::time::Duration;
 
-pub use crate::config::{AgentUrl, Config, ConfigBuilder};
-pub use crate::context::SpanContext;
-pub use crate::export::stats::Stats;
+use crate::config::Config;
+use crate::context::correlation::LogContext;
+use crate::context::SpanContext;
+use crate::export::stats::Stats;
+use crate::propagation::{ExtractError, Extractor, Injector, Propagator};
+use crate::span::{EnteredSpan, Span, SpanBuilder};
+
 pub use crate::record::global_tags::set_global_tag;
 pub use crate::span::span_ref::{current_root_span, current_span};
-pub use crate::span::{ActiveSpan, Span, SpanBuilder};
 
 /// Starts the tracer with this configuration. A tracer already running is
 /// stopped first (delivering what it holds), so tests and programs can
@@ -20,7 +26,7 @@ pub use crate::span::{ActiveSpan, Span, SpanBuilder};
 /// # Examples
 ///
 /// ```
-/// use ddspan_runtime::tracer::{self, Config};
+/// use ddspan_runtime::{tracer, Config};
 ///
 /// tracer::start(Config::builder().service("billing").env("staging").build());
 /// let _span = tracer::trace("invoice.render");
@@ -83,7 +89,7 @@ pub fn stats() -> Stats {
 /// let _request = ddspan_runtime::tracer::trace("http.request");
 /// let _query = ddspan_runtime::tracer::trace("db.query"); // a child of http.request
 /// ```
-pub fn trace(name: impl Into<Cow<'static, str>>) -> ActiveSpan {
+pub fn trace(name: impl Into<Cow<'static, str>>) -> EnteredSpan {
     span(name).start().entered()
 }
 
@@ -147,8 +153,8 @@ pub fn active_context() -> Option<SpanContext> {
 ///     tracer::inject(&context, &mut headers);
 /// }
 /// ```
-pub fn inject(context: &SpanContext, carrier: &mut dyn crate::propagation::Injector) {
-    crate::propagation::Propagator::from_tracer().inject(context, carrier);
+pub fn inject(context: &SpanContext, carrier: &mut dyn Injector) {
+    Propagator::from_tracer().inject(context, carrier);
 }
 
 /// Reads a context from incoming headers; pass the result to
@@ -169,10 +175,8 @@ pub fn inject(context: &SpanContext, carrier: &mut dyn crate::propagation::Injec
 /// let parent = tracer::extract(&headers).ok();
 /// let _span = tracer::span("http.server").child_of(parent).start();
 /// ```
-pub fn extract<E: crate::propagation::Extractor + ?Sized>(
-    carrier: &E,
-) -> Result<SpanContext, crate::propagation::ExtractError> {
-    crate::propagation::Propagator::from_tracer().extract(carrier)
+pub fn extract<E: Extractor + ?Sized>(carrier: &E) -> Result<SpanContext, ExtractError> {
+    Propagator::from_tracer().extract(carrier)
 }
 
 /// The log correlation fields of the active span (`dd.trace_id`, ...), to
@@ -186,6 +190,6 @@ pub fn extract<E: crate::propagation::Extractor + ?Sized>(
 ///     eprintln!("job started {fields}");
 /// }
 /// ```
-pub fn log_context() -> Option<crate::LogContext> {
-    active_context().map(|context| crate::LogContext::of(&context))
+pub fn log_context() -> Option<LogContext> {
+    active_context().map(|context| LogContext::of(&context))
 }

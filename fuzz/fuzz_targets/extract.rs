@@ -3,5 +3,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    ddspan_runtime::propagation::check_extract(data);
+    ddspan_runtime::__fuzz::check_extract(data);
 });

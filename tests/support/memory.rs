@@ -6,8 +6,8 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use ddspan::tracer::{self, Config};
-use ddspan::MemoryExporter;
+use ddspan::tracer;
+use ddspan::{Config, MemoryExporter};
 
 /// Serialises the tests of one binary: the tracer is process-wide.
 static TRACER_LOCK: Mutex<()> = Mutex::new(());

@@ -4,7 +4,8 @@
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use ddspan::tracer::{self, AgentUrl, Config, ConfigBuilder};
+use ddspan::tracer;
+use ddspan::{AgentUrl, Config, ConfigBuilder};
 use serde_json::Value;
 
 use super::agent::TestAgent;

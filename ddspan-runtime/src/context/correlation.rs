@@ -12,17 +12,23 @@ use crate::context::SpanContext;
 /// dd-trace-go and ddtrace), else the decimal of the lower 64 bits; the span
 /// id is decimal.
 ///
+/// Given by [`Span::log_context`](crate::Span::log_context) (also on
+/// `SpanRef` and `LocalSpanGuard`) and
+/// [`tracer::log_context`](crate::tracer::log_context); `#[non_exhaustive]`
+/// so that more fields can come.
+///
 /// # Examples
 ///
 /// ```
 /// use ddspan_runtime::tracer;
 ///
 /// let span = tracer::start_span("job");
-/// if let Some(fields) = span.log() {
+/// if let Some(fields) = span.log_context() {
 ///     println!("starting the job {fields}");
 /// }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LogContext {
     /// The service.
     pub service: String,
@@ -56,6 +62,16 @@ impl LogContext {
     }
 
     /// The trace id as Datadog's log correlation expects it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = ddspan_runtime::tracer::start_span("job");
+    /// if let Some(fields) = span.log_context() {
+    ///     let id = fields.trace_id_text(); // 32 hex digits for a 128-bit id
+    ///     assert!(id.len() == 32 || id.parse::<u64>().is_ok());
+    /// }
+    /// ```
     pub fn trace_id_text(&self) -> String {
         if crate::util::id::high_bits(self.trace_id) != 0 {
             format!("{:032x}", self.trace_id)

@@ -87,53 +87,151 @@ impl SpanContext {
 
     /// Whether this context carries baggage and no trace (its trace and span
     /// ids are 0): spans started under it begin a new trace.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::tracer;
+    ///
+    /// let headers = vec![("baggage".to_owned(), "user.id=42".to_owned())];
+    /// if let Ok(context) = tracer::extract(&headers) {
+    ///     assert!(context.is_baggage_only());
+    ///     assert_eq!(context.baggage(), [("user.id".to_owned(), "42".to_owned())]);
+    /// }
+    /// ```
     pub fn is_baggage_only(&self) -> bool {
         self.trace_id == 0
     }
 
     /// Sets the origin (`_dd.origin`, e.g. `synthetics`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::SpanContext;
+    ///
+    /// let context = SpanContext::remote(1, 2, Some(1)).unwrap().with_origin("synthetics");
+    /// assert_eq!(context.origin(), Some("synthetics"));
+    /// ```
     pub fn with_origin(mut self, origin: impl Into<String>) -> SpanContext {
         Arc::make_mut(&mut self.upstream).origin = Some(origin.into());
         self
     }
 
     /// Sets the propagated trace tags (`_dd.p.*`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::SpanContext;
+    ///
+    /// let context = SpanContext::remote(1, 2, Some(2))
+    ///     .unwrap()
+    ///     .with_propagated_tags(vec![("_dd.p.dm".to_owned(), "-4".to_owned())]);
+    /// assert_eq!(context.propagated_tags()[0].1, "-4");
+    /// ```
     pub fn with_propagated_tags(mut self, tags: Vec<(String, String)>) -> SpanContext {
         Arc::make_mut(&mut self.upstream).propagated_tags = tags;
         self
     }
 
     /// The W3C baggage carried with this context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = ddspan_runtime::tracer::start_span("checkout");
+    /// span.set_baggage_item("cart.id", "c-17");
+    /// if let Some(context) = span.context() {
+    ///     assert_eq!(context.baggage(), [("cart.id".to_owned(), "c-17".to_owned())]);
+    /// }
+    /// ```
     pub fn baggage(&self) -> &[(String, String)] {
         &self.upstream.baggage
     }
 
     /// The full 128-bit trace id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::SpanContext;
+    ///
+    /// let context = SpanContext::remote(0x6b0335ef_00000000_1a3aeaeb_d301f72e, 1, None).unwrap();
+    /// assert_eq!(context.trace_id() >> 64, 0x6b0335ef_00000000);
+    /// ```
     pub fn trace_id(&self) -> u128 {
         self.trace_id
     }
 
     /// The lower 64 bits of the trace id, as sent in `trace_id` on the wire.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::SpanContext;
+    ///
+    /// let context = SpanContext::remote(0x6b0335ef_00000000_1a3aeaeb_d301f72e, 1, None).unwrap();
+    /// assert_eq!(context.trace_id_low(), 0x1a3aeaeb_d301f72e);
+    /// ```
     pub fn trace_id_low(&self) -> u64 {
         crate::util::id::low_bits(self.trace_id)
     }
 
     /// The span id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::SpanContext;
+    ///
+    /// assert_eq!(SpanContext::remote(1, 7, None).unwrap().span_id(), 7);
+    /// ```
     pub fn span_id(&self) -> u64 {
         self.span_id
     }
 
     /// The sampling priority, if decided.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::SpanContext;
+    ///
+    /// assert_eq!(SpanContext::remote(1, 7, Some(2)).unwrap().sampling_priority(), Some(2));
+    /// ```
     pub fn sampling_priority(&self) -> Option<i8> {
         self.sampling_priority
     }
 
     /// The origin, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::SpanContext;
+    ///
+    /// assert_eq!(SpanContext::remote(1, 7, None).unwrap().origin(), None);
+    /// ```
     pub fn origin(&self) -> Option<&str> {
         self.upstream.origin.as_deref()
     }
 
     /// The propagated trace tags (`_dd.p.*` received from upstream).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::tracer;
+    ///
+    /// let headers = vec![
+    ///     ("x-datadog-trace-id".to_owned(), "1".to_owned()),
+    ///     ("x-datadog-parent-id".to_owned(), "2".to_owned()),
+    ///     ("x-datadog-tags".to_owned(), "_dd.p.dm=-4".to_owned()),
+    /// ];
+    /// let context = tracer::extract(&headers).unwrap();
+    /// assert_eq!(context.propagated_tags(), [("_dd.p.dm".to_owned(), "-4".to_owned())]);
+    /// ```
     pub fn propagated_tags(&self) -> &[(String, String)] {
         &self.upstream.propagated_tags
     }

@@ -9,8 +9,10 @@ use crate::record::Chunk;
 use crate::record::SpanRecord;
 
 /// A finished span as [`MemoryExporter`] keeps it: the span's own fields and
-/// tags (tracer-wide tags such as `env` are left out).
+/// tags (tracer-wide tags such as `env` are left out). `#[non_exhaustive]`:
+/// read its fields; more may come.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct FinishedSpan {
     /// The full 128-bit trace id.
     pub trace_id: u128,

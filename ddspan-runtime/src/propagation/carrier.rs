@@ -6,8 +6,10 @@
 
 use std::collections::HashMap;
 
-/// Why a header could not be read.
+/// Why a header could not be read; what an [`Extractor`] returns.
+/// `#[non_exhaustive]`: a `match` needs a `_` arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HeaderError {
     /// The header appears more than once.
     Duplicate,
@@ -15,15 +17,83 @@ pub enum HeaderError {
     NotUtf8,
 }
 
-/// Something propagation headers can be written into.
+/// Something propagation headers can be written into. Implemented for
+/// `HashMap<String, String>`, `Vec<(String, String)>` and (feature `http`)
+/// `http::HeaderMap`; implement it for other header types.
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::{tracer, Injector};
+///
+/// struct Metadata(Vec<String>);
+/// impl Injector for Metadata {
+///     fn set(&mut self, name: &str, value: String) {
+///         self.0.retain(|line| !line.starts_with(&format!("{name}:")));
+///         self.0.push(format!("{name}:{value}"));
+///     }
+/// }
+///
+/// let span = tracer::start_span("rpc.client");
+/// let mut metadata = Metadata(Vec::new());
+/// if let Some(context) = span.context() {
+///     tracer::inject(&context, &mut metadata);
+/// }
+/// ```
 pub trait Injector {
     /// Sets a header, replacing any value it had.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use ddspan_runtime::Injector;
+    ///
+    /// let mut headers: HashMap<String, String> = HashMap::new();
+    /// headers.set("x-datadog-origin", "synthetics".to_owned());
+    /// assert_eq!(headers["x-datadog-origin"], "synthetics");
+    /// ```
     fn set(&mut self, name: &str, value: String);
 }
 
-/// Something propagation headers can be read from.
+/// Something propagation headers can be read from. Implemented for
+/// `HashMap<String, String>`, `[(String, String)]`, `Vec<(String, String)>`
+/// and (feature `http`) `http::HeaderMap`; implement it for other header
+/// types.
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::{tracer, Extractor, HeaderError};
+///
+/// struct Metadata(Vec<(&'static str, String)>);
+/// impl Extractor for Metadata {
+///     fn get(&self, name: &str) -> Result<Option<&str>, HeaderError> {
+///         let mut values = self.0.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name));
+///         match (values.next(), values.next()) {
+///             (Some(_), Some(_)) => Err(HeaderError::Duplicate),
+///             (first, _) => Ok(first.map(|(_, v)| v.as_str())),
+///         }
+///     }
+/// }
+///
+/// let incoming = Metadata(vec![
+///     ("X-Datadog-Trace-Id", "1890081292213679918".to_owned()),
+///     ("X-Datadog-Parent-Id", "7628922200302827473".to_owned()),
+/// ]);
+/// let _span = tracer::span("rpc.server").child_of(tracer::extract(&incoming).ok()).start();
+/// ```
 pub trait Extractor {
     /// The value of a header, matched without regard to case.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::Extractor;
+    ///
+    /// let headers = vec![("TraceParent".to_owned(), "00-...".to_owned())];
+    /// assert_eq!(headers.get("traceparent"), Ok(Some("00-...")));
+    /// ```
     fn get(&self, name: &str) -> Result<Option<&str>, HeaderError>;
 }
 

@@ -1,19 +1,8 @@
 //! Distributed tracing: a span's context written into outgoing headers and
 //! read from incoming ones, in Datadog's styles and interoperable with
-//! Datadog's other tracers.
-//!
-//! | style | headers |
-//! |---|---|
-//! | `datadog` | `x-datadog-trace-id`, `x-datadog-parent-id`, `x-datadog-sampling-priority`, `x-datadog-origin`, `x-datadog-tags` |
-//! | `tracecontext` | `traceparent`, `tracestate` (with the `dd=` member) |
-//! | `baggage` | `baggage` (W3C) |
-//!
-//! The default for both directions is `datadog,tracecontext,baggage`, as in
-//! ddtrace 4; `DD_TRACE_PROPAGATION_STYLE`, `DD_TRACE_PROPAGATION_STYLE_INJECT`
-//! and `DD_TRACE_PROPAGATION_STYLE_EXTRACT` change it. On extraction the
-//! first style that yields a context wins; when `tracecontext` carries the
-//! same trace id, its parent id is used and the Datadog one is kept in
-//! `_dd.parent_id`, as ddtrace does.
+//! Datadog's other tracers. The styles and their rules are described on
+//! [`Propagator`]; its types are public at the crate root, the entry points
+//! most code needs are `tracer::inject` and `tracer::extract`.
 
 mod baggage;
 mod carrier;
@@ -33,10 +22,26 @@ pub use fuzz::check_extract;
 use crate::context::SpanContext;
 use crate::record::Upstream;
 
-pub use crate::config::Style;
+pub(crate) use crate::config::Style;
 
-/// Why no context could be extracted.
+/// Why no context could be extracted. `#[non_exhaustive]`: a `match` needs
+/// a `_` arm, as new reasons may come.
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::{tracer, ExtractError};
+///
+/// let headers = vec![("x-datadog-trace-id".to_owned(), "not a number".to_owned()),
+///                    ("x-datadog-parent-id".to_owned(), "1".to_owned())];
+/// match tracer::extract(&headers) {
+///     Ok(_) => {}
+///     Err(ExtractError::NotFound) => println!("a new trace"),
+///     Err(error) => println!("bad propagation headers: {error}"),
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExtractError {
     /// None of the configured styles' headers are present.
     NotFound,
@@ -95,7 +100,36 @@ pub(crate) struct Extracted {
     pub(crate) last_parent_id: Option<String>,
 }
 
-/// Injects and extracts with given styles.
+/// Injects and extracts a [`SpanContext`] with given styles;
+/// [`tracer::inject`](crate::tracer::inject) and
+/// [`tracer::extract`](crate::tracer::extract) use the running tracer's.
+///
+/// | style | headers |
+/// |---|---|
+/// | `datadog` | `x-datadog-trace-id`, `x-datadog-parent-id`, `x-datadog-sampling-priority`, `x-datadog-origin`, `x-datadog-tags` |
+/// | `tracecontext` | `traceparent`, `tracestate` (with the `dd=` member) |
+/// | `baggage` | `baggage` (W3C) |
+///
+/// The default for both directions is `datadog,tracecontext,baggage`, as in
+/// ddtrace 4; `DD_TRACE_PROPAGATION_STYLE`, `DD_TRACE_PROPAGATION_STYLE_INJECT`
+/// and `DD_TRACE_PROPAGATION_STYLE_EXTRACT` change it. On extraction the
+/// first style that yields a context wins; when `tracecontext` carries the
+/// same trace id, its parent id is used and the Datadog one is kept in
+/// `_dd.parent_id`, as ddtrace does.
+///
+/// # Examples
+///
+/// ```
+/// use std::collections::HashMap;
+/// use ddspan_runtime::{Propagator, SpanContext, Style};
+///
+/// let w3c = Propagator::new(&[Style::TraceContext]);
+/// let context = SpanContext::remote(0xabc, 0xdef, Some(1)).unwrap();
+/// let mut headers: HashMap<String, String> = HashMap::new();
+/// w3c.inject(&context, &mut headers);
+/// assert!(headers.contains_key("traceparent"));
+/// assert_eq!(w3c.extract(&headers).unwrap().span_id(), 0xdef);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Propagator {
     inject: Vec<Style>,
@@ -115,6 +149,14 @@ impl Default for Propagator {
 
 impl Propagator {
     /// A propagator with these styles for both directions.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::{Propagator, Style};
+    ///
+    /// let datadog_only = Propagator::new(&[Style::Datadog]);
+    /// ```
     pub fn new(styles: &[Style]) -> Propagator {
         Propagator {
             inject: styles.to_vec(),
@@ -124,6 +166,12 @@ impl Propagator {
     }
 
     /// The running tracer's propagation settings (the defaults when none runs).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let propagator = ddspan_runtime::Propagator::from_tracer();
+    /// ```
     pub fn from_tracer() -> Propagator {
         crate::runtime::registry::current_config()
             .map(|core| Propagator {
@@ -135,6 +183,17 @@ impl Propagator {
     }
 
     /// Writes `context` into `carrier` in every inject style.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::{Propagator, SpanContext, Style};
+    ///
+    /// let context = SpanContext::remote(0xabc, 0xdef, Some(1)).unwrap();
+    /// let mut headers: Vec<(String, String)> = Vec::new();
+    /// Propagator::new(&[Style::Datadog]).inject(&context, &mut headers);
+    /// assert!(headers.contains(&("x-datadog-parent-id".to_owned(), 0xdef.to_string())));
+    /// ```
     pub fn inject(&self, context: &SpanContext, carrier: &mut dyn Injector) {
         if context.is_baggage_only() {
             if self.inject.contains(&Style::Baggage) {
@@ -155,6 +214,21 @@ impl Propagator {
 
     /// Reads a context from `carrier`, following the styles' order and
     /// Datadog's rules between them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::{ExtractError, Propagator};
+    ///
+    /// let headers = vec![
+    ///     ("x-datadog-trace-id".to_owned(), "1890081292213679918".to_owned()),
+    ///     ("x-datadog-parent-id".to_owned(), "7628922200302827473".to_owned()),
+    /// ];
+    /// let context = Propagator::default().extract(&headers).unwrap();
+    /// assert_eq!(context.trace_id_low(), 1890081292213679918);
+    /// let none: Vec<(String, String)> = Vec::new();
+    /// assert_eq!(Propagator::default().extract(&none).unwrap_err(), ExtractError::NotFound);
+    /// ```
     pub fn extract<E: Extractor + ?Sized>(&self, carrier: &E) -> Result<SpanContext, ExtractError> {
         let mut first_error = None;
         let mut primary: Option<Extracted> = None;

@@ -73,12 +73,29 @@ number_tag_value!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64);
 
 /// A tag known at compile time, as `#[dd_span(key = "value")]` writes it.
 /// Spans keep a reference to a static slice of these: no copy, no allocation.
+///
+/// Built only with the `const fn`s [`StaticTag::str`] and
+/// [`StaticTag::number`]; read with [`StaticTag::key`] and
+/// [`StaticTag::value`].
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::{StaticTag, StaticValue};
+///
+/// static TAGS: [StaticTag; 2] = [
+///     StaticTag::str("component", "http"),
+///     StaticTag::number("retries", 3.0),
+/// ];
+/// assert_eq!(TAGS[0].key(), "component");
+/// assert_eq!(TAGS[1].value(), StaticValue::Number(3.0));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StaticTag {
     /// The tag's key.
-    pub key: &'static str,
+    pub(crate) key: &'static str,
     /// The tag's value.
-    pub value: StaticValue,
+    pub(crate) value: StaticValue,
 }
 
 /// The value of a [`StaticTag`].
@@ -91,7 +108,16 @@ pub enum StaticValue {
 }
 
 impl StaticTag {
-    /// A string tag.
+    /// A string tag, sent in `meta`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::{StaticTag, StaticValue};
+    ///
+    /// const TAG: StaticTag = StaticTag::str("db.system", "postgresql");
+    /// assert_eq!(TAG.value(), StaticValue::Str("postgresql"));
+    /// ```
     pub const fn str(key: &'static str, value: &'static str) -> Self {
         StaticTag {
             key,
@@ -99,12 +125,45 @@ impl StaticTag {
         }
     }
 
-    /// A numeric tag.
+    /// A numeric tag, sent in `metrics`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::{StaticTag, StaticValue};
+    ///
+    /// const TAG: StaticTag = StaticTag::number("shard", 4.0);
+    /// assert_eq!(TAG.value(), StaticValue::Number(4.0));
+    /// ```
     pub const fn number(key: &'static str, value: f64) -> Self {
         StaticTag {
             key,
             value: StaticValue::Number(value),
         }
+    }
+
+    /// The tag's key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(ddspan_runtime::StaticTag::str("k", "v").key(), "k");
+    /// ```
+    pub const fn key(&self) -> &'static str {
+        self.key
+    }
+
+    /// The tag's value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::{StaticTag, StaticValue};
+    ///
+    /// assert_eq!(StaticTag::str("k", "v").value(), StaticValue::Str("v"));
+    /// ```
+    pub const fn value(&self) -> StaticValue {
+        self.value
     }
 }
 

@@ -14,7 +14,23 @@ use crate::span::Span;
 use crate::trace::SpanInner;
 use crate::util::clock;
 
-/// Options for a new [`Span`]; see [`tracer::span`].
+/// Options for a new [`Span`], from [`tracer::span`] (a name set at run
+/// time) or [`SpanBuilder::from_spec`] (a name known at compile time).
+///
+/// [`tracer::span`]: crate::tracer::span
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::tracer;
+///
+/// let span = tracer::span("db.query")
+///     .resource("SELECT * FROM users WHERE id = ?")
+///     .span_type("sql")
+///     .tag("db.system", "postgresql")
+///     .start();
+/// span.finish();
+/// ```
 #[must_use = "call .start() to start the span"]
 pub struct SpanBuilder {
     spec: &'static SpanSpec,
@@ -27,6 +43,22 @@ pub struct SpanBuilder {
     start_time: Option<SystemTime>,
 }
 
+impl std::fmt::Debug for SpanBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanBuilder")
+            .field("name", &self.name.as_deref().unwrap_or(self.spec.name))
+            .field("resource", &self.resource.as_deref().or(self.spec.resource))
+            .field("service", &self.service.as_deref().or(self.spec.service))
+            .field(
+                "span_type",
+                &self.span_type.as_deref().or(self.spec.span_type),
+            )
+            .field("tags", &self.tags)
+            .field("start_time", &self.start_time)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SpanBuilder {
     pub(crate) fn new(name: Cow<'static, str>) -> SpanBuilder {
         SpanBuilder {
@@ -37,6 +69,15 @@ impl SpanBuilder {
 
     /// A builder for a span described at compile time (what `#[dd_span]` on
     /// an `async fn` uses): the spec's strings are never copied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::{SpanBuilder, SpanSpec};
+    ///
+    /// static SPEC: SpanSpec = SpanSpec::new("queue.consume").with_span_type("worker");
+    /// let span = SpanBuilder::from_spec(&SPEC).tag("queue", "emails").start();
+    /// ```
     pub fn from_spec(spec: &'static SpanSpec) -> SpanBuilder {
         SpanBuilder {
             spec,
@@ -51,24 +92,51 @@ impl SpanBuilder {
     }
 
     /// Sets the resource (the name by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = ddspan_runtime::tracer::span("http.request").resource("GET /users/:id").start();
+    /// ```
     pub fn resource(mut self, resource: impl Into<Cow<'static, str>>) -> SpanBuilder {
         self.resource = Some(resource.into());
         self
     }
 
     /// Sets the service (the parent's, else the tracer's, by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = ddspan_runtime::tracer::span("redis.command").service("redis").start();
+    /// ```
     pub fn service(mut self, service: impl Into<Cow<'static, str>>) -> SpanBuilder {
         self.service = Some(service.into());
         self
     }
 
     /// Sets the span type (`web`, `sql`, `http`, ...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = ddspan_runtime::tracer::span("db.query").span_type("sql").start();
+    /// ```
     pub fn span_type(mut self, span_type: impl Into<Cow<'static, str>>) -> SpanBuilder {
         self.span_type = Some(span_type.into());
         self
     }
 
-    /// Adds a tag.
+    /// Adds a tag (strings to `meta`; numbers and booleans to `metrics`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = ddspan_runtime::tracer::span("render")
+    ///     .tag("template", "invoice")
+    ///     .tag("items", 12)
+    ///     .start();
+    /// ```
     pub fn tag(
         mut self,
         key: impl Into<Cow<'static, str>>,
@@ -82,18 +150,47 @@ impl SpanBuilder {
     /// reference to one), an `Option` of one (`None`: a new root, so an
     /// extraction's `.ok()` can be passed straight in), or incoming headers
     /// to extract it from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::tracer;
+    ///
+    /// let parent = tracer::start_span("parent");
+    /// let child = tracer::span("child").child_of(parent.context()).start();
+    /// let headers = vec![("traceparent".to_owned(),
+    ///     "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned())];
+    /// let server = tracer::span("http.server").child_of(&headers).start();
+    /// ```
     pub fn child_of(mut self, parent: impl crate::ParentSource) -> SpanBuilder {
         self.parent = Parent::Explicit(parent.into_parent());
         self
     }
 
     /// Sets an explicit wall-clock start time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let queued_at = SystemTime::now() - Duration::from_millis(250);
+    /// let span = ddspan_runtime::tracer::span("queue.wait").start_time(queued_at).start();
+    /// ```
     pub fn start_time(mut self, start: SystemTime) -> SpanBuilder {
         self.start_time = Some(start);
         self
     }
 
-    /// Starts the span (not made active; see [`Span::enter`]).
+    /// Starts the span (not made active; see [`Span::enter`] and
+    /// [`Span::entered`]). A no-op [`Span`] when no tracer runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = ddspan_runtime::tracer::span("batch").start();
+    /// let _active = span.entered();
+    /// ```
     pub fn start(self) -> Span {
         match self.try_start() {
             Some(inner) => {
@@ -109,6 +206,12 @@ impl SpanBuilder {
 
     /// Marks the span as measured (`_dd.measured`): the agent computes
     /// trace metrics for it even when it is not a service entry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = ddspan_runtime::tracer::span("cache.get").measured().start();
+    /// ```
     pub fn measured(self) -> SpanBuilder {
         self.tag("_dd.measured", 1)
     }

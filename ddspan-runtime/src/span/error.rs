@@ -25,7 +25,12 @@ use crate::record::SpanRecord;
 use crate::util::safe_display;
 
 /// The error fields of a span: `error.message`, `error.type`, `error.stack`.
+///
+/// Made from a standard error with [`ErrorFields::from_error`], or from
+/// parts with [`ErrorFields::new`] and [`ErrorFields::with_stack`] (the
+/// struct is `#[non_exhaustive]`: more fields may come).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ErrorFields {
     /// `error.message`.
     pub message: String,
@@ -57,6 +62,45 @@ impl ErrorFields {
         }
     }
 
+    /// Fields from parts, with no `error.stack`: for errors that are not a
+    /// `std::error::Error` (a status code, a message from a peer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::{tracer, ErrorFields};
+    ///
+    /// let fields = ErrorFields::new("upstream answered 503", "HttpStatus");
+    /// assert_eq!(fields.error_type, "HttpStatus");
+    /// tracer::start_span("proxy").record_error(fields);
+    /// ```
+    pub fn new(
+        message: impl Into<String>,
+        error_type: impl Into<Cow<'static, str>>,
+    ) -> ErrorFields {
+        ErrorFields {
+            message: message.into(),
+            error_type: error_type.into(),
+            stack: None,
+        }
+    }
+
+    /// Sets `error.stack`: a cause chain or a backtrace.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::ErrorFields;
+    ///
+    /// let fields = ErrorFields::new("query failed", "DbError")
+    ///     .with_stack("caused by: connection reset\n");
+    /// assert!(fields.stack.is_some());
+    /// ```
+    pub fn with_stack(mut self, stack: impl Into<String>) -> ErrorFields {
+        self.stack = Some(stack.into());
+        self
+    }
+
     pub(crate) fn apply(self, record: &mut SpanRecord) {
         record.set_error_fields(self.message, self.error_type, self.stack);
     }
@@ -86,6 +130,12 @@ impl<T> Clone for ReturnValue<'_, T> {
 }
 
 impl<T> Copy for ReturnValue<'_, T> {}
+
+impl<T> Debug for ReturnValue<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReturnValue")
+    }
+}
 
 macro_rules! rung {
     ($trait:ident) => {

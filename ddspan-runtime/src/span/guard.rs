@@ -1,15 +1,16 @@
 //! The guard of a span that lives on one thread from start to end: what
 //! `#[dd_span]` uses on sync functions.
 
-use std::borrow::Cow;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use crate::context::stack::{self, with_local_record, Parent};
 use crate::context::SpanContext;
 use crate::record::spec::SpanSpec;
-use crate::record::tag::TagValue;
 use crate::record::SpanRecord;
 use crate::runtime::registry;
+use crate::span::handle::{span_methods, SpanHandle};
+use crate::trace::TraceShared;
 
 /// A span that lives on this thread, from its start until the guard drops:
 /// the fastest kind of span, used by `#[dd_span]` on sync functions.
@@ -18,6 +19,11 @@ use crate::runtime::registry;
 /// guard is neither `Send` nor `Sync`: the span must finish on the thread
 /// that started it. When tracing is off, the guard is empty and costs one
 /// load.
+///
+/// Its setters and getters ([`set_tag`](LocalSpanGuard::set_tag),
+/// [`set_error`](LocalSpanGuard::set_error),
+/// [`context`](LocalSpanGuard::context), ...) are the same methods as on
+/// [`Span`](crate::Span) and [`SpanRef`](crate::SpanRef).
 ///
 /// # Examples
 ///
@@ -40,6 +46,16 @@ pub struct LocalSpanGuard {
 impl LocalSpanGuard {
     /// Starts a span described by a static [`SpanSpec`] as a child of the
     /// active span (or as a new root) and makes it active.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::{LocalSpanGuard, SpanSpec};
+    ///
+    /// static SPEC: SpanSpec = SpanSpec::new("cache.get").with_span_type("cache");
+    /// let span = LocalSpanGuard::start(&SPEC);
+    /// span.set_tag("cache.hit", true);
+    /// ```
     #[inline]
     pub fn start(spec: &'static SpanSpec) -> LocalSpanGuard {
         let span_id = if registry::is_running() {
@@ -55,6 +71,19 @@ impl LocalSpanGuard {
 
     /// Starts a span with an explicit parent (`None`: a new root), e.g. a
     /// context extracted from a request, and makes it active.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::{tracer, LocalSpanGuard, SpanSpec};
+    ///
+    /// static SPEC: SpanSpec = SpanSpec::new("http.server");
+    /// let headers = vec![
+    ///     ("x-datadog-trace-id".to_owned(), "1890081292213679918".to_owned()),
+    ///     ("x-datadog-parent-id".to_owned(), "7628922200302827473".to_owned()),
+    /// ];
+    /// let _span = LocalSpanGuard::start_child_of(&SPEC, tracer::extract(&headers).ok());
+    /// ```
     pub fn start_child_of(spec: &'static SpanSpec, parent: Option<SpanContext>) -> LocalSpanGuard {
         let span_id = if registry::is_running() {
             stack::push_local(spec, Parent::Explicit(parent))
@@ -66,41 +95,50 @@ impl LocalSpanGuard {
             _not_send: PhantomData,
         }
     }
+}
 
-    /// Whether this guard records a span (tracing on and a tracer running).
-    pub fn is_recording(&self) -> bool {
+impl SpanHandle for LocalSpanGuard {
+    #[inline]
+    fn handle_is_recording(&self) -> bool {
         self.span_id != 0
     }
 
-    /// The span's id (0 when not recording).
-    pub fn span_id(&self) -> u64 {
+    fn handle_span_id(&self) -> u64 {
         self.span_id
     }
 
-    /// Sets a tag on this span.
-    pub fn set_tag(&self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
-        self.with_record(|record| record.set_tag(key.into(), value.into()));
-    }
-
-    /// Marks this span as an error with the error's fields (what a returned
-    /// `Err` records).
-    pub fn record_error(&self, error: crate::ErrorFields) {
-        self.with_record(|record| error.apply(record));
-    }
-
-    fn with_record(&self, f: impl FnOnce(&mut SpanRecord)) {
+    #[inline]
+    fn handle_record(&self, f: impl FnOnce(&mut SpanRecord)) {
         if self.span_id != 0 {
             with_local_record(self.span_id, f);
         }
     }
+
+    fn handle_context(&self) -> Option<SpanContext> {
+        if self.span_id == 0 {
+            return None;
+        }
+        stack::context_of(self.span_id)
+    }
+
+    fn handle_trace(&self) -> Option<Arc<TraceShared>> {
+        self.handle_context()?.local_trace
+    }
 }
+
+span_methods!(
+    LocalSpanGuard,
+    "use ddspan_runtime::{LocalSpanGuard, SpanSpec};
+static SPEC: SpanSpec = SpanSpec::new(\"op\");
+let span = LocalSpanGuard::start(&SPEC);"
+);
 
 impl Drop for LocalSpanGuard {
     #[inline]
     fn drop(&mut self) {
         if self.span_id != 0 {
             if std::thread::panicking() {
-                self.with_record(crate::span::panic::mark_unwinding);
+                self.handle_record(crate::span::panic::mark_unwinding);
             }
             stack::exit(self.span_id);
         }

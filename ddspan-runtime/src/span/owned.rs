@@ -1,20 +1,25 @@
 //! Spans that can move between threads: roots, manual spans, and the spans
 //! of futures.
 
-use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::context::stack;
 use crate::context::SpanContext;
-use crate::record::tag::TagValue;
-use crate::trace::SpanInner;
+use crate::record::SpanRecord;
+use crate::span::handle::{span_methods, SpanHandle};
+use crate::trace::{SpanInner, TraceShared};
 use crate::util::clock;
 
 /// A span that may be sent to and finished on any thread. It finishes when
 /// [`Span::finish`] is called or when it is dropped; finishing twice is
 /// harmless.
+///
+/// Its setters and getters ([`set_tag`](Span::set_tag),
+/// [`set_error`](Span::set_error), [`context`](Span::context), ...) are the
+/// same methods as on [`SpanRef`](crate::SpanRef) and
+/// [`LocalSpanGuard`](crate::LocalSpanGuard).
 ///
 /// # Examples
 ///
@@ -36,92 +41,30 @@ impl Span {
         Span { inner: Some(inner) }
     }
 
-    /// A span that records nothing.
+    /// A span that records nothing: every method is a no-op. What a span
+    /// is when tracing is off or no tracer runs.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = ddspan_runtime::Span::noop();
+    /// span.set_tag("ignored", 1);
+    /// assert!(!span.is_recording());
+    /// assert!(span.context().is_none());
+    /// ```
     pub fn noop() -> Span {
         Span { inner: None }
     }
 
-    /// Whether this span records anything.
-    pub fn is_recording(&self) -> bool {
-        self.inner.is_some()
-    }
-
-    /// Sets a tag: strings go to `meta`; integers, floats and booleans to
-    /// `metrics`.
-    pub fn set_tag(&self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
-        if let Some(inner) = &self.inner {
-            inner.with_record(|record| record.set_tag(key.into(), value.into()));
-        }
-    }
-
-    /// Sets the resource.
-    pub fn set_resource(&self, resource: impl Into<Cow<'static, str>>) {
-        if let Some(inner) = &self.inner {
-            inner.with_record(|record| record.set_resource(resource.into()));
-        }
-    }
-
-    /// Marks or unmarks the span as an error (Python's `span.error = 1`).
-    pub fn set_error_flag(&self, error: bool) {
-        if let Some(inner) = &self.inner {
-            inner.with_record(|record| record.error = error);
-        }
-    }
-
-    /// Marks the span as an error: `error.message`, `error.type` and the
-    /// `source()` chain as `error.stack`, the same fields `#[dd_span]` sets.
+    /// Finishes the span now; later calls (and the drop) do nothing.
     ///
     /// # Examples
     ///
     /// ```
     /// let span = ddspan_runtime::tracer::start_span("upload");
-    /// span.set_error(&std::io::Error::other("disk full"));
+    /// span.finish();
+    /// span.set_tag("too.late", 1); // not recorded: the span is finished
     /// ```
-    pub fn set_error<E: std::error::Error + ?Sized>(&self, error: &E) {
-        self.record_error(crate::ErrorFields::from_error(error));
-    }
-
-    /// Marks the span as an error with the error's fields (what a returned
-    /// `Err` records).
-    pub fn record_error(&self, error: crate::ErrorFields) {
-        if let Some(inner) = &self.inner {
-            inner.with_record(|record| error.apply(record));
-        }
-    }
-
-    /// Sets a W3C baggage item: it travels with the trace to downstream
-    /// services (the `baggage` style), as in dd-trace-go.
-    pub fn set_baggage_item(&self, key: impl Into<String>, value: impl Into<String>) {
-        if let Some(inner) = &self.inner {
-            inner.trace.set_baggage(key.into(), value.into());
-        }
-    }
-
-    /// A baggage item of this span's trace.
-    pub fn baggage_item(&self, key: &str) -> Option<String> {
-        let context = self.context()?;
-        context
-            .baggage()
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-    }
-
-    /// The log correlation fields of this span (`dd.trace_id`, ...).
-    pub fn log(&self) -> Option<crate::LogContext> {
-        self.context()
-            .map(|context| crate::LogContext::of(&context))
-    }
-
-    /// This span's context, to parent spans on other threads or services.
-    /// `None` for a span that records nothing.
-    pub fn context(&self) -> Option<SpanContext> {
-        self.inner
-            .as_ref()
-            .map(|inner| SpanContext::local(&inner.trace, inner.span_id, inner.service.clone()))
-    }
-
-    /// Finishes the span now.
     pub fn finish(&self) {
         if let Some(inner) = &self.inner {
             let end = clock::now();
@@ -130,6 +73,16 @@ impl Span {
     }
 
     /// Finishes the span at a given wall-clock time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let started = SystemTime::now() - Duration::from_millis(30);
+    /// let span = ddspan_runtime::tracer::span("replayed").start_time(started).start();
+    /// span.finish_at(started + Duration::from_millis(20));
+    /// ```
     pub fn finish_at(&self, end: SystemTime) {
         if let Some(inner) = &self.inner {
             inner.finish(|record| record.finish_at_unix(clock::system_time_nanos(end)));
@@ -156,14 +109,31 @@ impl Span {
     }
 
     /// Enters the span and keeps it: the span is active until the returned
-    /// guard drops, and then finishes.
-    pub fn entered(self) -> ActiveSpan {
+    /// guard drops, and then finishes (what [`tracer::trace`] returns).
+    ///
+    /// [`tracer::trace`]: crate::tracer::trace
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let request = ddspan_runtime::tracer::span("http.request").resource("GET /").start().entered();
+    /// request.set_tag("http.status_code", 200); // `EnteredSpan` derefs to `Span`
+    /// let _query = ddspan_runtime::tracer::trace("db.query"); // a child of http.request
+    /// ```
+    pub fn entered(self) -> EnteredSpan {
         let span_id = self.enter_raw();
-        ActiveSpan {
+        EnteredSpan {
             span: self,
             span_id,
             _not_send: PhantomData,
         }
+    }
+
+    /// The old name of [`Span::log_context`].
+    #[doc(hidden)]
+    #[deprecated(since = "0.1.0", note = "renamed `log_context`")]
+    pub fn log(&self) -> Option<crate::LogContext> {
+        self.log_context()
     }
 
     fn enter_raw(&self) -> u64 {
@@ -173,6 +143,37 @@ impl Span {
         }
     }
 }
+
+impl SpanHandle for Span {
+    fn handle_is_recording(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    fn handle_span_id(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |inner| inner.span_id)
+    }
+
+    fn handle_record(&self, f: impl FnOnce(&mut SpanRecord)) {
+        if let Some(inner) = &self.inner {
+            inner.with_record(f);
+        }
+    }
+
+    fn handle_context(&self) -> Option<SpanContext> {
+        self.inner
+            .as_ref()
+            .map(|inner| SpanContext::local(&inner.trace, inner.span_id, inner.service.clone()))
+    }
+
+    fn handle_trace(&self) -> Option<Arc<TraceShared>> {
+        self.inner.as_ref().map(|inner| Arc::clone(&inner.trace))
+    }
+}
+
+span_methods!(
+    Span,
+    "let span = ddspan_runtime::tracer::start_span(\"op\");"
+);
 
 impl Drop for Span {
     fn drop(&mut self) {
@@ -193,11 +194,20 @@ impl std::fmt::Debug for Span {
     }
 }
 
-/// The guard of [`Span::enter`]: the span is active until it drops.
+/// The guard of [`Span::enter`]: the span is active until it drops. It
+/// borrows the span, which finishes later (when dropped or finished).
 #[must_use = "the span is active only while the guard lives"]
 pub struct Entered<'a> {
     span_id: u64,
     _span: PhantomData<(&'a Span, *const ())>,
+}
+
+impl std::fmt::Debug for Entered<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entered")
+            .field("span_id", &self.span_id)
+            .finish()
+    }
 }
 
 impl Drop for Entered<'_> {
@@ -208,16 +218,35 @@ impl Drop for Entered<'_> {
     }
 }
 
-/// A span that is active on this thread until this guard drops, and then
-/// finishes: Python's `with tracer.trace(name) as span`.
+/// The guard of [`Span::entered`] and [`tracer::trace`]: it owns the span,
+/// which is active on this thread until the guard drops and then finishes
+/// (Python's `with tracer.trace(name) as span`). It derefs to [`Span`] for
+/// the setters. The pair reads as in `tracing`: `enter()` gives an
+/// [`Entered`] borrow, `entered()` an owning `EnteredSpan`.
+///
+/// [`tracer::trace`]: crate::tracer::trace
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::{tracer, EnteredSpan};
+///
+/// let request: EnteredSpan = tracer::trace("http.request");
+/// request.set_resource("GET /users/:id");
+/// ```
 #[must_use = "the span finishes when the guard drops"]
-pub struct ActiveSpan {
+pub struct EnteredSpan {
     span: Span,
     span_id: u64,
     _not_send: PhantomData<*const ()>,
 }
 
-impl std::ops::Deref for ActiveSpan {
+/// The old name of [`EnteredSpan`].
+#[doc(hidden)]
+#[deprecated(since = "0.1.0", note = "renamed `EnteredSpan`")]
+pub type ActiveSpan = EnteredSpan;
+
+impl std::ops::Deref for EnteredSpan {
     type Target = Span;
 
     fn deref(&self) -> &Span {
@@ -225,11 +254,19 @@ impl std::ops::Deref for ActiveSpan {
     }
 }
 
-impl Drop for ActiveSpan {
+impl Drop for EnteredSpan {
     fn drop(&mut self) {
         if self.span_id != 0 {
             stack::exit(self.span_id);
         }
         // The span itself finishes (and notices a panic) when its field drops.
+    }
+}
+
+impl std::fmt::Debug for EnteredSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnteredSpan")
+            .field("span", &self.span)
+            .finish()
     }
 }

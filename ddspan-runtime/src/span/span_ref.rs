@@ -3,17 +3,36 @@
 //! ([`current_root_span`]), Python's `tracer.current_span()` and
 //! `tracer.current_root_span()`.
 
-use std::borrow::Cow;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
-use crate::context::correlation::LogContext;
 use crate::context::stack;
 use crate::context::stack::Target;
 use crate::context::SpanContext;
-use crate::record::tag::TagValue;
+use crate::record::SpanRecord;
+use crate::span::handle::{span_methods, SpanHandle};
+use crate::trace::TraceShared;
 
-/// A handle on a running span: tags, errors and the resource can be set on
-/// it; it does not finish the span. It stays on the thread that took it.
+/// A handle on a running span, from [`tracer::current_span`] or
+/// [`tracer::current_root_span`]: it sets tags, errors, the resource and
+/// baggage with the same methods as [`Span`](crate::Span) and
+/// [`LocalSpanGuard`](crate::LocalSpanGuard); it does not finish the span.
+/// It stays on the thread that took it.
+///
+/// [`tracer::current_span`]: crate::tracer::current_span
+/// [`tracer::current_root_span`]: crate::tracer::current_root_span
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::tracer;
+///
+/// let _request = tracer::trace("request");
+/// let _query = tracer::trace("query");
+/// if let Some(root) = tracer::current_root_span() {
+///     root.set_tag("http.route", "/users/:id");
+/// }
+/// ```
 #[must_use]
 pub struct SpanRef {
     target: Target,
@@ -28,44 +47,35 @@ impl SpanRef {
         }
     }
 
-    fn with_record(&self, f: impl FnOnce(&mut crate::record::SpanRecord)) {
-        match &self.target {
-            Target::Local(span_id) => stack::with_local_record(*span_id, f),
-            Target::Shared(inner) => inner.with_record(f),
-        }
+    /// The old name of [`SpanRef::log_context`].
+    #[doc(hidden)]
+    #[deprecated(since = "0.1.0", note = "renamed `log_context`")]
+    pub fn log(&self) -> Option<crate::LogContext> {
+        self.log_context()
+    }
+}
+
+impl SpanHandle for SpanRef {
+    /// A handle is only given for a span that records.
+    fn handle_is_recording(&self) -> bool {
+        true
     }
 
-    /// Sets a tag (strings to `meta`, numbers and booleans to `metrics`).
-    pub fn set_tag(&self, key: impl Into<Cow<'static, str>>, value: impl Into<TagValue>) {
-        self.with_record(|record| record.set_tag(key.into(), value.into()));
-    }
-
-    /// Sets the resource.
-    pub fn set_resource(&self, resource: impl Into<Cow<'static, str>>) {
-        self.with_record(|record| record.set_resource(resource.into()));
-    }
-
-    /// Marks the span as an error from a standard error.
-    pub fn set_error<E: std::error::Error + ?Sized>(&self, error: &E) {
-        let fields = crate::ErrorFields::from_error(error);
-        self.with_record(|record| fields.apply(record));
-    }
-
-    /// Marks or unmarks the span as an error.
-    pub fn set_error_flag(&self, error: bool) {
-        self.with_record(|record| record.error = error);
-    }
-
-    /// The span's id.
-    pub fn span_id(&self) -> u64 {
+    fn handle_span_id(&self) -> u64 {
         match &self.target {
             Target::Local(span_id) => *span_id,
             Target::Shared(inner) => inner.span_id,
         }
     }
 
-    /// The span's context, to continue its trace elsewhere.
-    pub fn context(&self) -> Option<SpanContext> {
+    fn handle_record(&self, f: impl FnOnce(&mut SpanRecord)) {
+        match &self.target {
+            Target::Local(span_id) => stack::with_local_record(*span_id, f),
+            Target::Shared(inner) => inner.with_record(f),
+        }
+    }
+
+    fn handle_context(&self) -> Option<SpanContext> {
         match &self.target {
             Target::Local(span_id) => stack::context_of(*span_id),
             Target::Shared(inner) => Some(SpanContext::local(
@@ -76,9 +86,25 @@ impl SpanRef {
         }
     }
 
-    /// The log correlation fields of this span (see [`LogContext`]).
-    pub fn log(&self) -> Option<LogContext> {
-        self.context().map(|context| LogContext::of(&context))
+    fn handle_trace(&self) -> Option<Arc<TraceShared>> {
+        match &self.target {
+            Target::Local(span_id) => stack::context_of(*span_id)?.local_trace,
+            Target::Shared(inner) => Some(Arc::clone(&inner.trace)),
+        }
+    }
+}
+
+span_methods!(
+    SpanRef,
+    "let _op = ddspan_runtime::tracer::trace(\"op\");
+let Some(span) = ddspan_runtime::tracer::current_span() else { return };"
+);
+
+impl std::fmt::Debug for SpanRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpanRef")
+            .field("span_id", &self.handle_span_id())
+            .finish()
     }
 }
 

@@ -1,0 +1,230 @@
+//! The methods every handle on a running span shares: [`crate::Span`],
+//! [`crate::SpanRef`] and [`crate::LocalSpanGuard`] have the same setters
+//! and getters, with the same signatures and documentation, because they
+//! are written once, here.
+//!
+//! They are inherent methods, not a trait a user must import: a span found
+//! with `tracer::current_span()` or made by `#[dd_span]` is tagged the same
+//! way with no `use` line (as `tracing` and `fastrace` spans are). Each
+//! type only says how it reaches its span ([`SpanHandle`]); the
+//! `span_methods!` macro writes the public methods on top of that.
+
+use std::sync::Arc;
+
+use crate::context::SpanContext;
+use crate::record::SpanRecord;
+use crate::trace::TraceShared;
+
+/// How a handle reaches the span it stands for.
+pub(crate) trait SpanHandle {
+    /// Whether the handle stands for a span that records.
+    fn handle_is_recording(&self) -> bool;
+
+    /// The span's id, 0 when it records nothing.
+    fn handle_span_id(&self) -> u64;
+
+    /// Runs `f` on the span's record, if it is still open.
+    fn handle_record(&self, f: impl FnOnce(&mut SpanRecord));
+
+    /// The span's context.
+    fn handle_context(&self) -> Option<SpanContext>;
+
+    /// The span's trace, shared (for baggage, which belongs to the trace).
+    fn handle_trace(&self) -> Option<Arc<TraceShared>>;
+}
+
+/// Writes the shared methods on a [`SpanHandle`]; `$setup` is the doctest
+/// code that binds `span` to a value of the type.
+macro_rules! span_methods {
+    ($ty:ty, $setup:literal) => {
+        impl $ty {
+            /// Whether this span records anything: `false` when tracing is
+            /// off or no tracer runs. Every setter is then a no-op, so an
+            /// expensive tag can be skipped.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// if span.is_recording() {
+            ///     span.set_tag("payload.bytes", 1024);
+            /// }
+            /// ```
+            #[inline]
+            pub fn is_recording(&self) -> bool {
+                $crate::span::handle::SpanHandle::handle_is_recording(self)
+            }
+
+            /// The span's id, 0 when it records nothing.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// let id = span.span_id();
+            /// assert_eq!(span.context().map_or(0, |c| c.span_id()), id);
+            /// ```
+            pub fn span_id(&self) -> u64 {
+                $crate::span::handle::SpanHandle::handle_span_id(self)
+            }
+
+            /// Sets a tag: strings go to `meta`; integers, floats and
+            /// booleans to `metrics`. Setting a key again replaces its value.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// span.set_tag("http.method", "GET");
+            /// span.set_tag("http.status_code", 200);
+            /// span.set_tag("cache.hit", true);
+            /// ```
+            pub fn set_tag(
+                &self,
+                key: impl Into<::std::borrow::Cow<'static, str>>,
+                value: impl Into<$crate::TagValue>,
+            ) {
+                $crate::span::handle::SpanHandle::handle_record(self, |record| {
+                    record.set_tag(key.into(), value.into())
+                });
+            }
+
+            /// Sets the resource (the operation name by default).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// span.set_resource("GET /users/:id");
+            /// ```
+            pub fn set_resource(&self, resource: impl Into<::std::borrow::Cow<'static, str>>) {
+                $crate::span::handle::SpanHandle::handle_record(self, |record| {
+                    record.set_resource(resource.into())
+                });
+            }
+
+            /// Marks the span as an error: `error.message`, `error.type` and
+            /// the `source()` chain as `error.stack`, the fields `#[dd_span]`
+            /// sets for a returned `Err`.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// span.set_error(&std::io::Error::other("disk full"));
+            /// ```
+            pub fn set_error<E: ::std::error::Error + ?Sized>(&self, error: &E) {
+                if self.is_recording() {
+                    self.record_error($crate::ErrorFields::from_error(error));
+                }
+            }
+
+            /// Marks the span as an error with these fields (what a returned
+            /// `Err` records).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// use ddspan_runtime::ErrorFields;
+            ///
+            /// span.record_error(ErrorFields::new("no reply in 5 s", "Timeout"));
+            /// ```
+            #[inline]
+            pub fn record_error(&self, error: $crate::ErrorFields) {
+                $crate::span::handle::SpanHandle::handle_record(self, |record| error.apply(record));
+            }
+
+            /// Marks or unmarks the span as an error, leaving its error tags
+            /// as they are (Python's `span.error = 1`).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// span.set_error_flag(true);
+            /// ```
+            pub fn set_error_flag(&self, error: bool) {
+                $crate::span::handle::SpanHandle::handle_record(self, |record| {
+                    record.error = error
+                });
+            }
+
+            /// Sets a W3C baggage item on the span's trace: it travels to
+            /// downstream services with the `baggage` style, as in
+            /// dd-trace-go's `SetBaggageItem`.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// span.set_baggage_item("user.id", "42");
+            /// if span.is_recording() {
+            ///     assert_eq!(span.baggage_item("user.id").as_deref(), Some("42"));
+            /// }
+            /// ```
+            pub fn set_baggage_item(&self, key: impl Into<String>, value: impl Into<String>) {
+                if let Some(trace) = $crate::span::handle::SpanHandle::handle_trace(self) {
+                    trace.set_baggage(key.into(), value.into());
+                }
+            }
+
+            /// A baggage item of the span's trace: received from upstream or
+            /// set with [`set_baggage_item`](Self::set_baggage_item).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// assert_eq!(span.baggage_item("not.set"), None);
+            /// ```
+            pub fn baggage_item(&self, key: &str) -> Option<String> {
+                let context = self.context()?;
+                context
+                    .baggage()
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+            }
+
+            /// The span's context, to parent spans on other threads or, with
+            /// [`tracer::inject`](crate::tracer::inject), in other services.
+            /// `None` when the span records nothing.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// let context = span.context();
+            /// std::thread::spawn(move || {
+            ///     let _child = ddspan_runtime::tracer::span("child").child_of(context).start();
+            /// })
+            /// .join()
+            /// .unwrap();
+            /// ```
+            pub fn context(&self) -> Option<$crate::SpanContext> {
+                $crate::span::handle::SpanHandle::handle_context(self)
+            }
+
+            /// The span's log correlation fields (`dd.trace_id`, ...; see
+            /// [`LogContext`](crate::LogContext)), as
+            /// [`tracer::log_context`](crate::tracer::log_context) gives
+            /// them for the active span.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// if let Some(fields) = span.log_context() {
+            ///     println!("working {fields}");
+            /// }
+            /// ```
+            pub fn log_context(&self) -> Option<$crate::LogContext> {
+                self.context()
+                    .map(|context| $crate::LogContext::of(&context))
+            }
+        }
+    };
+}
+
+pub(crate) use span_methods;
