@@ -4,6 +4,7 @@
 pub(crate) mod console;
 pub(crate) mod encode;
 pub(crate) mod memory;
+pub(crate) mod msgpack;
 pub(crate) mod sender;
 pub(crate) mod stats;
 pub(crate) mod writer;

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::export::encode::{self, Encoder, ARRAY32_HEADER_LEN};
+use crate::export::msgpack;
 use crate::export::sender::{Exchange, Link};
 use crate::export::stats::Counters;
 use crate::export::stats::{add, set, Stats};
@@ -848,7 +849,7 @@ mod tests {
         payload.bytes.resize(ARRAY32_HEADER_LEN, 0);
         for (i, &spans) in sizes.iter().enumerate() {
             // Stand-in trace bodies: a msgpack array of `spans` small ints.
-            encode::write_array_len(&mut payload.bytes, spans);
+            msgpack::write_array_len(&mut payload.bytes, spans);
             payload.bytes.extend(std::iter::repeat_n(i as u8, spans));
             payload.traces.push(TraceEnd {
                 end: payload.bytes.len(),
