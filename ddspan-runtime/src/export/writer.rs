@@ -303,9 +303,6 @@ impl Writer {
         self.tally.spans_queued += spans;
         let tags_dropped: u32 = chunk.spans.iter().map(SpanRecord::tags_dropped).sum();
         self.tally.tags_dropped += tags_dropped as usize;
-        if self.config.console {
-            eprint!("{}", crate::export::console::render(&chunk, &self.config));
-        }
         if self.buffer.is_full() {
             self.tally.traces_dropped_buffer_full += 1;
             self.tally.spans_dropped_buffer_full += spans;
