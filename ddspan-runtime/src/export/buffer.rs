@@ -91,9 +91,9 @@ impl Buffer {
         self.sealed
     }
 
-    /// The oldest payload, if it was sealed by `last`.
-    pub(crate) fn due(&mut self, last: u64) -> Option<&mut Waiting> {
-        self.waiting.front_mut().filter(|w| w.sequence <= last)
+    /// The oldest payload.
+    pub(crate) fn front(&mut self) -> Option<&mut Waiting> {
+        self.waiting.front_mut()
     }
 
     /// Whether every payload sealed by `last` left the queue.
@@ -173,8 +173,8 @@ mod tests {
             2,
             "an empty open payload is not sealed"
         );
-        assert_eq!(buffer.due(1).map(|w| w.sequence), Some(1));
-        assert!(buffer.due(0).is_none(), "sealed after the caller began");
+        assert_eq!(buffer.front().map(|w| w.sequence), Some(1));
+        assert!(buffer.done_through(0), "sealed after the caller began");
         let first = buffer.pop().unwrap();
         assert_eq!((first.sequence, first.payload.spans()), (1, 3));
         assert!(buffer.done_through(1) && !buffer.done_through(2));
@@ -187,7 +187,7 @@ mod tests {
         let size = one.len();
         let mut buffer = holding(size, vec![one]);
         assert!(buffer.is_full(), "the budget reached");
-        let body = buffer.due(1).unwrap().payload.lend();
+        let body = buffer.front().unwrap().payload.lend();
         assert_eq!(buffer.bytes(), size);
         assert!(buffer.is_full());
         drop(body);
@@ -200,7 +200,7 @@ mod tests {
     fn split_halves_stand_where_the_whole_stood_as_new_payloads() {
         let mut buffer = holding(1 << 20, vec![payload_of(&[1, 2, 3]), payload_of(&[4])]);
         let total = buffer.bytes();
-        let front = buffer.due(1).unwrap();
+        let front = buffer.front().unwrap();
         (front.sent_before, front.failed_attempts) = (true, 2);
         let whole = buffer.pop().unwrap();
         let halves = whole.payload.split().ok().unwrap();

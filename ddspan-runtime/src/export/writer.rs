@@ -370,7 +370,7 @@ impl Writer {
                 break;
             }
             if outcome == Outcome::Retry {
-                let front = self.buffer.due(last).expect("the payload just sent");
+                let front = self.buffer.front().expect("the payload just sent");
                 front.failed_attempts += 1;
                 if front.failed_attempts <= self.config.max_retries {
                     self.resume_at = Some(now + self.backoff.retry_wait(front.failed_attempts));
@@ -404,7 +404,7 @@ impl Writer {
 
     /// One send of the oldest payload, and what comes of it.
     fn send_front(&mut self, until: Until) -> Outcome {
-        let front = self.buffer.due(u64::MAX).expect("a payload to send");
+        let front = self.buffer.front().expect("a payload to send");
         if front.sent_before {
             add(&self.counters.retries, 1);
         }
@@ -422,14 +422,16 @@ impl Writer {
         } else {
             Answer::BodyLost
         };
-        if let Some(front) = self.buffer.due(u64::MAX) {
+        if let Some(front) = self.buffer.front() {
             front.payload.restore(body);
         }
         let outcome = classify(answer, &self.backoff);
         self.backoff.observe(answer);
-        match (result, answer) {
-            (_, Answer::BodyLost) => self.last_failure = "the sender thread ended".to_owned(),
-            (Ok(response), _) if (200..300).contains(&response.status) => {
+        match result {
+            _ if answer == Answer::BodyLost => {
+                self.last_failure = "the sender thread ended".to_owned();
+            }
+            Ok(response) if outcome == Outcome::Delivered => {
                 if !self.sampler.update_agent_rates(&response.body) {
                     crate::util::diagnostics::debug(format_args!(
                         "the agent's answer carried no sampling rates: {:?}",
@@ -437,23 +439,23 @@ impl Writer {
                     ));
                 }
             }
-            (Ok(response), _) => {
+            Ok(response) => {
                 add(&self.counters.send_failures, 1);
                 self.last_failure = format!(
                     "the agent answered {} to a payload of {traces} traces: {}",
                     response.status,
                     crate::record::tag::truncated(response.body.trim(), 300)
                 );
-                if let Outcome::Later(wait) = outcome {
-                    crate::util::diagnostics::debug(format_args!(
+                match outcome {
+                    // A 429: overloaded, not back.
+                    Outcome::Later(wait) => crate::util::diagnostics::debug(format_args!(
                         "{}; waiting {wait:?}",
                         self.last_failure
-                    ));
-                } else {
-                    self.agent_answers();
+                    )),
+                    _ => self.agent_answers(),
                 }
             }
-            (Err(error), _) => {
+            Err(error) => {
                 add(&self.counters.send_failures, 1);
                 self.last_failure = format!(
                     "could not reach the agent at {}: {error}",
