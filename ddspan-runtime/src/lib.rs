@@ -104,6 +104,7 @@ pub mod __private {
 
 /// The fuzz target's entry point (`fuzz/`, `tests/fuzz_corpus.rs`). Not a
 /// public API.
+#[cfg(feature = "__fuzz")]
 #[doc(hidden)]
 pub mod __fuzz {
     pub use crate::propagation::check_extract;

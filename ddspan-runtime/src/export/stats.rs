@@ -1,7 +1,8 @@
 //! Exact accounting of what the tracer sent and what it lost.
 //!
 //! Application threads touch these counters only when they drop something;
-//! everything else is counted by the writer thread, per chunk.
+//! everything else is counted by the writer thread, which tallies the
+//! chunks it takes and publishes the tally once per batch ([`Tally`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -186,5 +187,87 @@ impl Counters {
                 "spans finished after the tracer stopped are dropped"
             ));
         }
+    }
+}
+
+/// What the writer counted since it last published: the shared counters
+/// are written once per batch of chunks, not per chunk.
+#[derive(Default)]
+pub(crate) struct Tally {
+    /// Spans taken out of the queue, not yet subtracted from its count.
+    pub(crate) spans_taken: usize,
+    pub(crate) traces_queued: usize,
+    pub(crate) spans_queued: usize,
+    pub(crate) traces_dropped_buffer_full: usize,
+    pub(crate) spans_dropped_buffer_full: usize,
+    pub(crate) tags_dropped: usize,
+}
+
+impl Tally {
+    /// Adds the tally to `counters` (the queue's span count too) and starts
+    /// a new one; sets the gauges of what the writer holds.
+    pub(crate) fn publish(&mut self, counters: &Counters, bytes_held: usize, spans_held: usize) {
+        let tally = std::mem::take(self);
+        if tally.spans_taken > 0 {
+            counters
+                .queued_spans
+                .fetch_sub(tally.spans_taken as u64, Ordering::Relaxed);
+        }
+        for (counter, n) in [
+            (&counters.traces_queued, tally.traces_queued),
+            (&counters.spans_queued, tally.spans_queued),
+            (&counters.tags_dropped, tally.tags_dropped),
+            (
+                &counters.traces_dropped_buffer_full,
+                tally.traces_dropped_buffer_full,
+            ),
+            (
+                &counters.spans_dropped_buffer_full,
+                tally.spans_dropped_buffer_full,
+            ),
+        ] {
+            if n > 0 {
+                add(counter, n);
+            }
+        }
+        set(&counters.bytes_buffered, bytes_held);
+        counters
+            .bytes_buffered_peak
+            .fetch_max(bytes_held as u64, Ordering::Relaxed);
+        set(&counters.spans_buffered, spans_held);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_is_published_once_and_sets_the_gauges() {
+        let counters = Counters::default();
+        counters.queued_spans.store(10, Ordering::Relaxed);
+        let mut tally = Tally {
+            spans_taken: 7,
+            traces_queued: 2,
+            spans_queued: 7,
+            traces_dropped_buffer_full: 1,
+            spans_dropped_buffer_full: 3,
+            tags_dropped: 4,
+        };
+        tally.publish(&counters, 900, 4);
+        tally.publish(&counters, 100, 1);
+        let stats = counters.snapshot();
+        assert_eq!(counters.queued_spans.load(Ordering::Relaxed), 3);
+        assert_eq!((stats.traces_queued, stats.spans_queued), (2, 7));
+        assert_eq!(
+            (
+                stats.traces_dropped_buffer_full,
+                stats.spans_dropped_buffer_full
+            ),
+            (1, 3)
+        );
+        assert_eq!(stats.tags_dropped, 4);
+        assert_eq!((stats.bytes_buffered, stats.spans_buffered), (100, 1));
+        assert_eq!(stats.bytes_buffered_peak, 900);
     }
 }

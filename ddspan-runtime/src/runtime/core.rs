@@ -1,222 +1,233 @@
 //! The running tracer: its configuration, sampler, counters, and where its
-//! finished chunks go (the agent writer or the memory exporter).
+//! finished chunks go: the exporters that read them (the console, the
+//! memory exporter), then the agent writer's queue.
 
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Sender, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::export::console::Console;
+use crate::export::memory::MemorySink;
+use crate::export::queue::AgentQueue;
 use crate::export::stats::Counters;
-use crate::export::writer::{self, Control};
+use crate::export::Export;
 use crate::record::Chunk;
 use crate::sampling::Sampler;
 
-/// How much longer than its deadline a flush's caller waits for the writer.
-const REPLY_GRACE: Duration = Duration::from_millis(200);
+/// The longest a flush or shutdown waits for the exporters that read
+/// chunks (the console's stderr) before it turns to the agent writer:
+/// delivery matters more than a development view.
+const READERS_WAIT: Duration = Duration::from_secs(1);
 
-/// A running tracer: its configuration, sampler, counters and writer.
+/// A running tracer: its configuration, sampler, counters and exporters.
 pub(crate) struct TracerCore {
     pub(crate) config: Config,
     pub(crate) sampler: Arc<Sampler>,
     pub(crate) counters: Arc<Counters>,
-    sink: Sink,
-    worker: Mutex<Option<JoinHandle<()>>>,
-}
-
-/// Captured chunks, as lists of span ids (unit tests).
-#[cfg(test)]
-pub(crate) type CapturedChunks = Arc<Mutex<Vec<Vec<u64>>>>;
-
-enum Sink {
-    Memory(crate::MemoryExporter),
-    Writer {
-        /// Finished chunks; application threads only ever `try_send`.
-        chunks: SyncSender<Chunk>,
-        /// Flush and shutdown requests.
-        control: Sender<Control>,
-    },
-    #[cfg(test)]
-    Capture(CapturedChunks),
+    /// Shown every chunk, in order, before the agent writer takes it: the
+    /// console and the memory exporter when configured; none by default.
+    readers: Vec<Box<dyn Export>>,
+    /// The agent writer's queue; none when a memory exporter keeps the
+    /// spans.
+    agent: Option<AgentQueue>,
 }
 
 impl TracerCore {
-    pub(crate) fn launch(config: Config) -> Arc<TracerCore> {
-        let counters = Arc::new(Counters::default());
+    fn new(
+        config: Config,
+        counters: Arc<Counters>,
+        readers: Vec<Box<dyn Export>>,
+        agent: impl FnOnce(&Config, &Arc<Counters>, &Arc<Sampler>) -> Option<AgentQueue>,
+    ) -> Arc<TracerCore> {
         let sampler = Arc::new(Sampler::new(
             config.sample_rate,
             config.rate_limit,
             config.env.as_deref(),
         ));
-        if let Some(exporter) = config.memory_exporter.clone() {
-            return Arc::new(TracerCore {
-                config,
-                sampler,
-                counters,
-                sink: Sink::Memory(exporter),
-                worker: Mutex::new(None),
-            });
-        }
-        let (chunks, chunk_receiver) = std::sync::mpsc::sync_channel(config.queue_capacity);
-        let (control, control_receiver) = std::sync::mpsc::channel();
-        let core = Arc::new(TracerCore {
+        let agent = agent(&config, &counters, &sampler);
+        Arc::new(TracerCore {
             config,
             sampler,
             counters,
-            sink: Sink::Writer { chunks, control },
-            worker: Mutex::new(None),
-        });
-        match writer::spawn(
-            core.config.clone(),
-            Arc::clone(&core.counters),
-            Arc::clone(&core.sampler),
-            chunk_receiver,
-            control_receiver,
-        ) {
-            Ok(handle) => {
-                *core.worker.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle)
-            }
-            Err(error) => crate::util::diagnostics::warn(format_args!(
-                "could not start the writer thread ({error}); traces will be dropped"
-            )),
-        }
-        core
-    }
-
-    /// A tracer with no writer (its chunks go to a memory exporter): for
-    /// building traces outside the running tracer (benchmarks).
-    #[cfg(feature = "__bench")]
-    pub(crate) fn detached(config: Config) -> Arc<TracerCore> {
-        Arc::new(TracerCore {
-            sampler: Arc::new(Sampler::new(
-                config.sample_rate,
-                config.rate_limit,
-                config.env.as_deref(),
-            )),
-            counters: Arc::new(Counters::default()),
-            sink: Sink::Memory(crate::MemoryExporter::new()),
-            worker: Mutex::new(None),
-            config,
+            readers,
+            agent,
         })
     }
 
-    /// A tracer whose chunks are kept in memory as lists of span ids (unit tests).
-    #[cfg(test)]
+    /// The tracer `config` asks for: the console if on, and the memory
+    /// exporter if set, else the agent writer.
+    pub(crate) fn launch(config: Config) -> Arc<TracerCore> {
+        let counters = Arc::new(Counters::default());
+        let mut readers: Vec<Box<dyn Export>> = Vec::new();
+        if config.console {
+            readers.extend(Console::start(&config).map(|c| Box::new(c) as Box<dyn Export>));
+        }
+        if let Some(spans) = &config.memory_exporter {
+            readers.push(Box::new(MemorySink::new(
+                spans.clone(),
+                &config.service,
+                &counters,
+            )));
+        }
+        let to_agent = config.memory_exporter.is_none();
+        TracerCore::new(config, counters, readers, |config, counters, sampler| {
+            to_agent.then(|| AgentQueue::start(config, counters, sampler))
+        })
+    }
+
+    /// A tracer with no exporter (its chunks are dropped): for building
+    /// traces outside the running tracer (benchmarks).
+    #[cfg(feature = "__bench")]
+    pub(crate) fn detached(config: Config) -> Arc<TracerCore> {
+        TracerCore::new(config, Arc::default(), Vec::new(), |_, _, _| None)
+    }
+
+    /// Shows a finished chunk to the readers, then hands it to the agent
+    /// writer without ever blocking (a full queue drops it and counts it).
+    ///
+    /// On application threads, once per chunk: with no reader configured
+    /// (production), the loop is one length check and the rest is the
+    /// writer's `try_send`.
+    pub(crate) fn submit(&self, chunk: Chunk) {
+        for reader in &self.readers {
+            reader.export(&chunk);
+        }
+        match &self.agent {
+            Some(agent) => agent.hand_off(chunk, &self.counters),
+            None => crate::record::pool::give(chunk.spans),
+        }
+    }
+
+    /// Sends what is queued, until `timeout` from now; whether nothing is
+    /// left unsent. The readers are waited for first, briefly; only the
+    /// agent's delivery decides the answer.
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
+        let deadline = deadline_after(timeout);
+        let readers_deadline = deadline.min(Instant::now() + READERS_WAIT);
+        for reader in &self.readers {
+            reader.flush(readers_deadline);
+        }
+        self.agent
+            .as_ref()
+            .is_none_or(|agent| agent.flush(deadline))
+    }
+
+    /// The same within `shutdown_timeout`, then the exporters stop.
+    pub(crate) fn shutdown(&self) -> bool {
+        let deadline = deadline_after(self.config.shutdown_timeout);
+        let readers_deadline = deadline.min(Instant::now() + READERS_WAIT);
+        for reader in &self.readers {
+            reader.shutdown(readers_deadline);
+        }
+        self.agent
+            .as_ref()
+            .is_none_or(|agent| agent.shutdown(deadline))
+    }
+}
+
+/// `timeout` from now; `Duration::MAX` means "as long as it takes": a year
+/// will do.
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+}
+
+/// Captured chunks, as lists of span ids (unit tests).
+#[cfg(test)]
+pub(crate) type CapturedChunks = std::sync::Arc<std::sync::Mutex<Vec<Vec<u64>>>>;
+
+#[cfg(test)]
+impl TracerCore {
+    /// A tracer whose chunks are kept in memory as lists of span ids.
     pub(crate) fn capturing(config: Config) -> (Arc<TracerCore>, CapturedChunks) {
-        let chunks = Arc::new(Mutex::new(Vec::new()));
-        let core = Arc::new(TracerCore {
-            sampler: Arc::new(Sampler::new(
-                config.sample_rate,
-                config.rate_limit,
-                config.env.as_deref(),
-            )),
-            config,
-            counters: Arc::new(Counters::default()),
-            sink: Sink::Capture(Arc::clone(&chunks)),
-            worker: Mutex::new(None),
-        });
+        let chunks = CapturedChunks::default();
+        let capture = Box::new(tests::Capture(Arc::clone(&chunks)));
+        let core = TracerCore::new(config, Arc::default(), vec![capture], |_, _, _| None);
         (core, chunks)
     }
+}
 
-    /// Hands a finished chunk to the writer without ever blocking; a full
-    /// queue drops the chunk and counts it.
-    pub(crate) fn submit(&self, chunk: Chunk) {
-        match &self.sink {
-            Sink::Writer { chunks, .. } => {
-                // The writer polls this queue on its own clock, so a send
-                // never wakes a thread: no system call on this path.
-                let spans = chunk.spans.len();
-                let counted = spans as u64;
-                let queued = self
-                    .counters
-                    .queued_spans
-                    .fetch_add(counted, Ordering::Relaxed);
-                let fits = queued == 0 || queued + counted <= self.config.queue_max_spans as u64;
-                let refused = if fits {
-                    match chunks.try_send(chunk) {
-                        Ok(()) => return,
-                        Err(TrySendError::Full(chunk)) => Some((chunk, false)),
-                        Err(TrySendError::Disconnected(chunk)) => Some((chunk, true)),
-                    }
-                } else {
-                    Some((chunk, false))
-                };
-                if let Some((chunk, stopped)) = refused {
-                    self.counters
-                        .queued_spans
-                        .fetch_sub(counted, Ordering::Relaxed);
-                    if stopped {
-                        self.counters.dropped_stopped(spans);
-                    } else {
-                        self.counters.dropped_queue_full(spans);
-                    }
-                    crate::record::pool::give(chunk.spans);
-                }
-            }
-            Sink::Memory(exporter) => {
-                exporter.export(&chunk, &self.config.service);
-                crate::export::stats::add(&self.counters.spans_sent, chunk.spans.len());
-                crate::export::stats::add(&self.counters.traces_sent, 1);
-            }
-            #[cfg(test)]
-            Sink::Capture(chunks) => chunks
-                .lock()
-                .unwrap()
-                .push(chunk.spans.iter().map(|s| s.span_id).collect()),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::console::tests::{chunk, Output};
+
+    /// Keeps the span ids of each chunk.
+    pub(super) struct Capture(pub(super) CapturedChunks);
+
+    impl Export for Capture {
+        fn export(&self, chunk: &Chunk) {
+            let ids = chunk.spans.iter().map(|s| s.span_id).collect();
+            self.0.lock().unwrap().push(ids);
         }
     }
 
-    /// Asks the writer for a flush or shutdown that may take until
-    /// `timeout` from now, and waits for its answer: whether nothing is
-    /// left unsent.
-    fn control(
-        &self,
-        message: impl FnOnce(Instant, SyncSender<bool>) -> Control,
-        timeout: Duration,
-    ) -> bool {
-        #[allow(irrefutable_let_patterns)] // the capture sink exists in unit tests only
-        let Sink::Writer { control, .. } = &self.sink
-        else {
-            return true;
-        };
-        let (reply, done) = std::sync::mpsc::sync_channel(1);
-        let now = Instant::now();
-        // `Duration::MAX` means "as long as it takes": a year will do.
-        let deadline = now
-            .checked_add(timeout)
-            .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
-        // The writer may be in the middle of a request when asked: give it
-        // a little longer than the deadline it works to.
-        control.send(message(deadline, reply)).is_ok()
-            && done
-                .recv_timeout(timeout.saturating_add(REPLY_GRACE))
-                .unwrap_or(false)
+    fn console(config: &Config, out: &Output) -> Box<dyn Export> {
+        Box::new(Console::start_on(config, Box::new(out.clone()), 8).unwrap())
     }
 
-    pub(crate) fn flush(&self, timeout: Duration) -> bool {
-        self.control(
-            |deadline, reply| Control::Flush { deadline, reply },
-            timeout,
-        )
-    }
-
-    pub(crate) fn shutdown(&self) -> bool {
-        let timeout = self.config.shutdown_timeout;
-        let delivered = self.control(
-            |deadline, reply| Control::Shutdown { deadline, reply },
-            timeout,
+    #[test]
+    fn every_reader_sees_every_chunk_in_order() {
+        let config = Config::builder().service("svc").build();
+        let out = Output::default();
+        let first = CapturedChunks::default();
+        let second = CapturedChunks::default();
+        let readers: Vec<Box<dyn Export>> = vec![
+            Box::new(Capture(Arc::clone(&first))),
+            console(&config, &out),
+            Box::new(Capture(Arc::clone(&second))),
+        ];
+        let core = TracerCore::new(config, Arc::default(), readers, |_, _, _| None);
+        core.submit(chunk(&core, "one"));
+        core.submit(chunk(&core, "two"));
+        assert!(core.flush(Duration::from_secs(10)));
+        assert_eq!(*first.lock().unwrap(), [[1], [1]]);
+        assert_eq!(*second.lock().unwrap(), [[1], [1]]);
+        let text = out.text();
+        assert!(
+            text.find("└─ one").unwrap() < text.find("└─ two").unwrap(),
+            "{text}"
         );
-        if delivered {
-            if let Some(worker) = self
-                .worker
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take()
-            {
-                let _ = worker.join();
-            }
-        }
-        delivered
+    }
+
+    #[test]
+    fn the_console_alone_draws_and_stops() {
+        let config = Config::builder().service("svc").build();
+        let out = Output::default();
+        let core = TracerCore::new(
+            config,
+            Arc::default(),
+            vec![console(&Config::builder().service("svc").build(), &out)],
+            |_, _, _| None,
+        );
+        core.submit(chunk(&core, "alone"));
+        assert!(core.shutdown(), "nothing to deliver");
+        assert!(
+            out.text().contains("service svc\n└─ alone"),
+            "{}",
+            out.text()
+        );
+        assert_eq!(
+            core.counters.snapshot(),
+            crate::Stats::default(),
+            "nothing sent"
+        );
+    }
+
+    #[test]
+    fn a_memory_exporter_counts_what_it_keeps_and_no_writer_starts() {
+        let spans = crate::MemoryExporter::new();
+        let config = Config::builder()
+            .service("svc")
+            .memory_exporter(spans.clone())
+            .build();
+        let core = TracerCore::launch(config);
+        assert!(core.agent.is_none());
+        core.submit(chunk(&core, "kept"));
+        assert!(core.shutdown());
+        assert_eq!(spans.take()[0].name, "kept");
+        let stats = core.counters.snapshot();
+        assert_eq!((stats.traces_sent, stats.spans_sent), (1, 1));
     }
 }

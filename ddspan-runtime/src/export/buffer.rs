@@ -1,0 +1,225 @@
+//! What the writer holds for the agent, within its byte budget: the payload
+//! being filled and the sealed payloads waiting to be sent, oldest first,
+//! with the bytes and spans they hold.
+
+use std::collections::VecDeque;
+
+use crate::export::encode::Encoder;
+use crate::export::payload::Payload;
+use crate::record::Chunk;
+
+/// A sealed payload and how its sends went so far.
+pub(crate) struct Waiting {
+    pub(crate) payload: Payload,
+    /// Sealing order: a pump or a flush is about the payloads sealed before
+    /// it began, not those sealed while its requests are under way. The
+    /// halves of a split stand where the whole stood.
+    pub(crate) sequence: u64,
+    /// Sends that failed in a way that may succeed if repeated (5xx,
+    /// timeout): bounded by `max_retries`.
+    pub(crate) failed_attempts: u32,
+    /// Whether it was sent before (a resend counts as a retry).
+    pub(crate) sent_before: bool,
+    /// Its size when it joined the queue: what it counts for, also while its
+    /// bytes are lent to a request.
+    size: usize,
+}
+
+/// The open payload and the queue of sealed ones.
+pub(crate) struct Buffer {
+    /// The most bytes held before new chunks are refused (`buffer_bytes`).
+    budget: usize,
+    open: Payload,
+    waiting: VecDeque<Waiting>,
+    waiting_bytes: usize,
+    waiting_spans: usize,
+    /// The sequence number of the last payload sealed.
+    sealed: u64,
+}
+
+impl Buffer {
+    pub(crate) fn new(budget: usize) -> Buffer {
+        Buffer {
+            budget,
+            open: Payload::default(),
+            waiting: VecDeque::new(),
+            waiting_bytes: 0,
+            waiting_spans: 0,
+            sealed: 0,
+        }
+    }
+
+    /// Bytes held, sealed or not.
+    pub(crate) fn bytes(&self) -> usize {
+        self.waiting_bytes + self.open.len()
+    }
+
+    /// Spans held, sealed or not.
+    pub(crate) fn spans(&self) -> usize {
+        self.waiting_spans + self.open.spans()
+    }
+
+    /// Whether it holds its budget: new chunks are refused.
+    pub(crate) fn is_full(&self) -> bool {
+        self.bytes() >= self.budget
+    }
+
+    /// The size of the payload being filled.
+    pub(crate) fn open_bytes(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Encodes a chunk into the open payload (room or not: the caller
+    /// checks [`Buffer::is_full`]).
+    pub(crate) fn append(&mut self, encoder: &Encoder, chunk: &Chunk) {
+        self.open.append(encoder, chunk);
+    }
+
+    /// Moves the open payload to the end of the queue, sealed.
+    pub(crate) fn seal(&mut self) {
+        if self.open.is_empty() {
+            return;
+        }
+        let mut payload = std::mem::take(&mut self.open);
+        payload.seal();
+        self.sealed += 1;
+        self.push_front_or_back(payload, self.sealed, false);
+    }
+
+    /// The sequence number of the last payload sealed.
+    pub(crate) fn last_sealed(&self) -> u64 {
+        self.sealed
+    }
+
+    /// The oldest payload.
+    pub(crate) fn front(&mut self) -> Option<&mut Waiting> {
+        self.waiting.front_mut()
+    }
+
+    /// Whether every payload sealed by `last` left the queue.
+    pub(crate) fn done_through(&self, last: u64) -> bool {
+        self.waiting.front().is_none_or(|w| w.sequence > last)
+    }
+
+    /// Takes the oldest payload out.
+    pub(crate) fn pop(&mut self) -> Option<Waiting> {
+        let waiting = self.waiting.pop_front()?;
+        self.waiting_bytes -= waiting.size;
+        self.waiting_spans -= waiting.payload.spans();
+        Some(waiting)
+    }
+
+    /// Puts the halves of a split payload at the front, where it stood; each
+    /// is a new payload, whose first send is not a retry.
+    pub(crate) fn put_back_halves(&mut self, (first, second): (Payload, Payload), sequence: u64) {
+        self.push_front_or_back(second, sequence, true);
+        self.push_front_or_back(first, sequence, true);
+    }
+
+    fn push_front_or_back(&mut self, payload: Payload, sequence: u64, front: bool) {
+        self.waiting_bytes += payload.len();
+        self.waiting_spans += payload.spans();
+        let waiting = Waiting {
+            size: payload.len(),
+            payload,
+            sequence,
+            failed_attempts: 0,
+            sent_before: false,
+        };
+        if front {
+            self.waiting.push_front(waiting);
+        } else {
+            self.waiting.push_back(waiting);
+        }
+    }
+
+    /// Empties the queue of sealed payloads; the traces and spans it held.
+    pub(crate) fn clear_waiting(&mut self) -> (usize, usize) {
+        let (mut traces, mut spans) = (0, 0);
+        while let Some(waiting) = self.pop() {
+            traces += waiting.payload.traces();
+            spans += waiting.payload.spans();
+        }
+        (traces, spans)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::payload::tests::payload_of;
+
+    /// A buffer whose queue holds `payloads`, sealed in order.
+    fn holding(budget: usize, payloads: Vec<Payload>) -> Buffer {
+        let mut buffer = Buffer::new(budget);
+        for payload in payloads {
+            buffer.open = payload;
+            buffer.seal();
+        }
+        buffer
+    }
+
+    #[test]
+    fn sealing_queues_in_order_and_counts_what_is_held() {
+        let one = payload_of(&[1, 2]);
+        let two = payload_of(&[3]);
+        let (bytes, spans) = (one.len() + two.len(), 6);
+        let mut buffer = holding(bytes + 1, vec![one, two]);
+        assert_eq!((buffer.bytes(), buffer.spans()), (bytes, spans));
+        assert!(!buffer.is_full());
+        buffer.seal();
+        assert_eq!(
+            buffer.last_sealed(),
+            2,
+            "an empty open payload is not sealed"
+        );
+        assert_eq!(buffer.front().map(|w| w.sequence), Some(1));
+        assert!(buffer.done_through(0), "sealed after the caller began");
+        let first = buffer.pop().unwrap();
+        assert_eq!((first.sequence, first.payload.spans()), (1, 3));
+        assert!(buffer.done_through(1) && !buffer.done_through(2));
+        assert_eq!(buffer.spans(), 3);
+    }
+
+    #[test]
+    fn a_payload_counts_its_size_while_its_bytes_are_lent() {
+        let one = payload_of(&[4]);
+        let size = one.len();
+        let mut buffer = holding(size, vec![one]);
+        assert!(buffer.is_full(), "the budget reached");
+        let body = buffer.front().unwrap().payload.lend();
+        assert_eq!(buffer.bytes(), size);
+        assert!(buffer.is_full());
+        drop(body);
+        buffer.pop();
+        assert_eq!((buffer.bytes(), buffer.spans()), (0, 0));
+        assert!(!buffer.is_full());
+    }
+
+    #[test]
+    fn split_halves_stand_where_the_whole_stood_as_new_payloads() {
+        let mut buffer = holding(1 << 20, vec![payload_of(&[1, 2, 3]), payload_of(&[4])]);
+        let total = buffer.bytes();
+        let front = buffer.front().unwrap();
+        (front.sent_before, front.failed_attempts) = (true, 2);
+        let whole = buffer.pop().unwrap();
+        let halves = whole.payload.split().ok().unwrap();
+        buffer.put_back_halves(halves, whole.sequence);
+        // The halves repeat the array header: five bytes more.
+        assert_eq!(buffer.bytes(), total + 5);
+        assert_eq!(buffer.spans(), 10);
+        let mut order = Vec::new();
+        while let Some(w) = buffer.pop() {
+            assert_eq!((w.sent_before, w.failed_attempts), (false, 0));
+            order.push((w.sequence, w.payload.spans()));
+        }
+        assert_eq!(order, [(1, 1), (1, 5), (2, 4)]);
+    }
+
+    #[test]
+    fn clearing_counts_what_was_waiting() {
+        let mut buffer = holding(1 << 20, vec![payload_of(&[1, 2]), payload_of(&[3])]);
+        assert_eq!(buffer.clear_waiting(), (3, 6));
+        assert_eq!((buffer.bytes(), buffer.spans()), (0, 0));
+    }
+}
