@@ -122,7 +122,7 @@ fn a_unix_socket_status_line_without_a_newline_is_read_boundedly() {
     );
     let stats = tracer::stats();
     assert_eq!(
-        (stats.send_failures, stats.spans_dropped_send_failed),
+        (stats.send_failures, stats.spans_unconfirmed),
         (1, 1),
         "{stats}"
     );
@@ -142,7 +142,7 @@ fn a_unix_socket_answer_dripping_one_byte_at_a_time_keeps_the_request_deadline()
     );
     let stats = tracer::stats();
     assert_eq!(
-        (stats.send_failures, stats.spans_dropped_send_failed),
+        (stats.send_failures, stats.spans_unconfirmed),
         (1, 1),
         "{stats}"
     );
@@ -160,5 +160,6 @@ fn over_tcp_the_same_client_bounds_the_status_line_and_keeps_the_deadline() {
     let _lock = tracer_at(agent.agent_url(), Duration::from_millis(300));
     let written = one_request(&agent);
     assert!(written < 300, "the client waited for {written} bytes");
-    assert_eq!(tracer::stats().spans_dropped_send_failed, 1);
+    // Sent whole, answered with garbage: perhaps taken, never sent again.
+    assert_eq!(tracer::stats().spans_unconfirmed, 1);
 }

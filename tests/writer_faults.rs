@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use ddspan::tracer;
-use ddspan::{AgentUrl, Config, ConfigBuilder};
+use ddspan::ConfigBuilder;
 use support::fault_agent::{FaultAgent, Reply};
 use support::session::one_span_traces as traces;
 
@@ -84,34 +84,49 @@ fn retries_of_a_5xx_are_bounded_then_the_payload_is_dropped() {
     tracer::stop();
 }
 
+/// A request written whole, then the connection lost before any answer:
+/// the agent may have taken it, so it is never sent again (dd-trace-go and
+/// ddtrace resend it, and a slow agent then holds the spans twice). It is
+/// counted as unconfirmed, apart from what was lost.
 #[test]
-fn a_connection_lost_mid_request_is_retried_a_bounded_number_of_times() {
-    let agent = FaultAgent::scripted(vec![
-        Reply::drop_connection(),
-        Reply::drop_connection(),
-        Reply::ok(),
-    ]);
+fn a_request_sent_whole_and_left_unanswered_is_never_sent_again() {
+    let agent = FaultAgent::scripted(vec![Reply::drop_connection(), Reply::ok()]);
     let _guard = start_tracer(&agent.url());
-    drop(tracer::trace("reset-then-ok"));
+    drop(tracer::trace("unanswered"));
+    assert!(tracer::flush(Duration::from_secs(5)));
+    assert_eq!(agent.requests().len(), 1, "not sent a second time");
+    let stats = tracer::stats();
+    assert_eq!(stats.retries, 0);
+    assert_eq!(stats.spans_unconfirmed, 1);
+    assert_eq!(stats.spans_dropped_send_failed, 0);
+    assert_eq!(
+        stats.spans_queued,
+        stats.spans_sent + stats.spans_unconfirmed + stats.spans_buffered
+    );
+    // What comes next goes out as usual.
+    drop(tracer::trace("next"));
     assert!(tracer::flush(Duration::from_secs(5)));
     assert_eq!(agent.span_count(), 1);
-    assert_eq!(tracer::stats().retries, 2);
+    tracer::stop();
+}
 
-    // Now every connection is lost: three tries, then dropped and counted.
-    let agent = FaultAgent::scripted(vec![Reply::drop_connection()]);
-    tracer::start(
-        Config::builder()
-            .service("faults")
-            .agent_url(AgentUrl::Http(agent.url()))
-            .startup_logs(false)
-            .retry_backoff(Duration::from_millis(20))
-            .max_retries(2u32)
-            .build(),
+/// The suite's old flake: an agent that takes longer than the request
+/// timeout to decode a big payload before it answers. The answer is
+/// waited for (at least 10 s once the request is written), and the spans
+/// arrive once.
+#[test]
+fn a_slow_answer_after_the_whole_request_is_waited_for_not_resent() {
+    let agent = FaultAgent::scripted(vec![Reply::ok().after(Duration::from_secs(3))]);
+    let _guard = start_tracer_with(&agent.url(), |b| b.request_timeout(Duration::from_secs(1)));
+    traces("slow-answer", 3);
+    assert!(tracer::flush(Duration::from_secs(20)));
+    assert_eq!(agent.requests().len(), 1);
+    assert_eq!(agent.span_count(), 3);
+    let stats = tracer::stats();
+    assert_eq!(
+        (stats.retries, stats.spans_sent, stats.spans_unconfirmed),
+        (0, 3, 0)
     );
-    drop(tracer::trace("always-reset"));
-    assert!(tracer::flush(Duration::from_secs(5)));
-    assert_eq!(agent.requests().len(), 3);
-    assert_eq!(tracer::stats().spans_dropped_send_failed, 1);
     tracer::stop();
 }
 
@@ -317,7 +332,8 @@ fn stop_returns_within_its_timeout_when_the_agent_hangs() {
         "the request is cut at the shutdown deadline: {:?}",
         started.elapsed()
     );
-    assert_eq!(tracer::stats().spans_dropped_send_failed, 3);
+    // Written whole, never answered: perhaps taken, not confirmed.
+    assert_eq!(tracer::stats().spans_unconfirmed, 3);
 }
 
 #[test]

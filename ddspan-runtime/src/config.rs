@@ -127,7 +127,7 @@ table::options! {
         default: "20 MiB" => 20 * MIB,
         set: usize => |bytes: usize| bytes.max(1024),
     }
-    /// The time limit of one request to the agent.
+    /// The time limit to connect and write a request to the agent, and to read its answer once begun (its first byte may take at least 10 s).
     request_timeout: Duration {
         env: ["DD_TRACE_AGENT_TIMEOUT_SECONDS"] => seconds,
         default: "2 s" => Duration::from_secs(2),

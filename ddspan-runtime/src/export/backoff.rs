@@ -86,7 +86,7 @@ impl Backoff {
             }
             // The agent was reached, or the request never left: neither
             // says whether it is up.
-            Answer::Failed | Answer::BodyLost => {}
+            Answer::Failed | Answer::MaybeTaken | Answer::BodyLost => {}
         }
     }
 

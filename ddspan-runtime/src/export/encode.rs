@@ -19,7 +19,7 @@ use crate::util::id;
 const MAX_NAME_LEN: usize = 100;
 const MAX_RESOURCE_LEN: usize = 5000;
 
-#[cfg(feature = "__bench")]
+#[cfg(any(test, feature = "__bench"))]
 pub(crate) use crate::export::msgpack::{patch_array32, ARRAY32_HEADER_LEN};
 
 pub(crate) struct Encoder {

@@ -15,10 +15,12 @@ pub(crate) enum Answer {
     },
     /// No connection was made: the agent never saw the payload.
     Unreachable,
-    /// The request failed once connected (timeout, connection lost
-    /// mid-request, an HTTP client error): the agent may have read part or
-    /// all of the payload, or none of it.
+    /// The request failed before it was written whole (a timeout or a
+    /// connection lost while sending): the agent cannot have decoded it.
     Failed,
+    /// The request was written whole, then no answer came (a timeout, the
+    /// connection lost): the agent may have taken it.
+    MaybeTaken,
     /// The body never came back from the sender thread: there is nothing
     /// left to send again.
     BodyLost,
@@ -39,6 +41,9 @@ pub(crate) enum Outcome {
     Split,
     /// Never accepted: drop it and count it.
     Rejected,
+    /// Perhaps taken, never confirmed: not sent again (it could arrive
+    /// twice); counted apart from what was lost.
+    Unconfirmed,
 }
 
 /// The outcome of `answer`; the waits are read from `backoff` as it stands
@@ -59,6 +64,9 @@ pub(crate) fn classify(answer: Answer, backoff: &Backoff) -> Outcome {
         // The agent never saw it, so it cannot arrive twice.
         Answer::Unreachable => Outcome::Later(backoff.pause()),
         Answer::Failed => Outcome::Retry,
+        // dd-trace-go and ddtrace resend here, and a slow agent then holds
+        // the same spans twice or more.
+        Answer::MaybeTaken => Outcome::Unconfirmed,
         Answer::BodyLost => Outcome::Rejected,
     }
 }
@@ -88,6 +96,12 @@ mod tests {
         after_misses.observe(Answer::Unreachable);
         after_misses.observe(Answer::Unreachable);
         let rows: &[(&str, Answer, &Backoff, Outcome)] = &[
+            (
+                "sent whole, then no answer: not sent again",
+                Answer::MaybeTaken,
+                &fresh,
+                Outcome::Unconfirmed,
+            ),
             ("2xx", status(200), &fresh, Outcome::Delivered),
             ("202", status(202), &fresh, Outcome::Delivered),
             ("299", status(299), &fresh, Outcome::Delivered),

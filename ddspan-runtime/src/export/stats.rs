@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// A snapshot of the tracer's counters since it started.
 ///
 /// Every span handed to the writer is, at any time, in exactly one of: sent,
-/// dropped because its send failed, dropped because the writer's buffer was
-/// full, or buffered (waiting to be sent):
-/// `spans_queued == spans_sent + spans_dropped_send_failed +
-/// spans_dropped_buffer_full + spans_buffered`. Spans that never reached the
+/// unconfirmed (sent whole, then no answer: perhaps taken, never sent
+/// again), dropped because its send failed, dropped because the writer's
+/// buffer was full, or buffered (waiting to be sent):
+/// `spans_queued == spans_sent + spans_unconfirmed +
+/// spans_dropped_send_failed + spans_dropped_buffer_full + spans_buffered`. Spans that never reached the
 /// writer are counted as dropped because the queue was full or the tracer
 /// was stopped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,6 +35,12 @@ pub struct Stats {
     pub spans_dropped_queue_full: u64,
     /// Spans finished after the tracer was stopped.
     pub spans_dropped_stopped: u64,
+    /// Chunks sent whole to an agent that then did not answer (a timeout,
+    /// the connection lost): it may have taken them. They are not sent
+    /// again, so that nothing reaches the agent twice.
+    pub traces_unconfirmed: u64,
+    /// Spans in those chunks.
+    pub spans_unconfirmed: u64,
     /// Chunks dropped after a 4xx answer, after the last retry of a 5xx or
     /// timeout, or still unsent when a shutdown's time ran out.
     pub traces_dropped_send_failed: u64,
@@ -74,12 +81,13 @@ impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} spans in {} traces sent, {} spans buffered; dropped: {} spans ({} traces) \
+            "{} spans in {} traces sent, {} spans unconfirmed, {} spans buffered; dropped: {} spans ({} traces) \
              with the queue full, {} spans ({} traces) with the buffer full, \
              {} spans after stop, {} spans ({} traces) the agent did not take; \
              {} failed requests, {} retries",
             self.spans_sent,
             self.traces_sent,
+            self.spans_unconfirmed,
             self.spans_buffered,
             self.spans_dropped_queue_full,
             self.traces_dropped_queue_full,
@@ -143,6 +151,8 @@ counters!(
     spans_dropped_stopped,
     traces_dropped_send_failed,
     spans_dropped_send_failed,
+    traces_unconfirmed,
+    spans_unconfirmed,
     traces_dropped_buffer_full,
     spans_dropped_buffer_full,
     spans_buffered,

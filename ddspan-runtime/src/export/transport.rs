@@ -52,6 +52,10 @@ pub(crate) struct SendError {
     /// not resolve, or no connection could be made): resending it cannot
     /// deliver it twice.
     pub(crate) unreachable: bool,
+    /// Whether the whole request was written before the failure (a
+    /// timeout or a lost connection while waiting for the answer): the
+    /// agent may have taken it, so resending it could deliver it twice.
+    pub(crate) maybe_taken: bool,
     pub(crate) message: String,
 }
 
@@ -59,6 +63,7 @@ impl SendError {
     pub(crate) fn failed(message: impl std::fmt::Display) -> SendError {
         SendError {
             unreachable: false,
+            maybe_taken: false,
             message: message.to_string(),
         }
     }
@@ -149,9 +154,7 @@ impl Transport {
             return Err(SendError::failed("no time was left for the request"));
         }
         let now = Instant::now();
-        let deadline = now
-            .checked_add(timeout)
-            .unwrap_or(now + Duration::from_secs(24 * 3600));
+        let deadline = Deadlines::new(now, timeout, limit);
         let target_path = format!("{}{path}", self.prefix);
         let head = wire::request_head(method, &target_path, &self.host, headers, body.len());
 
@@ -164,8 +167,9 @@ impl Transport {
                 Err(failed) => return Err(failed.into()),
             }
         }
-        let stream = dial::connect(target, deadline).map_err(|error| SendError {
+        let stream = dial::connect(target, deadline.send).map_err(|error| SendError {
             unreachable: true,
+            maybe_taken: false,
             message: format!("connecting: {error}"),
         })?;
         match exchange(&stream, &head, body, deadline) {
@@ -199,30 +203,83 @@ impl From<Failed> for SendError {
     fn from(failed: Failed) -> SendError {
         match failed {
             Failed::Sending(error) => SendError::failed(format!("sending the request: {error}")),
-            Failed::Reading(error) => SendError::failed(format!("reading the answer: {error}")),
+            Failed::Reading(error) => SendError {
+                maybe_taken: true,
+                ..SendError::failed(format!("reading the answer: {error}"))
+            },
         }
     }
 }
 
-/// Sends the request on `stream` and reads the answer, all before
-/// `deadline`; the answer and whether the connection can be used again.
+/// The least time a healthy agent gets to begin its answer once it has
+/// the whole request (decoding a full payload takes a busy agent seconds):
+/// a request cut then may have been taken, and is not sent again, so the
+/// wait must not be what fails it. Once the answer has begun, the rest
+/// must come within the request timeout.
+const MIN_ANSWER_WAIT: Duration = Duration::from_secs(10);
+
+/// When a request must be written by, and when its answer must have come.
+#[derive(Clone, Copy)]
+struct Deadlines {
+    /// Lookup, connect and write: the request timeout (or the caller's
+    /// shorter limit).
+    send: Instant,
+    /// Once the answer has begun, the rest must follow within this (a
+    /// dripping answer cannot stretch a request).
+    timeout: Duration,
+    /// The answer: at least [`MIN_ANSWER_WAIT`] after the request was
+    /// written, unless the caller's limit (a shutdown) is sooner.
+    answer_wait: Duration,
+    hard: Option<Instant>,
+}
+
+impl Deadlines {
+    fn new(now: Instant, timeout: Duration, limit: Option<Duration>) -> Deadlines {
+        let at = |after: Duration| {
+            now.checked_add(after)
+                .unwrap_or(now + Duration::from_secs(24 * 3600))
+        };
+        Deadlines {
+            send: at(timeout),
+            timeout,
+            answer_wait: timeout.max(MIN_ANSWER_WAIT),
+            hard: limit.map(at),
+        }
+    }
+
+    /// Once the request is written: when the answer must have come.
+    fn answer(&self, written: Instant) -> Instant {
+        let wait = written
+            .checked_add(self.answer_wait)
+            .unwrap_or(self.send)
+            .max(self.send);
+        self.hard.map_or(wait, |hard| wait.min(hard))
+    }
+}
+
+/// Sends the request on `stream` and reads the answer, within `deadline`;
+/// the answer and whether the connection can be used again.
 fn exchange(
     stream: &Stream,
     head: &[u8],
     body: &[u8],
-    deadline: Instant,
+    deadline: Deadlines,
 ) -> Result<(Response, bool), Failed> {
-    let mut out = stream.until(deadline);
+    let mut out = stream.until(deadline.send);
     let sent = out.write_all(head).and_then(|()| out.write_all(body));
     let sent_whole = sent.is_ok();
     let answer = match sent {
-        Ok(()) => wire::read_answer(stream.until(deadline)).map_err(Failed::Reading)?,
+        Ok(()) => {
+            let first_byte_by = deadline.answer(Instant::now());
+            let reader = stream.answer_until(first_byte_by, deadline.timeout, deadline.hard);
+            wire::read_answer(reader).map_err(Failed::Reading)?
+        }
         // An agent may answer early (a 413 before reading a large body)
         // and close: that answer is the one to act on, if it came.
         Err(error) if error.kind() == io::ErrorKind::TimedOut => {
             return Err(Failed::Sending(error))
         }
-        Err(error) => match wire::read_answer(stream.until(deadline)) {
+        Err(error) => match wire::read_answer(stream.until(deadline.send)) {
             Ok(answer) => answer,
             Err(_) => return Err(Failed::Sending(error)),
         },
@@ -366,6 +423,25 @@ mod tests {
             .put("/", &[], b"[]", None)
             .unwrap_err();
         assert!(!error.unreachable, "{error}");
+        assert!(error.maybe_taken, "{error}");
+        // Refused: certainly not taken.
+        assert!(!refused.put("/", &[], b"", None).unwrap_err().maybe_taken);
+    }
+
+    /// Once the request is written whole, a healthy but busy agent gets at
+    /// least [`MIN_ANSWER_WAIT`] to answer, more than the request timeout;
+    /// a shutdown's own limit still bounds it.
+    #[test]
+    fn the_answer_may_take_longer_than_the_request_timeout() {
+        let now = Instant::now();
+        let timeout = Duration::from_secs(2);
+        let plain = Deadlines::new(now, timeout, None);
+        assert_eq!(plain.send, now + timeout);
+        assert_eq!(plain.answer(now), now + MIN_ANSWER_WAIT);
+        let long = Deadlines::new(now, Duration::from_secs(30), None);
+        assert_eq!(long.answer(now), now + Duration::from_secs(30));
+        let shutdown = Deadlines::new(now, timeout, Some(Duration::from_secs(1)));
+        assert_eq!(shutdown.answer(now), now + Duration::from_secs(1));
     }
 
     #[test]

@@ -26,8 +26,15 @@
 //!   back-off;
 //! - 413 (payload too large): split in two halves of whole traces, each sent
 //!   on its own; a single trace too large is dropped;
-//! - 5xx, timeouts, connections lost mid-request: retried `max_retries`
-//!   times with exponential back-off, then dropped;
+//! - 5xx, and a timeout or lost connection *before* the request was
+//!   written whole (the agent cannot have decoded it): retried
+//!   `max_retries` times with exponential back-off, then dropped;
+//! - the request written whole, then no answer (a timeout, the connection
+//!   lost, an answer that cannot be read): the agent may have taken it, so
+//!   it is never sent again (no span reaches the agent twice), and counted
+//!   as unconfirmed (`spans_unconfirmed`), with one warning. The answer's
+//!   first byte is waited for at least 10 s (a busy agent decodes a full
+//!   payload first), the rest within the request timeout;
 //! - any other status (4xx, and the 1xx and 3xx a v0.4 endpoint never
 //!   answers): dropped at once;
 //! - the body never came back from the sender thread: dropped.
@@ -139,6 +146,7 @@ fn answer_of(result: &Result<Response, SendError>) -> Answer {
             retry_after: response.retry_after,
         },
         Err(error) if error.unreachable => Answer::Unreachable,
+        Err(error) if error.maybe_taken => Answer::MaybeTaken,
         Err(_) => Answer::Failed,
     }
 }
@@ -167,6 +175,7 @@ struct Writer {
     /// The latest failure, for the loss warnings.
     last_failure: String,
     warned_send_failure: bool,
+    warned_unconfirmed: bool,
     warned_buffer_full: bool,
     last_summary: Instant,
     summarised: Stats,
@@ -214,6 +223,7 @@ impl Writer {
             outage_since: None,
             last_failure: String::new(),
             warned_send_failure: false,
+            warned_unconfirmed: false,
             warned_buffer_full: false,
             last_summary: Instant::now(),
             summarised: Stats::default(),
@@ -394,6 +404,7 @@ impl Writer {
                         self.dropped(&single);
                     }
                 },
+                Outcome::Unconfirmed => self.unconfirmed(&settled.payload),
                 _ => self.dropped(&settled.payload),
             }
             // After each payload settled: the next send may take long.
@@ -523,6 +534,22 @@ impl Writer {
                 self.config.agent_url,
                 since.elapsed(),
                 self.buffer.spans()
+            ));
+        }
+    }
+
+    /// A payload the agent may have taken without saying so: never sent
+    /// again, so that no span reaches the agent twice.
+    fn unconfirmed(&mut self, payload: &Payload) {
+        add(&self.counters.traces_unconfirmed, payload.traces());
+        add(&self.counters.spans_unconfirmed, payload.spans());
+        if !self.warned_unconfirmed {
+            self.warned_unconfirmed = true;
+            crate::util::diagnostics::warn(format_args!(
+                "{}, after the whole payload was sent: the agent may have taken its {} spans; \
+                 not sending them again, so none arrives twice (counted as unconfirmed; said once)",
+                self.last_failure,
+                payload.spans()
             ));
         }
     }

@@ -226,10 +226,10 @@ fn stop_locked() -> bool {
                 stats.bytes_buffered = 0;
             }
             *LAST_STATS.lock().unwrap_or_else(PoisonError::into_inner) = Some(stats);
-            if stats.spans_dropped() > 0 {
+            if stats.spans_dropped() > 0 || stats.spans_unconfirmed > 0 {
                 crate::util::diagnostics::warn(format_args!("at shutdown: {stats}"));
             }
-            delivered && stats.spans_dropped() == 0
+            delivered && stats.spans_dropped() == 0 && stats.spans_unconfirmed == 0
         }
         None => true,
     }

@@ -123,6 +123,23 @@ impl Stream {
         Deadlined {
             stream: self,
             deadline,
+            once_started: None,
+        }
+    }
+
+    /// For an answer: its first byte may come until `first_byte_by` (a
+    /// busy agent decodes the whole payload first), the rest must follow
+    /// within `then` of it, and all of it before `hard` when given.
+    pub(crate) fn answer_until(
+        &self,
+        first_byte_by: Instant,
+        then: Duration,
+        hard: Option<Instant>,
+    ) -> Deadlined<'_> {
+        Deadlined {
+            stream: self,
+            deadline: first_byte_by,
+            once_started: Some((then, hard)),
         }
     }
 }
@@ -133,6 +150,8 @@ impl Stream {
 pub(crate) struct Deadlined<'a> {
     stream: &'a Stream,
     deadline: Instant,
+    /// Once the first bytes came: the rest within this, before the bound.
+    once_started: Option<(Duration, Option<Instant>)>,
 }
 
 /// A read or write that ran into the socket timeout set from the deadline
@@ -148,7 +167,14 @@ impl Read for Deadlined<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = remaining(self.deadline)?;
         self.stream.set_read_timeout(left)?;
-        self.stream.read_once(buf).map_err(timed_out)
+        let read = self.stream.read_once(buf).map_err(timed_out)?;
+        if read > 0 {
+            if let Some((then, hard)) = self.once_started.take() {
+                let rest_by = Instant::now() + then;
+                self.deadline = hard.map_or(rest_by, |hard| rest_by.min(hard));
+            }
+        }
+        Ok(read)
     }
 }
 
