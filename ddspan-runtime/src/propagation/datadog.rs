@@ -1,6 +1,6 @@
 //! The `datadog` style: `x-datadog-*` headers.
 
-use super::{header, ExtractError, Extracted, InjectState, Injector};
+use super::{has_control, header, quoted, ExtractError, Extracted, InjectState, Injector};
 use crate::record::Upstream;
 
 const TRACE_ID: &str = "x-datadog-trace-id";
@@ -57,7 +57,7 @@ pub(super) fn extract<E: super::Extractor + ?Sized>(
     let low: u64 = trace_id.parse().map_err(|_| {
         invalid(
             TRACE_ID,
-            format!("{trace_id:?} is not an unsigned 64-bit number"),
+            format!("{} is not an unsigned 64-bit number", quoted(trace_id)),
         )
     })?;
     if low == 0 {
@@ -68,7 +68,7 @@ pub(super) fn extract<E: super::Extractor + ?Sized>(
     let span_id: u64 = parent.parse().map_err(|_| {
         invalid(
             PARENT_ID,
-            format!("{parent:?} is not an unsigned 64-bit number"),
+            format!("{} is not an unsigned 64-bit number", quoted(parent)),
         )
     })?;
     if span_id == 0 {
@@ -76,14 +76,17 @@ pub(super) fn extract<E: super::Extractor + ?Sized>(
     }
     let sampling_priority = match header(carrier, PRIORITY)? {
         None => None,
-        Some(p) => Some(
-            p.parse::<i8>()
-                .map_err(|_| invalid(PRIORITY, format!("{p:?} is not a sampling priority")))?,
-        ),
+        Some(p) => Some(p.parse::<i8>().map_err(|_| {
+            invalid(
+                PRIORITY,
+                format!("{} is not a sampling priority", quoted(p)),
+            )
+        })?),
     };
     let mut upstream = Upstream {
+        // An origin with control characters is not kept (never re-injected).
         origin: header(carrier, ORIGIN)?
-            .filter(|o| !o.is_empty())
+            .filter(|o| !o.is_empty() && !has_control(o))
             .map(str::to_owned),
         ..Upstream::default()
     };
@@ -133,7 +136,10 @@ fn parse_tags(tags: &str, max_len: usize, upstream: &mut Upstream, high: &mut u6
                 Ok(tid) if value.len() == 16 && value.bytes().all(|b| !b.is_ascii_uppercase()) => {
                     *high = tid
                 }
-                _ => error(format!("malformed_tid {value}")),
+                _ => error(format!(
+                    "malformed_tid {}",
+                    crate::record::tag::truncated(value, 64)
+                )),
             }
             continue;
         }

@@ -78,6 +78,28 @@ impl fmt::Display for ExtractError {
 impl std::error::Error for ExtractError {}
 
 /// Reads one header for a style, turning carrier errors into extract errors.
+/// The most of a header's value an error or a log line quotes: a 1 MB
+/// header must not make a 1 MB message per request.
+const QUOTED_MAX: usize = 64;
+
+/// `value` as errors quote it: `{:?}`, cut to [`QUOTED_MAX`] bytes.
+pub(crate) fn quoted(value: &str) -> String {
+    let cut = crate::record::tag::truncated(value, QUOTED_MAX);
+    if cut.len() < value.len() {
+        format!("{cut:?}... ({} bytes)", value.len())
+    } else {
+        format!("{value:?}")
+    }
+}
+
+/// Whether `value` has characters no header value may carry on: CR, LF and
+/// the other control characters (tab aside). Taken from one request and
+/// injected into the next, they would let the caller add headers of its
+/// own downstream.
+pub(crate) fn has_control(value: &str) -> bool {
+    value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f)
+}
+
 pub(crate) fn header<'a, E: Extractor + ?Sized>(
     carrier: &'a E,
     name: &'static str,
@@ -236,7 +258,7 @@ impl Propagator {
         for style in &self.extract {
             let result = match style {
                 Style::Datadog => datadog::extract(carrier, self.max_tags_len),
-                Style::TraceContext => tracecontext::extract(carrier),
+                Style::TraceContext => tracecontext::extract(carrier, self.max_tags_len),
                 Style::Baggage => continue,
             };
             match result {

@@ -355,3 +355,89 @@ fn http_header_maps() {
         Err(ExtractError::NotUtf8 { .. })
     ));
 }
+
+/// Headers whose values carry CR/LF: nothing of them may reach the headers
+/// injected downstream (a caller could add headers of its own there).
+#[test]
+fn control_characters_from_a_request_are_never_injected_again() {
+    let headers = with(&[
+        ("x-datadog-trace-id", "1890081292213679918"),
+        ("x-datadog-parent-id", "7628922200302827473"),
+        ("x-datadog-origin", "synthetics\r\nx-evil: 1"),
+        (
+            "traceparent",
+            "00-6b0335ef000000001a3aeaebd301f72e-69df6052482437d1-01",
+        ),
+        (
+            "tracestate",
+            "dd=s:1;o:rum\r\nx-evil: 2;t.dm:-4,good=kept,bad=x\r\nx-evil: 3",
+        ),
+    ]);
+    let context = Propagator::default().extract(&headers).unwrap();
+    assert_eq!(context.origin(), None, "a bad origin is left out");
+    let mut injected: HashMap<String, String> = HashMap::new();
+    Propagator::default().inject(&context, &mut injected);
+    for (name, value) in &injected {
+        assert!(!has_control(value), "{name}: {value:?}");
+    }
+    assert!(
+        injected["tracestate"].contains("good=kept"),
+        "the good members are kept: {injected:?}"
+    );
+}
+
+/// A 1 MB header makes an error of a few dozen bytes, not of 1 MB.
+#[test]
+fn errors_quote_at_most_64_bytes_of_a_header() {
+    let huge = "9".repeat(1 << 20);
+    for headers in [
+        with(&[("x-datadog-trace-id", &huge), ("x-datadog-parent-id", "1")]),
+        with(&[("traceparent", &huge)]),
+    ] {
+        let error = Propagator::default().extract(&headers).unwrap_err();
+        let message = error.to_string();
+        assert!(message.len() < 200, "{} bytes", message.len());
+        assert!(message.contains("1048576 bytes"), "{message}");
+    }
+}
+
+/// 100 000 `tracestate` members, and a `dd=` member of thousands of `t.*`
+/// tags: W3C's 32 members at most, and the `t.*` tags bounded as
+/// `x-datadog-tags` is (all dropped past the bound, noted on the root).
+#[test]
+fn tracestate_is_bounded_like_x_datadog_tags() {
+    let mut dd = String::from("dd=s:1");
+    for i in 0..3391 {
+        dd.push_str(&format!(";t.k{i}:v"));
+    }
+    let mut tracestate = dd;
+    for i in 0..100_000 {
+        tracestate.push_str(&format!(",v{i}=x"));
+    }
+    let headers = with(&[
+        (
+            "traceparent",
+            "00-6b0335ef000000001a3aeaebd301f72e-69df6052482437d1-01",
+        ),
+        ("tracestate", &tracestate),
+    ]);
+    let context = Propagator::default().extract(&headers).unwrap();
+    assert!(context.propagated_tags().is_empty());
+    assert_eq!(context.sampling_priority(), Some(1), "the other fields stay");
+    let mut injected: HashMap<String, String> = HashMap::new();
+    Propagator::default().inject(&context, &mut injected);
+    let members = injected["tracestate"].split(',').count();
+    assert!(members <= 32, "{members} members");
+    assert!(injected["tracestate"].len() < 1024, "{}", injected["tracestate"].len());
+
+    // Within the bound, the tags are taken.
+    let headers = with(&[
+        (
+            "traceparent",
+            "00-6b0335ef000000001a3aeaebd301f72e-69df6052482437d1-01",
+        ),
+        ("tracestate", "dd=s:1;t.dm:-4;t.usr.id:42"),
+    ]);
+    let context = Propagator::default().extract(&headers).unwrap();
+    assert_eq!(context.propagated_tags().len(), 2);
+}

@@ -2,7 +2,7 @@
 //! Datadog's `dd=` member (`s:` priority, `o:` origin, `p:` last Datadog
 //! parent, `t.*` propagated tags).
 
-use super::{header, ExtractError, Extracted, InjectState, Injector};
+use super::{has_control, header, quoted, ExtractError, Extracted, InjectState, Injector};
 use crate::record::Upstream;
 
 const TRACEPARENT: &str = "traceparent";
@@ -76,13 +76,14 @@ fn sanitize(text: &str, value: bool) -> String {
 
 pub(super) fn extract<E: super::Extractor + ?Sized>(
     carrier: &E,
+    max_tags_len: usize,
 ) -> Result<Option<Extracted>, ExtractError> {
     let Some(traceparent) = header(carrier, TRACEPARENT)? else {
         return Ok(None);
     };
     let invalid = |reason: &str| ExtractError::Invalid {
         header: TRACEPARENT,
-        reason: format!("{reason} in {traceparent:?}"),
+        reason: format!("{reason} in {}", quoted(traceparent)),
     };
     let parts: Vec<&str> = traceparent.split('-').collect();
     let [version, trace_id, parent_id, flags, rest @ ..] = parts.as_slice() else {
@@ -120,17 +121,39 @@ pub(super) fn extract<E: super::Extractor + ?Sized>(
     let mut last_parent_id = None;
     if let Some(tracestate) = header(carrier, TRACESTATE)? {
         let mut others = Vec::new();
+        // `_dd.p.*` from `t.*`, bounded as `x-datadog-tags` is.
+        let mut tags_len = 0;
+        let mut tags_too_long = false;
+        // W3C: at most 32 members. Members (and `dd=` fields) with control
+        // characters are left out: never injected again.
         for member in tracestate
             .split(',')
             .map(str::trim)
             .filter(|m| !m.is_empty())
+            .take(MAX_MEMBERS)
         {
             match member.strip_prefix("dd=") {
                 Some(dd) => {
-                    for field in dd.split(';') {
+                    for field in dd.split(';').filter(|f| !has_control(f)) {
                         let Some((key, value)) = field.split_once(':') else {
                             continue;
                         };
+                        if let Some(tag) = key.strip_prefix("t.") {
+                            // `_dd.p.k=v` and a comma, as x-datadog-tags counts.
+                            tags_len += "_dd.p.".len() + tag.len() + 1 + value.len() + 1;
+                            if tags_len > max_tags_len + 1 {
+                                // Too many: none are kept (as for
+                                // x-datadog-tags); the other fields still are.
+                                if !tags_too_long {
+                                    tags_too_long = true;
+                                    upstream.root_meta.push((
+                                        "_dd.propagation_error".to_owned(),
+                                        "extract_max_size".to_owned(),
+                                    ));
+                                }
+                                continue;
+                            }
+                        }
                         match key {
                             "s" => priority = value.parse::<i8>().ok(),
                             "o" => upstream.origin = Some(value.replace('~', "=")),
@@ -148,8 +171,12 @@ pub(super) fn extract<E: super::Extractor + ?Sized>(
                         }
                     }
                 }
+                None if has_control(member) => {}
                 None => others.push(member),
             }
+        }
+        if tags_too_long {
+            upstream.propagated_tags.clear();
         }
         if !others.is_empty() {
             upstream.tracestate = Some(
