@@ -423,12 +423,20 @@ fn tracestate_is_bounded_like_x_datadog_tags() {
     ]);
     let context = Propagator::default().extract(&headers).unwrap();
     assert!(context.propagated_tags().is_empty());
-    assert_eq!(context.sampling_priority(), Some(1), "the other fields stay");
+    assert_eq!(
+        context.sampling_priority(),
+        Some(1),
+        "the other fields stay"
+    );
     let mut injected: HashMap<String, String> = HashMap::new();
     Propagator::default().inject(&context, &mut injected);
     let members = injected["tracestate"].split(',').count();
     assert!(members <= 32, "{members} members");
-    assert!(injected["tracestate"].len() < 1024, "{}", injected["tracestate"].len());
+    assert!(
+        injected["tracestate"].len() < 1024,
+        "{}",
+        injected["tracestate"].len()
+    );
 
     // Within the bound, the tags are taken.
     let headers = with(&[
