@@ -41,6 +41,27 @@ enum FrameKind {
     /// A [`crate::Span`] entered here (`Span::enter`, or a future being polled);
     /// its data stays in the span.
     Entered(Arc<SpanInner>),
+    /// Left already, below the top (guards dropped out of order): kept in
+    /// place so that no frame above it moves and every guard's index stays
+    /// right; gone when it reaches the top.
+    Left,
+}
+
+/// Where a guard's frame is: its span and its place in the stack, so that
+/// leaving it finds it at once whatever the order guards drop in.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FrameRef {
+    /// 0: nothing was pushed (not recording).
+    pub(crate) span_id: u64,
+    index: u32,
+}
+
+impl FrameRef {
+    /// No frame: the span records nothing.
+    pub(crate) const NONE: FrameRef = FrameRef {
+        span_id: 0,
+        index: 0,
+    };
 }
 
 struct Frame {
@@ -357,59 +378,89 @@ impl LocalStack {
         })
     }
 
-    fn push_local(&mut self, spec: &'static SpanSpec, parent: Parent) -> u64 {
+    fn push_local(&mut self, spec: &'static SpanSpec, parent: Parent) -> FrameRef {
         let span_id = id::new_span_id();
         let start = clock::now();
         let own_service = spec.service.map(Cow::Borrowed);
         let Some(placement) = self.place(own_service, parent, false, span_id, start) else {
-            return 0;
+            return FrameRef::NONE;
         };
         let (TraceHold::Segment(slot), placed) = (placement.hold, placement.span) else {
-            return 0; // not reached: a local span's trace is held by a segment
+            return FrameRef::NONE; // not reached: a local span's trace is held by a segment
         };
         let Some(segment) = self.segment(slot) else {
-            return 0;
+            return FrameRef::NONE;
         };
         segment.frames += 1;
         let mut record = SpanRecord::starting_at(span_id, placed.parent_id, spec, start);
         placed.apply(&mut record, spec);
+        let index = self.frames.len();
         self.frames.push(Frame {
             span_id,
             segment: slot,
             service: placed.service,
             kind: FrameKind::Local(record),
         });
-        span_id
+        FrameRef {
+            span_id,
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+        }
     }
 
-    fn push_entered(&mut self, span: &Arc<SpanInner>) -> bool {
+    fn push_entered(&mut self, span: &Arc<SpanInner>) -> FrameRef {
         let Some(slot) = self.segment_for(&span.trace, false) else {
-            return false;
+            return FrameRef::NONE;
         };
         let Some(segment) = self.segment(slot) else {
-            return false;
+            return FrameRef::NONE;
         };
         segment.frames += 1;
+        let index = u32::try_from(self.frames.len()).unwrap_or(u32::MAX);
         self.frames.push(Frame {
             span_id: span.span_id,
             segment: slot,
             service: span.service.clone(),
             kind: FrameKind::Entered(Arc::clone(span)),
         });
-        true
+        FrameRef {
+            span_id: span.span_id,
+            index,
+        }
     }
 
     /// Removes the frame of `span_id` (normally the top) and finishes it if
     /// it is a local span.
-    fn pop(&mut self, span_id: u64, end: clock::Instant) {
-        let Some(position) = self.frames.iter().rposition(|f| f.span_id == span_id) else {
-            return;
-        };
-        // Nearly always the top: a pop, not a shift.
-        let frame = if position + 1 == self.frames.len() {
-            self.frames.pop()
+    fn pop(&mut self, frame: FrameRef, end: clock::Instant) {
+        let hinted = frame.index as usize;
+        let position = if self
+            .frames
+            .get(hinted)
+            .is_some_and(|f| f.span_id == frame.span_id)
+        {
+            hinted
         } else {
-            Some(self.frames.remove(position))
+            match self.frames.iter().rposition(|f| f.span_id == frame.span_id) {
+                Some(position) => position,
+                None => return,
+            }
+        };
+        // Nearly always the top: a pop. Below it, the frame is left in
+        // place as `Left` (removing it would shift every frame above: with
+        // 100 000 guards dropped oldest first, quadratic).
+        let frame = if position + 1 == self.frames.len() {
+            let top = self.frames.pop();
+            while matches!(self.frames.last(), Some(f) if matches!(f.kind, FrameKind::Left)) {
+                self.frames.pop();
+            }
+            top
+        } else {
+            let left = Frame {
+                span_id: 0,
+                segment: usize::MAX,
+                service: None,
+                kind: FrameKind::Left,
+            };
+            Some(std::mem::replace(&mut self.frames[position], left))
         };
         let Some(frame) = frame else {
             return;
@@ -446,8 +497,11 @@ impl Drop for LocalStack {
     fn drop(&mut self) {
         let end = clock::now();
         while let Some(frame) = self.frames.last() {
-            let span_id = frame.span_id;
-            self.pop(span_id, end);
+            let top = FrameRef {
+                span_id: frame.span_id,
+                index: u32::try_from(self.frames.len() - 1).unwrap_or(u32::MAX),
+            };
+            self.pop(top, end);
         }
     }
 }
@@ -463,17 +517,23 @@ fn with_stack<R>(f: impl FnOnce(&mut LocalStack) -> R) -> Option<R> {
 
 /// Starts a span that lives in this thread's stack (see
 /// [`crate::LocalSpanGuard`]); its id, or 0 when nothing is recorded.
-pub(crate) fn push_local(spec: &'static SpanSpec, parent: Parent) -> u64 {
-    with_stack(|stack| stack.push_local(spec, parent)).unwrap_or(0)
+pub(crate) fn push_local(spec: &'static SpanSpec, parent: Parent) -> FrameRef {
+    with_stack(|stack| stack.push_local(spec, parent)).unwrap_or(FrameRef::NONE)
 }
 
-pub(crate) fn enter(span: &Arc<SpanInner>) -> bool {
-    with_stack(|stack| stack.push_entered(span)).unwrap_or(false)
+/// Makes `span` the active span; its frame ([`FrameRef::NONE`] when it
+/// cannot be entered).
+pub(crate) fn enter(span: &Arc<SpanInner>) -> FrameRef {
+    with_stack(|stack| stack.push_entered(span)).unwrap_or(FrameRef::NONE)
 }
 
-pub(crate) fn exit(span_id: u64) {
+/// Leaves a frame pushed here (a no-op for [`FrameRef::NONE`]).
+pub(crate) fn exit(frame: FrameRef) {
+    if frame.span_id == 0 {
+        return;
+    }
     let end = clock::now();
-    with_stack(|stack| stack.pop(span_id, end));
+    with_stack(|stack| stack.pop(frame, end));
 }
 
 /// Starts a span that may leave this thread (see [`LocalStack::place`]).
@@ -526,7 +586,11 @@ pub(crate) fn with_active_record(f: impl FnOnce(&mut SpanRecord)) {
             kind: FrameKind::Entered(inner),
             ..
         }) => Some((Arc::clone(inner), f)),
-        None => None,
+        Some(Frame {
+            kind: FrameKind::Left,
+            ..
+        })
+        | None => None,
     })
     .flatten();
     // The span's own lock is taken outside the stack's borrow.
@@ -556,16 +620,17 @@ pub(crate) enum Target {
     Shared(Arc<SpanInner>),
 }
 
-fn target_of(frame: &Frame) -> Target {
+fn target_of(frame: &Frame) -> Option<Target> {
     match &frame.kind {
-        FrameKind::Local(_) => Target::Local(frame.span_id),
-        FrameKind::Entered(inner) => Target::Shared(Arc::clone(inner)),
+        FrameKind::Local(_) => Some(Target::Local(frame.span_id)),
+        FrameKind::Entered(inner) => Some(Target::Shared(Arc::clone(inner))),
+        FrameKind::Left => None,
     }
 }
 
 /// The active span, as a handle target.
 pub(crate) fn active_target() -> Option<Target> {
-    with_stack(|stack| stack.frames.last().map(target_of)).flatten()
+    with_stack(|stack| stack.frames.last().and_then(target_of)).flatten()
 }
 
 /// The local root of the active span's trace, as a handle target: found in
@@ -581,7 +646,7 @@ pub(crate) fn root_target() -> Option<Target> {
             SegmentTrace::Own(_) => None,
         };
         if let Some(frame) = stack.frames.iter().find(|f| f.span_id == root) {
-            return Some(target_of(frame));
+            return target_of(frame);
         }
         shared?.root_span().map(Target::Shared)
     })

@@ -4,7 +4,7 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::context::stack::{self, with_local_record, Parent};
+use crate::context::stack::{self, with_local_record, FrameRef, Parent};
 use crate::context::SpanContext;
 use crate::record::spec::SpanSpec;
 use crate::record::SpanRecord;
@@ -39,7 +39,7 @@ use crate::trace::TraceShared;
 /// ```
 #[must_use = "the span finishes when the guard drops"]
 pub struct LocalSpanGuard {
-    span_id: u64,
+    frame: FrameRef,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -58,13 +58,13 @@ impl LocalSpanGuard {
     /// ```
     #[inline]
     pub fn start(spec: &'static SpanSpec) -> LocalSpanGuard {
-        let span_id = if registry::is_running() {
+        let frame = if registry::is_running() {
             stack::push_local(spec, Parent::Active)
         } else {
-            0
+            FrameRef::NONE
         };
         LocalSpanGuard {
-            span_id,
+            frame,
             _not_send: PhantomData,
         }
     }
@@ -85,13 +85,13 @@ impl LocalSpanGuard {
     /// let _span = LocalSpanGuard::start_child_of(&SPEC, tracer::extract(&headers).ok());
     /// ```
     pub fn start_child_of(spec: &'static SpanSpec, parent: Option<SpanContext>) -> LocalSpanGuard {
-        let span_id = if registry::is_running() {
+        let frame = if registry::is_running() {
             stack::push_local(spec, Parent::Explicit(parent))
         } else {
-            0
+            FrameRef::NONE
         };
         LocalSpanGuard {
-            span_id,
+            frame,
             _not_send: PhantomData,
         }
     }
@@ -100,25 +100,25 @@ impl LocalSpanGuard {
 impl SpanHandle for LocalSpanGuard {
     #[inline]
     fn handle_is_recording(&self) -> bool {
-        self.span_id != 0
+        self.frame.span_id != 0
     }
 
     fn handle_span_id(&self) -> u64 {
-        self.span_id
+        self.frame.span_id
     }
 
     #[inline]
     fn handle_record(&self, f: impl FnOnce(&mut SpanRecord)) {
-        if self.span_id != 0 {
-            with_local_record(self.span_id, f);
+        if self.frame.span_id != 0 {
+            with_local_record(self.frame.span_id, f);
         }
     }
 
     fn handle_context(&self) -> Option<SpanContext> {
-        if self.span_id == 0 {
+        if self.frame.span_id == 0 {
             return None;
         }
-        stack::context_of(self.span_id)
+        stack::context_of(self.frame.span_id)
     }
 
     fn handle_trace(&self) -> Option<Arc<TraceShared>> {
@@ -136,11 +136,11 @@ let span = LocalSpanGuard::start(&SPEC);"
 impl Drop for LocalSpanGuard {
     #[inline]
     fn drop(&mut self) {
-        if self.span_id != 0 {
+        if self.frame.span_id != 0 {
             if std::thread::panicking() {
                 self.handle_record(crate::span::panic::mark_unwinding);
             }
-            stack::exit(self.span_id);
+            stack::exit(self.frame);
         }
     }
 }
@@ -148,7 +148,7 @@ impl Drop for LocalSpanGuard {
 impl std::fmt::Debug for LocalSpanGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalSpanGuard")
-            .field("span_id", &self.span_id)
+            .field("span_id", &self.frame.span_id)
             .finish()
     }
 }

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::context::stack;
+use crate::context::stack::{self, FrameRef};
 use crate::context::SpanContext;
 use crate::record::SpanRecord;
 use crate::span::handle::{span_methods, SpanHandle};
@@ -103,7 +103,7 @@ impl Span {
     /// ```
     pub fn enter(&self) -> Entered<'_> {
         Entered {
-            span_id: self.enter_raw(),
+            frame: self.enter_raw(),
             _span: PhantomData,
         }
     }
@@ -121,10 +121,10 @@ impl Span {
     /// let _query = ddspan_runtime::tracer::trace("db.query"); // a child of http.request
     /// ```
     pub fn entered(self) -> EnteredSpan {
-        let span_id = self.enter_raw();
+        let frame = self.enter_raw();
         EnteredSpan {
             span: self,
-            span_id,
+            frame,
             _not_send: PhantomData,
         }
     }
@@ -136,10 +136,10 @@ impl Span {
         self.log_context()
     }
 
-    fn enter_raw(&self) -> u64 {
+    fn enter_raw(&self) -> FrameRef {
         match &self.inner {
-            Some(inner) if stack::enter(inner) => inner.span_id,
-            _ => 0,
+            Some(inner) => stack::enter(inner),
+            None => FrameRef::NONE,
         }
     }
 }
@@ -198,23 +198,21 @@ impl std::fmt::Debug for Span {
 /// borrows the span, which finishes later (when dropped or finished).
 #[must_use = "the span is active only while the guard lives"]
 pub struct Entered<'a> {
-    span_id: u64,
+    frame: FrameRef,
     _span: PhantomData<(&'a Span, *const ())>,
 }
 
 impl std::fmt::Debug for Entered<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Entered")
-            .field("span_id", &self.span_id)
+            .field("span_id", &self.frame.span_id)
             .finish()
     }
 }
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
-        if self.span_id != 0 {
-            stack::exit(self.span_id);
-        }
+        stack::exit(self.frame);
     }
 }
 
@@ -237,7 +235,7 @@ impl Drop for Entered<'_> {
 #[must_use = "the span finishes when the guard drops"]
 pub struct EnteredSpan {
     span: Span,
-    span_id: u64,
+    frame: FrameRef,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -256,9 +254,7 @@ impl std::ops::Deref for EnteredSpan {
 
 impl Drop for EnteredSpan {
     fn drop(&mut self) {
-        if self.span_id != 0 {
-            stack::exit(self.span_id);
-        }
+        stack::exit(self.frame);
         // The span itself finishes (and notices a panic) when its field drops.
     }
 }
