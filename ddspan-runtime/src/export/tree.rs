@@ -40,33 +40,66 @@ pub(crate) fn render(chunk: &Chunk, config: &Config) -> String {
         out.push_str(" · dropped by sampling (still sent for stats)");
     }
     out.push('\n');
-    let roots = children.get(&None).cloned().unwrap_or_default();
-    for (n, root) in roots.iter().enumerate() {
-        line(
-            &mut out,
-            spans,
-            &children,
-            *root,
-            "",
-            n + 1 == roots.len(),
-            config,
-        );
+    // Drawn with a stack of its own, not by recursion: a trace 5000 spans
+    // deep (a recursive function) overflowed the thread's stack. Each span
+    // is drawn once, whatever its parent ids say.
+    let roots = children.get(&None).map(Vec::as_slice).unwrap_or_default();
+    let mut todo: Vec<Pending> = roots
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(n, &index)| Pending {
+            index,
+            prefix: String::new(),
+            last: n + 1 == roots.len(),
+            depth: 0,
+        })
+        .collect();
+    let mut drawn = vec![false; spans.len()];
+    while let Some(next) = todo.pop() {
+        if std::mem::replace(&mut drawn[next.index], true) {
+            continue;
+        }
+        line(&mut out, &spans[next.index], &next, config);
+        let Some(list) = children.get(&Some(next.index)) else {
+            continue;
+        };
+        // Past a depth, lines stop moving right and say their depth.
+        let prefix = if next.depth < MAX_INDENT {
+            format!("{}{}", next.prefix, if next.last { "   " } else { "│  " })
+        } else {
+            next.prefix.clone()
+        };
+        for (n, &index) in list.iter().enumerate().rev() {
+            todo.push(Pending {
+                index,
+                prefix: prefix.clone(),
+                last: n + 1 == list.len(),
+                depth: next.depth + 1,
+            });
+        }
     }
     out
 }
 
-fn line(
-    out: &mut String,
-    spans: &[SpanRecord],
-    children: &HashMap<Option<usize>, Vec<usize>>,
+/// How deep the tree is indented; deeper spans are drawn at that depth.
+const MAX_INDENT: usize = 32;
+
+/// A span still to draw, where it goes in the tree.
+struct Pending {
     index: usize,
-    prefix: &str,
+    prefix: String,
     last: bool,
-    config: &Config,
-) {
-    let span = &spans[index];
-    let branch = if last { "└─ " } else { "├─ " };
-    let _ = write!(out, "{prefix}{branch}{}", span.name());
+    depth: usize,
+}
+
+fn line(out: &mut String, span: &SpanRecord, at: &Pending, config: &Config) {
+    let branch = if at.last { "└─ " } else { "├─ " };
+    let _ = write!(out, "{}{branch}", at.prefix);
+    if at.depth > MAX_INDENT {
+        let _ = write!(out, "[depth {}] ", at.depth);
+    }
+    let _ = write!(out, "{}", span.name());
     if let Some(resource) = span.resource().filter(|r| *r != span.name()) {
         let _ = write!(out, "  {resource}");
     }
@@ -108,20 +141,6 @@ fn line(
         let _ = write!(out, "  ✗ {kind}: {message}");
     }
     out.push('\n');
-    let child_prefix = format!("{prefix}{}", if last { "   " } else { "│  " });
-    if let Some(list) = children.get(&Some(index)) {
-        for (n, child) in list.iter().enumerate() {
-            line(
-                out,
-                spans,
-                children,
-                *child,
-                &child_prefix,
-                n + 1 == list.len(),
-                config,
-            );
-        }
-    }
 }
 
 #[cfg(test)]
@@ -166,6 +185,44 @@ mod tests {
              └─ checkout  POST /checkout  12.41 ms  component=store\n   \
              ├─ lookup  0.02 ms\n   \
              └─ lookup  0.00 ms  order=3  ✗ StoreError: no order 3\n"
+        );
+    }
+
+    #[test]
+    fn a_trace_5000_spans_deep_is_drawn_without_recursion() {
+        static DEEP: SpanSpec = SpanSpec::new("recurse");
+        let config = Config::builder().service("deep").build();
+        let (core, _) = TracerCore::capturing(config.clone());
+        let trace = TraceShared::new(
+            &core,
+            0xdee9,
+            1,
+            SamplingDecision::inherited(1),
+            crate::record::Upstream::none_ref(),
+        );
+        let spans: Vec<SpanRecord> = (1..=5000u64)
+            .map(|id| {
+                let mut span = SpanRecord::new(id, id - 1, &DEEP);
+                span.start = id;
+                span
+            })
+            .collect();
+        let chunk = trace.chunk(spans, SamplingDecision::inherited(1));
+        // On a small stack, as the console's own thread might have.
+        let text = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || render(&chunk, &config))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(text.lines().count(), 5001);
+        assert!(
+            text.contains("[depth 4999] recurse"),
+            "the deepest says its depth"
+        );
+        assert!(
+            text.lines().all(|l| l.len() < 200),
+            "indentation is bounded"
         );
     }
 }
