@@ -15,8 +15,16 @@ use crate::export::writer::{self, Control};
 use crate::record::Chunk;
 use crate::sampling::Sampler;
 
-/// How much longer than its deadline a flush's caller waits for the writer.
-const REPLY_GRACE: Duration = Duration::from_millis(200);
+/// The most the writer's deadline comes before its caller's, for its
+/// answer to arrive in time: a flush or stop given 5 s returns within 5 s.
+const REPLY_MARGIN: Duration = Duration::from_millis(200);
+
+/// The deadline the writer works to, for a caller waiting until `deadline`:
+/// a tenth of the time left before it, at most [`REPLY_MARGIN`].
+fn writer_deadline(deadline: Instant, now: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(now);
+    deadline - (left / 10).min(REPLY_MARGIN)
+}
 
 /// The way to the writer thread.
 pub(crate) struct AgentQueue {
@@ -93,12 +101,26 @@ impl AgentQueue {
     /// Asks the writer to send what is queued, trying until `deadline`;
     /// whether nothing is left unsent.
     pub(crate) fn flush(&self, deadline: Instant) -> bool {
-        self.request(|reply| Control::Flush { deadline, reply }, deadline)
+        let works_to = writer_deadline(deadline, Instant::now());
+        self.request(
+            |reply| Control::Flush {
+                deadline: works_to,
+                reply,
+            },
+            deadline,
+        )
     }
 
     /// The same, then the writer drops what is left (counted) and ends.
     pub(crate) fn shutdown(&self, deadline: Instant) -> bool {
-        let delivered = self.request(|reply| Control::Shutdown { deadline, reply }, deadline);
+        let works_to = writer_deadline(deadline, Instant::now());
+        let delivered = self.request(
+            |reply| Control::Shutdown {
+                deadline: works_to,
+                reply,
+            },
+            deadline,
+        );
         if delivered {
             if let Some(worker) = self
                 .worker
@@ -112,9 +134,9 @@ impl AgentQueue {
         delivered
     }
 
-    /// Sends a request and waits for its answer. The writer may be in the
-    /// middle of a request when asked: it gets a little longer than the
-    /// deadline it works to.
+    /// Sends a request and waits for its answer until `deadline`: the
+    /// writer works to a deadline a little before it (see
+    /// [`writer_deadline`]), so the caller's time is kept.
     fn request(
         &self,
         message: impl FnOnce(SyncSender<bool>) -> Control,
@@ -122,9 +144,31 @@ impl AgentQueue {
     ) -> bool {
         let (reply, done) = std::sync::mpsc::sync_channel(1);
         let wait = deadline.saturating_duration_since(Instant::now());
-        self.control.send(message(reply)).is_ok()
-            && done
-                .recv_timeout(wait.saturating_add(REPLY_GRACE))
-                .unwrap_or(false)
+        self.control.send(message(reply)).is_ok() && done.recv_timeout(wait).unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flush or stop given `t` returns within `t`: the writer's own
+    /// deadline leaves room for its answer.
+    #[test]
+    fn the_writer_works_to_a_deadline_before_its_callers() {
+        let now = Instant::now();
+        for (timeout, margin) in [
+            (Duration::from_secs(5), REPLY_MARGIN),
+            (Duration::from_secs(1), Duration::from_millis(100)),
+            (Duration::from_millis(10), Duration::from_millis(1)),
+            (Duration::ZERO, Duration::ZERO),
+        ] {
+            let deadline = now + timeout;
+            assert_eq!(
+                writer_deadline(deadline, now),
+                deadline - margin,
+                "{timeout:?}"
+            );
+        }
     }
 }
