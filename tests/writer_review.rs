@@ -443,3 +443,62 @@ mod while_a_request_is_under_way {
         );
     }
 }
+
+mod around_stop {
+    use super::*;
+
+    /// Every span handed to the tracer, in exactly one counter.
+    fn assert_all_counted(stats: &Stats, created: u64) {
+        assert_accounted(stats);
+        assert_eq!(
+            stats.spans_queued + stats.spans_dropped_queue_full + stats.spans_dropped_stopped,
+            created,
+            "{stats}"
+        );
+    }
+
+    /// A span of a trace that outlives the tracer: finished after `stop()`
+    /// returned, it is counted (it was warned about, and in no counter).
+    #[test]
+    fn a_span_finished_after_stop_returned_is_counted() {
+        let agent = FaultAgent::healthy();
+        let _guard = start_tracer(&agent.url(), |b| b);
+        let late = tracer::start_span("outlives-the-tracer");
+        traces("before-stop", 3);
+        assert!(tracer::stop());
+        late.finish();
+        drop(late);
+        let stats = tracer::stats();
+        assert_eq!(stats.spans_dropped_stopped, 1, "{stats}");
+        assert_all_counted(&stats, 4);
+    }
+
+    /// stop() gives up while the writer is in a request it started before
+    /// the stop: right away, and after the writer settles it, every span
+    /// is in exactly one counter (81 920 spans were in none).
+    #[test]
+    fn a_request_in_flight_at_the_stop_deadline_leaves_nothing_uncounted() {
+        let agent = FaultAgent::start(|_| Reply::ok().after(Duration::from_secs(3)));
+        let _guard = start_tracer(&agent.url(), |b| {
+            b.flush_interval(Duration::from_secs(60))
+                .shutdown_timeout(Duration::from_millis(300))
+        });
+        traces("in-flight", 10);
+        // Starts the request; a flush never cuts one, so it is still under
+        // way when this returns.
+        assert!(!tracer::flush(Duration::from_millis(300)));
+        traces("queued-behind-it", 1000);
+        assert!(!tracer::stop());
+        assert_all_counted(&tracer::stats(), 1010);
+        // The writer settles what it held once the agent answers, and ends.
+        wait_until("the writer to settle", Duration::from_secs(30), || {
+            tracer::stats().spans_buffered == 0
+        });
+        let stats = tracer::stats();
+        assert_all_counted(&stats, 1010);
+        assert_eq!(
+            stats.spans_sent, 10,
+            "the request in flight was answered: {stats}"
+        );
+    }
+}

@@ -75,6 +75,13 @@ impl AgentQueue {
         // The writer polls this queue on its own clock, so a send never
         // wakes a thread: no system call on this path.
         let spans = chunk.spans.len();
+        if counters.stopped.load(Ordering::Relaxed) {
+            // Stopped: the writer may be finishing its last request and
+            // would never take it.
+            counters.dropped_stopped(spans);
+            crate::record::pool::give(chunk.spans);
+            return;
+        }
         let counted = spans as u64;
         let queued = counters.queued_spans.fetch_add(counted, Ordering::Relaxed);
         let fits = queued == 0 || queued + counted <= self.max_spans;

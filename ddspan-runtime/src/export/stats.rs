@@ -128,11 +128,26 @@ macro_rules! counters {
             /// `queue_max_spans`): added at hand-off, subtracted by the
             /// writer as it takes them. Not a statistic.
             pub(crate) queued_spans: Counter,
+            /// The tracer was stopped: chunks handed over from now on are
+            /// counted as finished after the stop, not queued.
+            pub(crate) stopped: AtomicBool,
             warned_queue_full: AtomicBool,
             warned_stopped: AtomicBool,
         }
 
         impl Counters {
+            /// The counters now, with chunks still in the writer's queue
+            /// counted as buffered (held by the writer, not yet settled):
+            /// so every span handed over is in exactly one counter at any
+            /// time, also while a stopped tracer's writer finishes.
+            pub(crate) fn settled_snapshot(&self) -> Stats {
+                let mut stats = self.snapshot();
+                let in_queue = self.queued_spans.load(Ordering::Relaxed);
+                stats.spans_queued += in_queue;
+                stats.spans_buffered += in_queue;
+                stats
+            }
+
             pub(crate) fn snapshot(&self) -> Stats {
                 Stats { $($field: self.$field.load(Ordering::Relaxed),)* }
             }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::export::stats::Stats;
+use crate::export::stats::{Counters, Stats};
 use crate::runtime::core::TracerCore;
 
 const UNINITIALIZED: u8 = 0;
@@ -36,7 +36,9 @@ thread_local! {
 /// Serialises start and stop.
 static LIFECYCLE: Mutex<()> = Mutex::new(());
 /// The final counters of the last tracer stopped.
-static LAST_STATS: Mutex<Option<Stats>> = Mutex::new(None);
+/// The counters of the last tracer stopped, live: its writer may still be
+/// finishing a request, and spans of its traces may finish later.
+static LAST_COUNTERS: Mutex<Option<Arc<Counters>>> = Mutex::new(None);
 
 /// Whether spans are recorded now. One relaxed load; starts the tracer from
 /// the environment the first time it is asked.
@@ -165,7 +167,7 @@ fn set_current(core: Option<Arc<TracerCore>>) -> Option<Arc<TracerCore>> {
 }
 
 fn install(config: Config) {
-    *LAST_STATS.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    *LAST_COUNTERS.lock().unwrap_or_else(PoisonError::into_inner) = None;
     crate::util::diagnostics::set_debug(config.debug);
     if config.startup_logs {
         crate::util::diagnostics::info(format_args!(
@@ -213,23 +215,24 @@ fn stop_locked() -> bool {
     }
     match set_current(None) {
         Some(core) => {
+            // From now on, chunks of this tracer's traces are counted as
+            // finished after the stop.
+            core.counters.stopped.store(true, Ordering::Relaxed);
             let delivered = core.shutdown();
-            let mut stats = core.counters.snapshot();
-            // A writer that did not answer in time is inside a request it
-            // started before the stop (one that cannot be cut): what it
-            // still holds is counted as not delivered, so the final counts
-            // add up. It may still arrive; the writer ends after that
-            // request.
-            if stats.spans_buffered > 0 {
-                stats.spans_dropped_send_failed += stats.spans_buffered;
-                stats.spans_buffered = 0;
-                stats.bytes_buffered = 0;
-            }
-            *LAST_STATS.lock().unwrap_or_else(PoisonError::into_inner) = Some(stats);
-            if stats.spans_dropped() > 0 || stats.spans_unconfirmed > 0 {
+            // A writer that did not answer in time is finishing a request
+            // it started before the stop: what it holds stays counted as
+            // buffered until it settles it (it ends soon after; `stats()`
+            // reads these counters live).
+            let stats = core.counters.settled_snapshot();
+            *LAST_COUNTERS.lock().unwrap_or_else(PoisonError::into_inner) =
+                Some(Arc::clone(&core.counters));
+            let settled = stats.spans_dropped() == 0
+                && stats.spans_unconfirmed == 0
+                && stats.spans_buffered == 0;
+            if !settled {
                 crate::util::diagnostics::warn(format_args!("at shutdown: {stats}"));
             }
-            delivered && stats.spans_dropped() == 0 && stats.spans_unconfirmed == 0
+            delivered && settled
         }
         None => true,
     }
@@ -254,8 +257,14 @@ pub(crate) fn stats() -> Stats {
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .as_ref()
-        .map(|core| core.counters.snapshot())
-        .or_else(|| *LAST_STATS.lock().unwrap_or_else(PoisonError::into_inner))
+        .map(|core| core.counters.settled_snapshot())
+        .or_else(|| {
+            LAST_COUNTERS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(|counters| counters.settled_snapshot())
+        })
         .unwrap_or_default()
 }
 
