@@ -1,4 +1,5 @@
-//! Errors collected while expanding one attribute, reported together.
+//! Errors collected while expanding one attribute, reported together (as
+//! serde's `Ctxt` and darling's accumulator do).
 
 use proc_macro2::TokenStream;
 
@@ -13,8 +14,19 @@ impl Errors {
         }
     }
 
+    pub(crate) fn extend(&mut self, other: Errors) {
+        if let Some(error) = other.0 {
+            self.push(error);
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_none()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> usize {
+        self.0.as_ref().map_or(0, |e| e.into_iter().count())
     }
 
     pub(crate) fn into_compile_errors(self) -> TokenStream {

@@ -2,22 +2,33 @@
 //! `#[dd_ignore]`, the Rust counterpart of Orchestrion's `//dd:span` and
 //! `//orchestrion:ignore` directives.
 //!
-//! Layout: `attr.rs` parses the arguments, `settings.rs` validates them into
-//! a span's settings, `expand.rs` rewrites one function, `closure.rs`
-//! rewrites annotated closures inside it, `container.rs` walks `impl` blocks
-//! and inline modules. Every error is a `syn::Error` on the user's tokens,
-//! all of them reported at once, and the original item is still emitted.
+//! Layout, in the order a function goes through:
+//! - parse: `args.rs` reads the attribute's arguments, `expand.rs` the item
+//!   (and dispatches: functions, `impl` blocks and modules in
+//!   `container.rs`, annotated closures in `closure.rs`);
+//! - model: `model.rs` validates the arguments into a span's settings,
+//!   `shape.rs` reads the signature, `body.rs` the body and its exits;
+//! - plan: `plan.rs` decides once how the function is instrumented;
+//! - emit: `emit.rs` writes every generated token (its top shows the
+//!   rewrite).
+//!
+//! Every error is a `syn::Error` on the user's tokens, all of them
+//! reported at once, and the original item is still emitted.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 use proc_macro::TokenStream;
 
-mod attr;
+mod args;
+mod body;
 mod closure;
 mod container;
+mod emit;
 mod errors;
 mod expand;
-mod settings;
+mod model;
+mod plan;
+mod shape;
 
 /// Wraps a function, method, `impl` block or inline module in Datadog spans.
 ///

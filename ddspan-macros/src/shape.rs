@@ -1,0 +1,208 @@
+//! Model: what the rewrite needs to know of a function's signature, read
+//! once from it.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{quote, ToTokens};
+use syn::visit::Visit;
+use syn::{ReturnType, Signature, Type};
+
+pub(crate) struct FnShape {
+    /// The function's name.
+    pub(crate) name: String,
+    /// The `const` keyword, if any: such a function cannot be instrumented.
+    pub(crate) constness: Option<Span>,
+    pub(crate) is_async: bool,
+    /// `fn main()`, which flushes the tracer before it returns.
+    pub(crate) is_main: bool,
+    pub(crate) output: Output,
+}
+
+impl FnShape {
+    pub(crate) fn of(sig: &Signature) -> FnShape {
+        FnShape {
+            name: sig.ident.to_string(),
+            constness: sig.constness.map(|c| c.span),
+            is_async: sig.asyncness.is_some(),
+            is_main: sig.ident == "main" && sig.inputs.is_empty(),
+            output: Output::of(&sig.output),
+        }
+    }
+}
+
+/// The declared return type and what it may be.
+pub(crate) struct Output {
+    /// The type as written; `None` for no `->` (unit).
+    ty: Option<Type>,
+    /// `-> !`.
+    pub(crate) never: bool,
+    /// The type can be written in a `let`: no `impl Trait` anywhere in it
+    /// (`Result<(impl Display, u8), E>` cannot).
+    pub(crate) nameable: bool,
+    /// It may be a `Result`: anything but the types that plainly are not,
+    /// so aliases (`io::Result<T>`) still count. Where it cannot be one,
+    /// the `Err` check is left out (compile time).
+    pub(crate) may_be_result: bool,
+    /// It is written as a `Result` (`Result<T, E>`, `io::Result<T>`): a `?`
+    /// in the body then works on `Result`s, where an alias of another name
+    /// may be an `Option`.
+    pub(crate) spelled_result: bool,
+}
+
+impl Output {
+    fn of(output: &ReturnType) -> Output {
+        let ReturnType::Type(_, ty) = output else {
+            return Output {
+                ty: None,
+                never: false,
+                nameable: true,
+                may_be_result: false,
+                spelled_result: false,
+            };
+        };
+        Output {
+            never: matches!(**ty, Type::Never(_)),
+            nameable: !contains_impl_trait(ty),
+            may_be_result: may_be_result(ty),
+            spelled_result: spelled_result(ty),
+            ty: Some((**ty).clone()),
+        }
+    }
+
+    /// The type for a `let` annotation, when it can be named.
+    pub(crate) fn nameable_type(&self) -> Option<TokenStream> {
+        if !self.nameable {
+            return None;
+        }
+        Some(match &self.ty {
+            Some(ty) => ty.to_token_stream(),
+            None => quote!(()),
+        })
+    }
+}
+
+/// `impl Trait` anywhere in the type: `impl Display`, `Result<impl Debug, E>`,
+/// `Result<(impl Display, u8), E>`, `&(impl Display + ?Sized)`, and in a
+/// type macro's tokens (which cannot be looked into otherwise).
+fn contains_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
+            self.0 = true;
+        }
+        fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+            fn has_impl(tokens: TokenStream) -> bool {
+                tokens.into_iter().any(|tree| match tree {
+                    TokenTree::Ident(word) => word == "impl",
+                    TokenTree::Group(group) => has_impl(group.stream()),
+                    _ => false,
+                })
+            }
+            self.0 |= has_impl(mac.tokens.clone());
+        }
+        // An item inside (`[u8; { fn f() -> impl Sized {} 1 }]`) has its own.
+        fn visit_item(&mut self, _: &'ast syn::Item) {}
+    }
+    let mut finder = Finder(false);
+    finder.visit_type(ty);
+    finder.0
+}
+
+fn may_be_result(ty: &Type) -> bool {
+    const NOT_RESULTS: &[&str] = &[
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+        "f32", "f64", "bool", "char", "str", "String", "Vec", "Option", "Box", "HashMap",
+        "BTreeMap", "HashSet", "BTreeSet", "Cow",
+    ];
+    match ty {
+        Type::Tuple(_)
+        | Type::Never(_)
+        | Type::ImplTrait(_)
+        | Type::Array(_)
+        | Type::Slice(_)
+        | Type::Ptr(_) => false,
+        Type::Reference(reference) => may_be_result(&reference.elem),
+        Type::Paren(inner) => may_be_result(&inner.elem),
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_none_or(|last| !NOT_RESULTS.contains(&last.ident.to_string().as_str())),
+        _ => true,
+    }
+}
+
+/// `Result<..>`, `io::Result<..>`, `::std::io::Result<..>`; not an
+/// associated type of that name (`Self::Result`, `T::Result`, told by the
+/// case of what precedes it), which may be a `ControlFlow`.
+fn spelled_result(ty: &Type) -> bool {
+    let Type::Path(path) = ty else {
+        return false;
+    };
+    let mut segments = path.path.segments.iter().rev();
+    path.qself.is_none()
+        && segments.next().is_some_and(|last| last.ident == "Result")
+        && segments.next().is_none_or(|module| {
+            let module = module.ident.to_string();
+            module.starts_with(|c: char| c.is_lowercase() || c == '_')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(sig: &str) -> FnShape {
+        FnShape::of(&syn::parse_str(sig).unwrap())
+    }
+
+    #[test]
+    fn signatures_are_read_once() {
+        let s = shape("fn load<F: Fn() -> u8, 'a>(f: F) -> io::Result<u8> where F: Send");
+        assert_eq!(s.name, "load");
+        assert!(!s.is_async && s.constness.is_none() && !s.is_main);
+        assert!(s.output.spelled_result && s.output.may_be_result && s.output.nameable);
+        let s = shape("const unsafe extern \"C\" fn main()");
+        assert!(s.constness.is_some() && s.is_main);
+        assert_eq!(s.output.nameable_type().unwrap().to_string(), "()");
+        let s = shape("async fn get(&self) -> Outcome<u8>");
+        assert!(s.is_async && !s.output.spelled_result && s.output.may_be_result);
+        assert!(shape("fn f() -> !").output.never);
+        assert!(!shape("fn f() -> u8").output.may_be_result);
+        for associated in ["Self::Result", "T::Result", "<T as V>::Result"] {
+            let s = shape(&format!("fn visit(&self) -> {associated}"));
+            assert!(!s.output.spelled_result, "{associated}");
+        }
+        for result in [
+            "Result<u8, E>",
+            "crate::Result<u8>",
+            "::std::io::Result<u8>",
+        ] {
+            assert!(
+                shape(&format!("fn f() -> {result}")).output.spelled_result,
+                "{result}"
+            );
+        }
+    }
+
+    #[test]
+    fn impl_trait_is_found_anywhere_in_the_return_type() {
+        for ty in [
+            "impl Display",
+            "Result<impl Debug, E>",
+            "Result<(impl Display, u8), E>",
+            "Result<[impl Display; 2], E>",
+            "Result<&'static (impl Display + ?Sized), E>",
+            "Option<Box<(u8, impl Fn() -> u8)>>",
+            "Result<my_type!(impl Sized), E>",
+        ] {
+            let s = shape(&format!("fn f() -> {ty}"));
+            assert!(
+                !s.output.nameable && s.output.nameable_type().is_none(),
+                "{ty}"
+            );
+        }
+        for ty in ["Result<Box<dyn Fn() -> u8>, E>", "fn(impl_name) -> u8"] {
+            assert!(shape(&format!("fn f() -> {ty}")).output.nameable, "{ty}");
+        }
+    }
+}
