@@ -17,7 +17,7 @@ pub(crate) enum Plan {
     /// or that flushes (`main`) after the body.
     Checked {
         body: CheckedBody,
-        /// The declared type, where a `let` may name it.
+        /// The declared type for a `let` (`shape::Output::let_type`).
         output: Option<TokenStream>,
         check_err: bool,
         flush: bool,
@@ -50,7 +50,7 @@ pub(crate) enum CheckedBody {
     /// closure: it compiles faster).
     Labeled(Braced),
     /// Exits that cannot be rewritten (a macro may hide one; a `?` under a
-    /// type not spelled `Result`; a type that cannot be named): the body
+    /// type not spelled `Result`; a type macro that may hide an `impl Trait`): the body
     /// runs in a closure, which catches them.
     Closure(Braced),
 }
@@ -69,7 +69,7 @@ pub(crate) fn decide(shape: &FnShape, body: Body) -> Plan {
     if shape.is_async {
         return Plan::Async {
             stmts: body.into_stmts(),
-            output: output.nameable_type(),
+            output: output.let_type.clone(),
             check_err: output.may_be_result,
             flush: shape.is_main,
         };
@@ -99,10 +99,11 @@ pub(crate) fn decide(shape: &FnShape, body: Body) -> Plan {
         };
     }
     // Breaks carry the value to a `let` of the declared type, and turn a
-    // `?` into a `Result`'s `Err`: only where the type can be named and,
+    // `?` into a `Result`'s `Err`: only where the type can be written and,
     // with a `?`, is spelled as a `Result`.
-    let breaks_apply =
-        |question_mark: bool| output.nameable && (!question_mark || output.spelled_result);
+    let breaks_apply = |question_mark: bool| {
+        output.let_type.is_some() && (!question_mark || output.spelled_result)
+    };
     let checked = match body.exits {
         Exits::None => CheckedBody::NoExits(braced(body.into_stmts())),
         Exits::Visible { question_mark } if breaks_apply(question_mark) => {
@@ -117,7 +118,7 @@ pub(crate) fn decide(shape: &FnShape, body: Body) -> Plan {
     };
     Plan::Checked {
         body: checked,
-        output: output.nameable_type(),
+        output: output.let_type.clone(),
         check_err: output.may_be_result,
         flush: shape.is_main,
     }

@@ -3,8 +3,8 @@
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, ToTokens};
-use syn::visit::Visit;
-use syn::{ReturnType, Signature, Type};
+use syn::visit_mut::{self, VisitMut};
+use syn::{ReturnType, Signature, Token, Type};
 
 pub(crate) struct FnShape {
     /// The function's name.
@@ -31,13 +31,14 @@ impl FnShape {
 
 /// The declared return type and what it may be.
 pub(crate) struct Output {
-    /// The type as written; `None` for no `->` (unit).
-    ty: Option<Type>,
+    /// The type for a `let` (and a closure's `->`): as written, each
+    /// `impl Trait` in it as `_` (a `let` cannot name an opaque type, and
+    /// `_` leaves it to inference while the rest, an `Err` type above all,
+    /// stays known). `()` for no `->`; `None` when a type macro may hide an
+    /// `impl Trait`.
+    pub(crate) let_type: Option<TokenStream>,
     /// `-> !`.
     pub(crate) never: bool,
-    /// The type can be written in a `let`: no `impl Trait` anywhere in it
-    /// (`Result<(impl Display, u8), E>` cannot).
-    pub(crate) nameable: bool,
     /// It may be a `Result`: anything but the types that plainly are not,
     /// so aliases (`io::Result<T>`) still count. Where it cannot be one,
     /// the `Err` check is left out (compile time).
@@ -52,59 +53,62 @@ impl Output {
     fn of(output: &ReturnType) -> Output {
         let ReturnType::Type(_, ty) = output else {
             return Output {
-                ty: None,
+                let_type: Some(quote!(())),
                 never: false,
-                nameable: true,
                 may_be_result: false,
                 spelled_result: false,
             };
         };
         Output {
+            let_type: let_type(ty).map(|ty| ty.into_token_stream()),
             never: matches!(**ty, Type::Never(_)),
-            nameable: !contains_impl_trait(ty),
             may_be_result: may_be_result(ty),
             spelled_result: spelled_result(ty),
-            ty: Some((**ty).clone()),
         }
-    }
-
-    /// The type for a `let` annotation, when it can be named.
-    pub(crate) fn nameable_type(&self) -> Option<TokenStream> {
-        if !self.nameable {
-            return None;
-        }
-        Some(match &self.ty {
-            Some(ty) => ty.to_token_stream(),
-            None => quote!(()),
-        })
     }
 }
 
-/// `impl Trait` anywhere in the type: `impl Display`, `Result<impl Debug, E>`,
-/// `Result<(impl Display, u8), E>`, `&(impl Display + ?Sized)`, and in a
-/// type macro's tokens (which cannot be looked into otherwise).
-fn contains_impl_trait(ty: &Type) -> bool {
-    struct Finder(bool);
-    impl<'ast> Visit<'ast> for Finder {
-        fn visit_type_impl_trait(&mut self, _: &'ast syn::TypeImplTrait) {
-            self.0 = true;
-        }
-        fn visit_macro(&mut self, mac: &'ast syn::Macro) {
-            fn has_impl(tokens: TokenStream) -> bool {
-                tokens.into_iter().any(|tree| match tree {
-                    TokenTree::Ident(word) => word == "impl",
-                    TokenTree::Group(group) => has_impl(group.stream()),
-                    _ => false,
-                })
+/// `ty` with every `impl Trait` in it, however deep (`Result<(impl
+/// Display, u8), E>`, `&(impl Display + ?Sized)`), as `_`; `None` when a
+/// type macro's tokens (which cannot be looked into) hold an `impl`.
+fn let_type(ty: &Type) -> Option<Type> {
+    struct Infer {
+        hidden: bool,
+    }
+    impl VisitMut for Infer {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            match ty {
+                Type::ImplTrait(opaque) => {
+                    let underscore = Token![_](opaque.impl_token.span);
+                    *ty = Type::Infer(syn::TypeInfer {
+                        underscore_token: underscore,
+                    });
+                }
+                Type::Macro(mac) => self.hidden |= has_impl(mac.mac.tokens.clone()),
+                _ => visit_mut::visit_type_mut(self, ty),
             }
-            self.0 |= has_impl(mac.tokens.clone());
+            // `&(impl Display + ?Sized)` needs its parentheses, `&(_)` would
+            // draw `unused_parens` on the user's tokens.
+            if let Type::Paren(paren) = ty {
+                if let Type::Infer(_) = *paren.elem {
+                    *ty = (*paren.elem).clone();
+                }
+            }
         }
         // An item inside (`[u8; { fn f() -> impl Sized {} 1 }]`) has its own.
-        fn visit_item(&mut self, _: &'ast syn::Item) {}
+        fn visit_item_mut(&mut self, _: &mut syn::Item) {}
     }
-    let mut finder = Finder(false);
-    finder.visit_type(ty);
-    finder.0
+    fn has_impl(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|tree| match tree {
+            TokenTree::Ident(word) => word == "impl",
+            TokenTree::Group(group) => has_impl(group.stream()),
+            _ => false,
+        })
+    }
+    let mut ty = ty.clone();
+    let mut infer = Infer { hidden: false };
+    infer.visit_type_mut(&mut ty);
+    (!infer.hidden).then_some(ty)
 }
 
 fn may_be_result(ty: &Type) -> bool {
@@ -160,10 +164,10 @@ mod tests {
         let s = shape("fn load<F: Fn() -> u8, 'a>(f: F) -> io::Result<u8> where F: Send");
         assert_eq!(s.name, "load");
         assert!(!s.is_async && s.constness.is_none() && !s.is_main);
-        assert!(s.output.spelled_result && s.output.may_be_result && s.output.nameable);
+        assert!(s.output.spelled_result && s.output.may_be_result);
         let s = shape("const unsafe extern \"C\" fn main()");
         assert!(s.constness.is_some() && s.is_main);
-        assert_eq!(s.output.nameable_type().unwrap().to_string(), "()");
+        assert_eq!(s.output.let_type.unwrap().to_string(), "()");
         let s = shape("async fn get(&self) -> Outcome<u8>");
         assert!(s.is_async && !s.output.spelled_result && s.output.may_be_result);
         assert!(shape("fn f() -> !").output.never);
@@ -185,24 +189,34 @@ mod tests {
     }
 
     #[test]
-    fn impl_trait_is_found_anywhere_in_the_return_type() {
-        for ty in [
-            "impl Display",
-            "Result<impl Debug, E>",
-            "Result<(impl Display, u8), E>",
-            "Result<[impl Display; 2], E>",
-            "Result<&'static (impl Display + ?Sized), E>",
-            "Option<Box<(u8, impl Fn() -> u8)>>",
-            "Result<my_type!(impl Sized), E>",
+    fn impl_trait_anywhere_in_the_return_type_is_left_to_inference() {
+        let let_type = |ty: &str| {
+            shape(&format!("fn f() -> {ty}"))
+                .output
+                .let_type
+                .map(|t| t.to_string().replace(' ', ""))
+        };
+        for (ty, expected) in [
+            ("impl Display", "_"),
+            ("Result<impl Debug, E>", "Result<_,E>"),
+            ("Result<(impl Display, u8), E>", "Result<(_,u8),E>"),
+            ("Result<[impl Display; 2], E>", "Result<[_;2],E>"),
+            (
+                "Result<&'static (impl Display + ?Sized), E>",
+                "Result<&'static_,E>",
+            ),
+            ("Option<Box<(u8, impl Fn() -> u8)>>", "Option<Box<(u8,_)>>"),
+            (
+                "Result<Box<dyn Fn() -> u8>, E>",
+                "Result<Box<dynFn()->u8>,E>",
+            ),
         ] {
-            let s = shape(&format!("fn f() -> {ty}"));
-            assert!(
-                !s.output.nameable && s.output.nameable_type().is_none(),
-                "{ty}"
-            );
+            assert_eq!(let_type(ty).as_deref(), Some(expected), "{ty}");
         }
-        for ty in ["Result<Box<dyn Fn() -> u8>, E>", "fn(impl_name) -> u8"] {
-            assert!(shape(&format!("fn f() -> {ty}")).output.nameable, "{ty}");
-        }
+        assert_eq!(let_type("Result<my_type!(impl Sized), E>"), None);
+        assert_eq!(
+            let_type("Result<my_type!(u8), E>").as_deref(),
+            Some("Result<my_type!(u8),E>")
+        );
     }
 }
