@@ -14,8 +14,6 @@ use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::{Expr, Ident, Token};
 
-use crate::errors::Errors;
-
 /// One `key = value` argument, as written.
 #[derive(Clone)]
 pub(crate) struct Arg {
@@ -47,31 +45,28 @@ impl ToTokens for Arg {
     }
 }
 
-/// The arguments that parse; the others are reported to `errors`.
-pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Vec<Arg> {
+/// Every argument in the order written, or the error that it is; a bad
+/// one is skipped to the next comma, so the ones after it are still read.
+pub(crate) fn parse(tokens: TokenStream) -> Vec<syn::Result<Arg>> {
     let mut args = Vec::new();
-    let mut bad = Errors::default();
     let parser = |input: ParseStream<'_>| {
         while !input.is_empty() {
-            match parse_arg(input) {
-                Ok(arg) => args.push(arg),
-                Err(error) => {
-                    bad.push(error);
-                    skip_past_comma(input)?;
-                }
+            let arg = parse_arg(input);
+            if arg.is_err() {
+                skip_past_comma(input)?;
             }
+            args.push(arg);
         }
         Ok(())
     };
     // An argument that failed inside a group (`f(1 2)`) leaves syn's
     // "unexpected token" for the end of the list; it repeats the error
-    // already reported, so it counts only when nothing else was.
+    // already there, so it counts only when nothing else failed.
     if let Err(unexpected) = parser.parse2(tokens) {
-        if bad.is_empty() {
-            bad.push(unexpected);
+        if args.iter().all(Result::is_ok) {
+            args.push(Err(unexpected));
         }
     }
-    errors.extend(bad);
     args
 }
 
@@ -133,13 +128,13 @@ mod tests {
     use super::*;
 
     fn keys_and_errors(text: &str) -> (Vec<String>, usize) {
-        let mut errors = Errors::default();
-        let args = parse(text.parse().unwrap(), &mut errors);
+        let args = parse(text.parse().unwrap());
         let keys = args
             .iter()
+            .flatten()
             .map(|a| format!("{}={}", a.key.name, a.value.to_token_stream()))
             .collect();
-        (keys, errors.count())
+        (keys, args.iter().filter(|a| a.is_err()).count())
     }
 
     #[test]

@@ -40,8 +40,9 @@ fn item_settings(attrs: &mut [Attribute], outer: &Settings) -> Option<Settings> 
 /// set, as the block's attribute wrote them, then the member's own.
 fn member_args(outer: &Settings, own: TokenStream) -> TokenStream {
     // The member's own errors are reported when its attribute expands.
-    let own_keys: Vec<String> = args::parse(own.clone(), &mut Errors::default())
+    let own_keys: Vec<String> = args::parse(own.clone())
         .into_iter()
+        .flatten()
         .map(|arg| arg.key.name)
         .collect();
     let inherited = outer

@@ -14,19 +14,8 @@ impl Errors {
         }
     }
 
-    pub(crate) fn extend(&mut self, other: Errors) {
-        if let Some(error) = other.0 {
-            self.push(error);
-        }
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_none()
-    }
-
-    #[cfg(test)]
-    pub(crate) fn count(&self) -> usize {
-        self.0.as_ref().map_or(0, |e| e.into_iter().count())
     }
 
     pub(crate) fn into_compile_errors(self) -> TokenStream {

@@ -54,16 +54,17 @@ impl Settings {
     /// The settings that `tokens` (an attribute's arguments) describe; every
     /// bad argument is reported to `errors` and left out.
     pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Settings {
-        Settings::from_args(args::parse(tokens, errors), errors)
+        Settings::from_args(args::parse(tokens), errors)
     }
 
-    fn from_args(args: Vec<Arg>, errors: &mut Errors) -> Settings {
+    /// Errors, of syntax or of meaning, are reported in the order written.
+    fn from_args(args: Vec<syn::Result<Arg>>, errors: &mut Errors) -> Settings {
         let mut settings = Settings::default();
         let mut seen: Vec<String> = Vec::new();
         for arg in args {
             // A bad value is reported as such, and its key counts as unused.
-            let value = match Value::of(&arg) {
-                Ok(value) => value,
+            let (value, arg) = match arg.and_then(|arg| Ok((Value::of(&arg)?, arg))) {
+                Ok(valid) => valid,
                 Err(error) => {
                     errors.push(error);
                     continue;
