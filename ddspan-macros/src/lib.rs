@@ -32,7 +32,11 @@ mod shape;
 
 /// Wraps a function, method, `impl` block or inline module in Datadog spans.
 ///
-/// See the `ddspan` crate for the arguments and the rules.
+/// See the `ddspan` crate for the arguments and the rules. A crate that
+/// renamed the dependency names it with `crate = path` (as serde's
+/// `#[serde(crate = "...")]`; a string works too): every generated path
+/// then starts with it instead of `::ddspan`, and the functions and
+/// closures inside an annotated item inherit it.
 #[proc_macro_attribute]
 pub fn dd_span(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::dd_span(args.into(), item.into()).into()

@@ -4,7 +4,7 @@
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{quote, ToTokens};
 use syn::visit_mut::{self, VisitMut};
-use syn::{ReturnType, Signature, Token, Type};
+use syn::{ReturnType, Signature, Type};
 
 pub(crate) struct FnShape {
     /// The function's name.
@@ -79,10 +79,8 @@ fn let_type(ty: &Type) -> Option<Type> {
         fn visit_type_mut(&mut self, ty: &mut Type) {
             match ty {
                 Type::ImplTrait(opaque) => {
-                    let underscore = Token![_](opaque.impl_token.span);
-                    *ty = Type::Infer(syn::TypeInfer {
-                        underscore_token: underscore,
-                    });
+                    let span = opaque.impl_token.span;
+                    *ty = syn::parse_quote_spanned!(span=> _);
                 }
                 Type::Macro(mac) => self.hidden |= has_impl(mac.mac.tokens.clone()),
                 _ => visit_mut::visit_type_mut(self, ty),
