@@ -6,8 +6,7 @@
 
 use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 use quote::{quote, ToTokens};
-use syn::parse::{ParseStream, Parser};
-use syn::{Attribute, Block, Expr, Item, Signature, Stmt, TraitItemFn, Visibility};
+use syn::{Block, Expr, Item, Signature, Stmt, TraitItemFn};
 
 use crate::body::Body;
 use crate::errors::Errors;
@@ -33,14 +32,14 @@ pub(crate) fn dd_span(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// A function item read without parsing its attributes' contents or its
-/// body: `head` (attributes, visibility, signature) is passed on as it
-/// came, the body is read by [`Body::read`], which parses it only when it
-/// must (`syn` in a debug build is a good part of the attribute's compile
-/// time).
+/// A function item read without parsing its head or its body: `head`
+/// (attributes, visibility, signature) is passed on as it came, and read by
+/// [`FnShape::from_head`]; the body is read by [`Body::read`], which parses
+/// it only when it must (`syn` in a debug build is a good part of the
+/// attribute's compile time).
 struct FnItem {
     head: TokenStream,
-    sig: Signature,
+    shape: FnShape,
     body: Group,
 }
 
@@ -53,19 +52,16 @@ impl FnItem {
         if body.delimiter() != Delimiter::Brace {
             return None;
         }
-        let head: TokenStream = trees.into_iter().collect();
-        let signature = |input: ParseStream<'_>| {
-            input.call(Attribute::parse_outer)?;
-            input.parse::<Visibility>()?;
-            input.parse::<Signature>()
-        };
-        let sig = signature.parse2(head.clone()).ok()?;
-        Some(FnItem { head, sig, body })
+        let shape = FnShape::from_head(&trees)?;
+        Some(FnItem {
+            head: trees.into_iter().collect(),
+            shape,
+            body,
+        })
     }
 
     fn instrument(self, settings: &Settings, errors: &mut Errors) -> TokenStream {
-        let FnItem { head, sig, body } = self;
-        let shape = FnShape::of(&sig);
+        let FnItem { head, shape, body } = self;
         if refused(&shape, errors) {
             return quote!(#head #body);
         }
