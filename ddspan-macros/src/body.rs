@@ -5,8 +5,22 @@
 //! A body is parsed only when its tokens show more than `return` and `?`
 //! (a closure, an item, an `async` block, an attribute, a macro call):
 //! most bodies are passed on as tokens, their exits found and rewritten
-//! on tokens too. `syn` runs unoptimized in debug builds, and the macro's
-//! own run time is part of what a user waits for.
+//! on tokens too; the parsed path (`ExitsToBreaks`) takes the rest. `syn`
+//! runs unoptimized in debug builds, and the macro's own run time is part
+//! of what a user waits for.
+//!
+//! What the token path saves, in instructions spent inside the macro while
+//! rustc compiles the 200 functions of `scripts/compile-cost.sh` (callgrind;
+//! deterministic, where wall time on a shared machine is not):
+//! - plain bodies: 77 M with the token scan, 121 M with every body parsed
+//!   (-36 %);
+//! - fallible bodies (`let v = s.parse()?; Ok(v)`): 212 M with the token
+//!   rewrite, 241 M with every body parsed and rewritten by syn (-12 %),
+//!   263 M with the scan but no token rewrite.
+//!
+//! rustc ran at about 3 G instructions/s here (`-Z time-passes`), so that
+//! is ~0.07 ms per plain and ~0.05 ms per fallible function: 5-10 % of
+//! the whole per-function cost of the attribute, for ~180 lines.
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::ToTokens;
