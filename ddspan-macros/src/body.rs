@@ -638,4 +638,35 @@ mod tests {
         assert_eq!(text.matches("break '__ddspan_body").count(), 2, "{text}");
         assert!(!text.contains("return"), "{text}");
     }
+
+    /// Both rewriters behind `Body::into_breaks` write the same tokens
+    /// where both apply: which one runs is a matter of speed only.
+    #[test]
+    fn token_and_parsed_rewrites_agree() {
+        let label = emit::body_label();
+        for body in [
+            "let v: u64 = b.parse()?; Ok(v)",
+            "if a { return Err(e); } Ok(s.get(i)?.trim().parse::<u8>()?.len())",
+            "x = ::std::fs::read(p)?; foo(a?, (b)?); return Ok(-a.0[1]?)",
+            "while let Some(x) = it.next() { if x? > 3 { return Ok(x?); } } Ok(0)",
+            "let r = &Vec::<u8>::new()?; loop { break; } Ok(r.len())",
+        ] {
+            let tokens: TokenStream = body.parse().unwrap();
+            assert_eq!(
+                scan_tokens(tokens.clone()),
+                Scan::Exits {
+                    question_mark: true
+                },
+                "{body}"
+            );
+            let on_tokens = tokens_to_breaks(tokens.clone(), &label).expect(body);
+            let parsed = Body::parsed(parse_stmts(tokens).unwrap(), Span::call_site());
+            let Ok(on_syntax) = parsed.into_breaks(&label) else {
+                panic!("{body}");
+            };
+            // Equal but for the spacing of punctuation (`::<` as printed).
+            let text = |tokens: TokenStream| tokens.to_string().replace(' ', "");
+            assert_eq!(text(on_tokens), text(on_syntax), "{body}");
+        }
+    }
 }
