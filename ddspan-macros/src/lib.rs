@@ -45,7 +45,8 @@ pub fn dd_span(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Instruments a closure anywhere, also outside items that `#[dd_span]`
 /// processes: `dd_closure!(key = "value", span.name = "op"; |x| x + 1)`.
 /// Without `span.name` the closure is named after its first tag's value,
-/// else `closure`.
+/// else `closure`. A crate that renamed ddspan passes `crate = path` here
+/// too: a macro call does not see the attribute of the function it is in.
 #[proc_macro]
 pub fn dd_closure(input: TokenStream) -> TokenStream {
     closure::dd_closure(input.into()).into()
