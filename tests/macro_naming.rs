@@ -152,6 +152,26 @@ fn continues(parent: Option<ddspan::SpanContext>) {}
 #[dd_span(child_of = &headers)]
 async fn continues_async(headers: Vec<(String, String)>) {}
 
+/// The first of two values: a call with two generic arguments.
+fn first<A, B>(first: A, _second: B) -> A {
+    first
+}
+
+// The commas in `::<A, B>` do not separate arguments: `team` is the next one.
+#[dd_span(child_of = first::<Option<ddspan::SpanContext>, u8>(parent, 0), team = "generic")]
+fn continues_generic(parent: Option<ddspan::SpanContext>) {}
+
+#[test]
+fn child_of_takes_a_call_with_generic_arguments() {
+    let (_guard, spans) = capture();
+    let remote = ddspan::SpanContext::remote(7 << 64 | 5, 42, Some(1)).unwrap();
+    continues_generic(Some(remote.clone()));
+    let spans = spans.take();
+    let span = named(&spans, "continues_generic");
+    assert_eq!((span.trace_id, span.parent_id), (remote.trace_id(), 42));
+    assert_eq!(span.meta["team"], "generic");
+}
+
 #[test]
 fn child_of_continues_a_given_context() {
     let (_guard, spans) = capture();

@@ -1,44 +1,42 @@
 //! `#[dd_span(...)]` on closures inside an item that a ddspan attribute
-//! processes. Stable Rust rejects attributes on expressions unless an
-//! enclosing attribute macro removes them: this is that macro.
-//!
-//! Input: `items.map(#[dd_span(step = "parse")] |line| parse(line))`
-//!
-//! Output: `items.map(|line| { static SPEC ...; let guard = ...; call_once(|| parse(line)) })`
+//! processes, and `dd_closure!(args; closure)` anywhere. Stable Rust
+//! rejects attributes on expressions unless an enclosing attribute macro
+//! removes them: this is that macro. The new closure bodies are written
+//! by `emit::closure`.
 //!
 //! A closure's name is its `span.name`, else the value of its first tag
 //! (Orchestrion's rule), else `<enclosing function>.closure`. An `Err` is
-//! recorded when the closure's return type is written (`-> Result<_, _>`):
-//! Rust infers unannotated closures from their use, too late for the macro.
+//! recorded when the closure's return type is written (`-> Result<_, _>`).
 
-use proc_macro2::TokenStream;
+use proc_macro2::{TokenStream, TokenTree};
 use quote::{quote, ToTokens};
 use syn::visit_mut::{self, VisitMut};
-use syn::{Attribute, Block, Expr, ExprClosure, Item, Local, Meta, ReturnType};
+use syn::{Attribute, Expr, ExprClosure, Item, Local, Meta, Stmt};
 
+use crate::emit;
 use crate::errors::Errors;
-use crate::expand::{instrument_future, local, record_error, spec_item};
-use crate::settings::Settings;
-
-/// What an attribute on an item or expression asks of ddspan.
-pub(crate) enum Own {
-    None,
-    Ignore,
-    Span(Box<Settings>),
-}
+use crate::model::Settings;
 
 /// Whether an attribute is `name` (also as a path such as `ddspan::name`).
 pub(crate) fn last_segment_is(attr: &Attribute, name: &str) -> bool {
     attr.path().segments.last().is_some_and(|s| s.ident == name)
 }
 
+fn is_ours(attr: &Attribute) -> bool {
+    last_segment_is(attr, "dd_span") || last_segment_is(attr, "dd_ignore")
+}
+
+/// What an attribute on an expression asks of ddspan.
+enum Own {
+    None,
+    Ignore,
+    Span(Box<Settings>),
+}
+
 /// Removes a `#[dd_span(...)]` or `#[dd_ignore]` (from an expression, where
 /// no attribute may stay on stable Rust) and says which it was.
 fn remove_own_attribute(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Own {
-    let Some(position) = attrs
-        .iter()
-        .position(|a| last_segment_is(a, "dd_span") || last_segment_is(a, "dd_ignore"))
-    else {
+    let Some(position) = attrs.iter().position(is_ours) else {
         return Own::None;
     };
     let attr = attrs.remove(position);
@@ -66,7 +64,7 @@ fn remove_own_attribute(attrs: &mut Vec<Attribute>, errors: &mut Errors) -> Own 
 }
 
 /// The item with every `#[dd_span]` / `#[dd_ignore]` removed from statements
-/// and expressions (the fallback output when the attribute has errors).
+/// and expressions (the output, with the errors, when there are errors).
 pub(crate) fn strip_expression_attributes(item: TokenStream) -> TokenStream {
     struct Strip;
     impl VisitMut for Strip {
@@ -89,17 +87,38 @@ pub(crate) fn strip_expression_attributes(item: TokenStream) -> TokenStream {
     }
 }
 
-fn is_ours(attr: &Attribute) -> bool {
-    last_segment_is(attr, "dd_span") || last_segment_is(attr, "dd_ignore")
-}
-
-pub(crate) fn rewrite_closures(block: &mut Block, fn_name: &str, errors: &mut Errors) {
-    ClosureRewriter { fn_name, errors }.visit_block_mut(block);
+/// Instruments the annotated closures in a function's statements; they
+/// use the function's `crate = path` unless they set their own.
+pub(crate) fn rewrite_closures(
+    stmts: &mut [Stmt],
+    fn_name: &str,
+    krate: Option<&syn::Path>,
+    errors: &mut Errors,
+) {
+    let mut rewriter = ClosureRewriter {
+        fn_name,
+        krate,
+        errors,
+    };
+    for stmt in stmts {
+        rewriter.visit_stmt_mut(stmt);
+    }
 }
 
 struct ClosureRewriter<'a> {
     fn_name: &'a str,
+    krate: Option<&'a syn::Path>,
     errors: &'a mut Errors,
+}
+
+impl ClosureRewriter<'_> {
+    fn instrument(&self, closure: &mut ExprClosure, mut settings: Settings) {
+        if settings.krate.is_none() {
+            settings.krate = self.krate.cloned();
+        }
+        let body = emit::closure(closure, &settings, Some(self.fn_name));
+        *closure.body = Expr::Verbatim(body);
+    }
 }
 
 impl VisitMut for ClosureRewriter<'_> {
@@ -111,11 +130,7 @@ impl VisitMut for ClosureRewriter<'_> {
             local.init.as_ref().map(|init| &*init.expr),
             Some(Expr::Closure(_))
         );
-        let position = local
-            .attrs
-            .iter()
-            .position(|a| last_segment_is(a, "dd_span") || last_segment_is(a, "dd_ignore"));
-        if let Some(position) = position {
+        if let Some(position) = local.attrs.iter().position(is_ours) {
             if binds_closure {
                 // `#[dd_span] let f = |x| ...;` means the closure.
                 let attr = local.attrs.remove(position);
@@ -142,7 +157,7 @@ impl VisitMut for ClosureRewriter<'_> {
                 Own::Ignore => return,
                 Own::Span(settings) => {
                     visit_mut::visit_expr_closure_mut(self, closure);
-                    rewrite_closure(closure, &settings, Some(self.fn_name));
+                    self.instrument(closure, *settings);
                     return;
                 }
                 Own::None => {}
@@ -153,22 +168,18 @@ impl VisitMut for ClosureRewriter<'_> {
     }
 }
 
-/// `dd_closure!(args; closure)`.
+/// `dd_closure!(args; closure)`, the arguments optional.
 pub(crate) fn dd_closure(input: TokenStream) -> TokenStream {
-    let mut args = TokenStream::new();
-    let mut rest = input.clone().into_iter();
-    let mut found = false;
-    for tree in rest.by_ref() {
-        if matches!(&tree, proc_macro2::TokenTree::Punct(p) if p.as_char() == ';') {
-            found = true;
-            break;
-        }
-        args.extend([tree]);
-    }
-    let (args, closure_tokens): (TokenStream, TokenStream) = if found {
-        (args, rest.collect())
-    } else {
-        (TokenStream::new(), input)
+    let trees: Vec<TokenTree> = input.clone().into_iter().collect();
+    let semicolon = trees
+        .iter()
+        .position(|tree| matches!(tree, TokenTree::Punct(p) if p.as_char() == ';'));
+    let (args, closure_tokens): (TokenStream, TokenStream) = match semicolon {
+        Some(at) => (
+            trees[..at].iter().cloned().collect(),
+            trees[at + 1..].iter().cloned().collect(),
+        ),
+        None => (TokenStream::new(), input),
     };
     let mut errors = Errors::default();
     let settings = Settings::parse(args, &mut errors);
@@ -187,56 +198,14 @@ pub(crate) fn dd_closure(input: TokenStream) -> TokenStream {
         let errors = errors.into_compile_errors();
         return quote!({ #errors #closure });
     }
-    let mut errors = Errors::default();
-    ClosureRewriter {
+    let mut rewriter = ClosureRewriter {
         fn_name: "closure",
+        krate: settings.krate.as_ref(),
         errors: &mut errors,
-    }
-    .visit_expr_closure_mut(&mut closure);
-    rewrite_closure(&mut closure, &settings, None);
+    };
+    rewriter.visit_expr_closure_mut(&mut closure);
+    let body = emit::closure(&closure, &settings, None);
+    *closure.body = Expr::Verbatim(body);
     let errors = errors.into_compile_errors();
     quote!({ #errors #closure })
-}
-
-fn rewrite_closure(closure: &mut ExprClosure, settings: &Settings, fn_name: Option<&str>) {
-    let name = settings
-        .name
-        .as_ref()
-        .map(syn::LitStr::value)
-        .or_else(|| settings.first_tag_value())
-        .unwrap_or_else(|| {
-            fn_name.map_or_else(|| "closure".to_owned(), |f| format!("{f}.closure"))
-        });
-    let spec = spec_item(&name, settings, None);
-    let local_start = settings.local_start();
-    let ret = local("__ddspan_ret");
-    let body = &closure.body;
-    let new_body = if closure.asyncness.is_some() {
-        let instrumented = instrument_future(
-            &quote!(async move { #body }),
-            &ret,
-            None,
-            true,
-            &settings.future_start(),
-        );
-        quote!({ #spec #instrumented.await })
-    } else if let Expr::Async(_) = &**body {
-        let instrumented =
-            instrument_future(&quote!(#body), &ret, None, true, &settings.future_start());
-        quote!({ #spec #instrumented })
-    } else {
-        let guard = local("__ddspan_guard");
-        let (record, annotation) = match &closure.output {
-            ReturnType::Type(_, ty) => (record_error(&ret, Some(&guard)), quote!(: #ty)),
-            ReturnType::Default => (TokenStream::new(), TokenStream::new()),
-        };
-        quote!({
-            #spec
-            let #guard = #local_start;
-            let #ret #annotation = ::ddspan::__private::call_once(|| #body);
-            #record
-            #ret
-        })
-    };
-    *closure.body = Expr::Verbatim(new_body);
 }

@@ -5,38 +5,51 @@
 //! `//orchestrion:ignore` does.
 
 use proc_macro2::TokenStream;
-use quote::ToTokens;
-use syn::{ImplItem, Item, ItemImpl, ItemMod, TraitItem};
+use quote::{quote, ToTokens};
+use syn::{Attribute, ImplItem, Item, ItemImpl, ItemMod, TraitItem};
 
+use crate::args;
 use crate::closure::last_segment_is;
 use crate::errors::Errors;
-use crate::expand::instrument_fn;
-use crate::settings::Settings;
+use crate::expand::instrument_block;
+use crate::model::Settings;
 
-/// What to do with an item inside a block: `None` when it opts out or
-/// carries its own `#[dd_span]`. An own attribute is rewritten to carry
-/// the block's settings merged with its own, and left to expand itself
-/// (so the user's `use ddspan::dd_span` stays used).
-fn item_settings(
-    attrs: &mut [syn::Attribute],
-    outer: &Settings,
-    errors: &mut Errors,
-) -> Option<Settings> {
+/// The settings to instrument an item inside a block with: `None` when it
+/// opts out or carries its own `#[dd_span]`. An own attribute is handed
+/// the block's arguments and left to expand itself (so the user's
+/// `use ddspan::dd_span` stays used, and its errors are its own).
+fn item_settings(attrs: &mut [Attribute], outer: &Settings) -> Option<Settings> {
     if attrs.iter().any(|a| last_segment_is(a, "dd_ignore")) {
         return None;
     }
     let Some(attr) = attrs.iter_mut().find(|a| last_segment_is(a, "dd_span")) else {
         return Some(outer.clone());
     };
-    let own_args = match &attr.meta {
+    let own = match &attr.meta {
         syn::Meta::List(list) => list.tokens.clone(),
         _ => TokenStream::new(),
     };
-    let merged = Settings::parse(own_args, errors).within(outer);
+    let args = member_args(outer, own);
     let path = attr.path().clone();
-    let args = merged.to_args();
     *attr = syn::parse_quote!(#[#path(#args)]);
     None
+}
+
+/// A member's own arguments under the block's: the block's inherited
+/// arguments (`model::Settings::inherited`) whose key the member does not
+/// set, as the block's attribute wrote them, then the member's own.
+fn member_args(outer: &Settings, own: TokenStream) -> TokenStream {
+    // The member's own errors are reported when its attribute expands.
+    let own_keys: Vec<String> = args::parse(own.clone())
+        .into_iter()
+        .flatten()
+        .map(|arg| arg.key.name)
+        .collect();
+    let inherited = outer
+        .inherited
+        .iter()
+        .filter(|arg| !own_keys.contains(&arg.key.name));
+    quote!(#(#inherited,)* #own)
 }
 
 /// A function inside a block: instrumented with the block's settings unless
@@ -44,17 +57,17 @@ fn item_settings(
 /// left alone: it cannot be timed, and only an explicit attribute on it is
 /// an error.
 fn instrument_member(
-    attrs: &mut [syn::Attribute],
+    attrs: &mut [Attribute],
     sig: &syn::Signature,
     block: &mut syn::Block,
     settings: &Settings,
     errors: &mut Errors,
 ) {
-    let Some(own) = item_settings(attrs, settings, errors) else {
+    let Some(own) = item_settings(attrs, settings) else {
         return;
     };
     if sig.constness.is_none() {
-        instrument_fn(sig, block, &own, errors);
+        instrument_block(sig, block, &own, errors);
     }
 }
 
@@ -106,27 +119,26 @@ fn instrument_mod(module: &mut ItemMod, settings: &Settings, errors: &mut Errors
                 );
             }
             Item::Impl(block) => {
-                if let Some(own) = item_settings(&mut block.attrs, settings, errors) {
+                if let Some(own) = item_settings(&mut block.attrs, settings) {
                     instrument_impl(block, &own, errors);
                 }
             }
             Item::Mod(inner) if inner.content.is_some() => {
-                if let Some(own) = item_settings(&mut inner.attrs, settings, errors) {
+                if let Some(own) = item_settings(&mut inner.attrs, settings) {
                     instrument_mod(inner, &own, errors);
                 }
             }
             Item::Trait(definition) => {
-                let Some(own) = item_settings(&mut definition.attrs, settings, errors) else {
+                let Some(own) = item_settings(&mut definition.attrs, settings) else {
                     continue;
                 };
                 for item in &mut definition.items {
                     if let TraitItem::Fn(method) = item {
-                        let Some(method_settings) = item_settings(&mut method.attrs, &own, errors)
-                        else {
+                        let Some(method_settings) = item_settings(&mut method.attrs, &own) else {
                             continue;
                         };
                         if let Some(body) = &mut method.default {
-                            instrument_fn(&method.sig, body, &method_settings, errors);
+                            instrument_block(&method.sig, body, &method_settings, errors);
                         }
                     }
                 }

@@ -1,4 +1,5 @@
-//! Errors collected while expanding one attribute, reported together.
+//! Errors collected while expanding one attribute, reported together (as
+//! serde's `Ctxt` and darling's accumulator do).
 
 use proc_macro2::TokenStream;
 

@@ -4,13 +4,14 @@
 //! run checks the same 20 000 cases.
 //!
 //! Properties: parsing never panics; what parses without error re-parses
-//! from its own expansion (`to_args`, used for `impl`/`mod` blocks) to the
-//! same settings; valid lists give exactly the settings a model predicts.
+//! from the arguments a block hands to its members (`inherited`) to the
+//! same settings but for `span.name` and `child_of`; valid lists give
+//! exactly the settings a model predicts.
 
 use proc_macro2::TokenStream;
+use quote::quote;
 
-use super::Settings;
-use crate::attr::Value;
+use super::{Settings, TagValue};
 use crate::errors::Errors;
 
 /// xorshift64*: a tiny deterministic generator.
@@ -128,18 +129,23 @@ fn parse(tokens: TokenStream) -> (Settings, Errors) {
 /// What the settings say, as plain data.
 fn summary(settings: &Settings) -> Vec<String> {
     let lit = |l: &Option<syn::LitStr>| l.as_ref().map(syn::LitStr::value);
+    let krate = settings
+        .krate
+        .as_ref()
+        .map(|path| quote!(#path).to_string());
     let mut out = vec![
         format!("name={:?}", lit(&settings.name)),
         format!("resource={:?}", lit(&settings.resource)),
         format!("service={:?}", lit(&settings.service)),
         format!("type={:?}", lit(&settings.span_type)),
         format!("child_of={}", settings.child_of.is_some()),
+        format!("crate={krate:?}"),
     ];
-    for (key, value) in &settings.tags {
-        out.push(match value {
-            Value::Str(s) => format!("{key}=str:{}", s.value()),
-            Value::Number { value, .. } => format!("{key}=num:{value}"),
-            Value::Parent(_) => format!("{key}=parent"),
+    for tag in &settings.tags {
+        let key = &tag.key;
+        out.push(match &tag.value {
+            TagValue::Str(s) => format!("{key}=str:{}", s.value()),
+            TagValue::Number(value) => format!("{key}=num:{value}"),
         });
     }
     out
@@ -160,13 +166,17 @@ fn random_arguments_never_panic_and_round_trip() {
                 assert!(!errors.into_compile_errors().is_empty());
                 return false;
             }
-            let again = settings.to_args();
+            let inherited = &settings.inherited;
+            let again = quote!(#(#inherited),*);
             let (reparsed, errors) = parse(again.clone());
             assert!(
                 errors.is_empty(),
-                "`{text}` expanded to `{again}`, which does not parse"
+                "`{text}` handed on `{again}`, which does not parse"
             );
-            assert_eq!(summary(&reparsed), summary(&settings), "`{text}`");
+            let mut expected = settings.clone();
+            expected.name = None;
+            expected.child_of = None;
+            assert_eq!(summary(&reparsed), summary(&expected), "`{text}`");
             true
         });
         match outcome {
@@ -236,7 +246,7 @@ fn valid_arguments_give_the_settings_a_model_predicts() {
         assert_eq!(lit(&settings.resource), field("resource.name"));
         assert_eq!(lit(&settings.service), field("service.name"));
         assert_eq!(lit(&settings.span_type), field("span.type"));
-        let tags: Vec<String> = summary(&settings)[5..].to_vec();
+        let tags: Vec<String> = summary(&settings)[6..].to_vec();
         let expected: Vec<String> = model
             .iter()
             .filter(|(k, _)| {
