@@ -83,12 +83,18 @@ fn shared_pool() -> Option<MutexGuard<'static, SharedPool>> {
 
 /// This thread's buffers, at most [`BATCH`], within its share of the
 /// process's reuse budget (`reuse_budget.rs`).
-struct LocalCache(RefCell<Vec<Vec<SpanRecord>>>);
+struct LocalCache(RefCell<Kept>);
+
+/// A thread's buffers and what they hold of the process's reuse budget.
+struct Kept {
+    buffers: Vec<Vec<SpanRecord>>,
+    budget: reuse_budget::Reservation,
+}
 
 impl Drop for LocalCache {
     /// Thread exit: the buffers go to the shared pool, for other threads.
     fn drop(&mut self) {
-        let buffers = std::mem::take(self.0.get_mut());
+        let buffers = std::mem::take(&mut self.0.get_mut().buffers);
         // A few tries: another thread holds the lock for microseconds at a
         // time (and in a forked child it may never be free).
         for _ in 0..100 {
@@ -104,28 +110,30 @@ impl Drop for LocalCache {
 }
 
 thread_local! {
-    static LOCAL: LocalCache = const { LocalCache(RefCell::new(Vec::new())) };
+    static LOCAL: LocalCache = const {
+        LocalCache(RefCell::new(Kept {
+            buffers: Vec::new(),
+            budget: reuse_budget::Reservation::new(),
+        }))
+    };
 }
 
 /// Puts `buffer` in this thread's cache if it has room and the budget
 /// allows; else hands it back.
-fn keep_locally(
-    cache: &mut Vec<Vec<SpanRecord>>,
-    buffer: Vec<SpanRecord>,
-) -> Option<Vec<SpanRecord>> {
-    if cache.len() < BATCH
+fn keep_locally(cache: &mut Kept, buffer: Vec<SpanRecord>) -> Option<Vec<SpanRecord>> {
+    if cache.buffers.len() < BATCH
         && buffer.capacity() <= MAX_LOCAL_CAPACITY
-        && reuse_budget::keep(bytes_of(&buffer))
+        && cache.budget.keep(bytes_of(&buffer))
     {
-        cache.push(buffer);
+        cache.buffers.push(buffer);
         return None;
     }
     Some(buffer)
 }
 
-fn take_locally(cache: &mut Vec<Vec<SpanRecord>>) -> Option<Vec<SpanRecord>> {
-    let buffer = cache.pop()?;
-    reuse_budget::release(bytes_of(&buffer));
+fn take_locally(cache: &mut Kept) -> Option<Vec<SpanRecord>> {
+    let buffer = cache.buffers.pop()?;
+    cache.budget.release(bytes_of(&buffer));
     Some(buffer)
 }
 
@@ -138,9 +146,9 @@ pub(crate) fn take() -> Vec<SpanRecord> {
     let recycled = LOCAL
         .try_with(|cache| {
             let mut cache = cache.0.try_borrow_mut().ok()?;
-            if cache.is_empty() {
+            if cache.buffers.is_empty() {
                 let mut shared = shared_pool()?;
-                while cache.len() < BATCH {
+                while cache.buffers.len() < BATCH {
                     let Some(buffer) = shared.pop() else {
                         break;
                     };
@@ -259,6 +267,7 @@ mod tests {
             cache
                 .0
                 .borrow()
+                .buffers
                 .iter()
                 .any(|b| b.capacity() > MAX_LOCAL_CAPACITY)
         });

@@ -7,7 +7,6 @@
 //! grain, never per span), and gives its reservation back when it exits.
 //! Past the budget, threads free what they would have kept.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What all threads together may keep for reuse.
@@ -17,64 +16,63 @@ const GRAIN: usize = 64 << 10;
 
 static RESERVED: AtomicUsize = AtomicUsize::new(0);
 
-struct Allowance {
-    /// Reserved from [`RESERVED`] by this thread.
-    reserved: Cell<usize>,
-    /// Kept now by this thread.
-    used: Cell<usize>,
+/// One thread-local cache's share of [`PROCESS_BUDGET`]: kept inside the
+/// cache's own thread-local, so counting costs no other lookup; what it
+/// reserved goes back when the cache drops (thread exit).
+#[derive(Debug, Default)]
+pub(crate) struct Reservation {
+    /// Reserved from the process budget.
+    reserved: usize,
+    /// Kept now by the cache.
+    used: usize,
 }
 
-impl Drop for Allowance {
-    /// Thread exit: the reservation goes back to the process.
-    fn drop(&mut self) {
-        RESERVED.fetch_sub(self.reserved.get(), Ordering::Relaxed);
+impl Reservation {
+    /// An empty reservation (for `const` thread-local initialisers).
+    pub(crate) const fn new() -> Reservation {
+        Reservation {
+            reserved: 0,
+            used: 0,
+        }
+    }
+
+    /// Whether the cache may keep `bytes` more; if so they are counted
+    /// until [`Reservation::release`]d.
+    #[inline]
+    pub(crate) fn keep(&mut self, bytes: usize) -> bool {
+        let used = self.used + bytes;
+        if used > self.reserved && !self.reserve(used - self.reserved) {
+            return false;
+        }
+        self.used = used;
+        true
+    }
+
+    #[cold]
+    fn reserve(&mut self, missing: usize) -> bool {
+        let more = missing.div_ceil(GRAIN) * GRAIN;
+        let reserved = RESERVED.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |all| {
+            (all + more <= PROCESS_BUDGET).then_some(all + more)
+        });
+        if reserved.is_err() {
+            return false;
+        }
+        self.reserved += more;
+        true
+    }
+
+    /// The cache no longer keeps `bytes` (taken back into use, or freed).
+    #[inline]
+    pub(crate) fn release(&mut self, bytes: usize) {
+        self.used = self.used.saturating_sub(bytes);
     }
 }
 
-thread_local! {
-    static ALLOWANCE: Allowance = const {
-        Allowance {
-            reserved: Cell::new(0),
-            used: Cell::new(0),
-        }
-    };
-}
-
-/// Whether this thread may keep `bytes` more for reuse; if so they are
-/// counted until [`release`]d.
-pub(crate) fn keep(bytes: usize) -> bool {
-    ALLOWANCE
-        .try_with(|allowance| {
-            let used = allowance.used.get() + bytes;
-            if used > allowance.reserved.get() {
-                let more = (used - allowance.reserved.get()).div_ceil(GRAIN) * GRAIN;
-                let reserved = RESERVED.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |all| {
-                    (all + more <= PROCESS_BUDGET).then_some(all + more)
-                });
-                if reserved.is_err() {
-                    return false;
-                }
-                allowance.reserved.set(allowance.reserved.get() + more);
-            }
-            allowance.used.set(used);
-            true
-        })
-        .unwrap_or(false)
-}
-
-/// This thread no longer keeps `bytes` (taken back into use, or freed).
-pub(crate) fn release(bytes: usize) {
-    let _ = ALLOWANCE.try_with(|allowance| {
-        allowance
-            .used
-            .set(allowance.used.get().saturating_sub(bytes));
-    });
-}
-
-/// What all threads have reserved now.
-#[cfg(test)]
-pub(crate) fn reserved() -> usize {
-    RESERVED.load(Ordering::Relaxed)
+impl Drop for Reservation {
+    /// Thread exit: the reservation goes back to the process.
+    fn drop(&mut self) {
+        RESERVED.fetch_sub(self.reserved, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]
@@ -89,7 +87,8 @@ mod tests {
             .map(|_| {
                 let barrier = std::sync::Arc::clone(&barrier);
                 std::thread::spawn(move || {
-                    let kept = (0..256).filter(|_| keep(4096)).count() * 4096;
+                    let mut reservation = Reservation::new();
+                    let kept = (0..256).filter(|_| reservation.keep(4096)).count() * 4096;
                     barrier.wait();
                     kept
                 })
@@ -114,11 +113,11 @@ mod tests {
 
     #[test]
     fn released_room_is_kept_again_without_reserving_more() {
-        assert!(keep(1000));
-        let before = reserved();
-        release(1000);
-        assert!(keep(1000));
-        assert_eq!(reserved(), before);
-        release(1000);
+        let mut reservation = Reservation::new();
+        assert!(reservation.keep(1000));
+        let before = reservation.reserved;
+        reservation.release(1000);
+        assert!(reservation.keep(1000));
+        assert_eq!(reservation.reserved, before);
     }
 }

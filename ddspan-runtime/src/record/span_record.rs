@@ -56,17 +56,30 @@ pub(crate) static DYNAMIC: SpanSpec = SpanSpec::new("");
 /// [`SpanExtra::clear`]'s bound on kept room.
 const MAX_SPARE_EXTRAS: usize = 1024;
 
-thread_local! {
+/// A thread's emptied extras and what they hold of the process's reuse
+/// budget.
+struct SpareExtras {
     // The boxes are what is reused: a record takes one back as it is.
     #[allow(clippy::vec_box)]
-    static SPARE_EXTRAS: RefCell<Vec<Box<SpanExtra>>> = const { RefCell::new(Vec::new()) };
+    extras: Vec<Box<SpanExtra>>,
+    budget: reuse_budget::Reservation,
+}
+
+thread_local! {
+    static SPARE_EXTRAS: RefCell<SpareExtras> = const {
+        RefCell::new(SpareExtras {
+            extras: Vec::new(),
+            budget: reuse_budget::Reservation::new(),
+        })
+    };
 }
 
 fn spare_extra() -> Box<SpanExtra> {
     SPARE_EXTRAS
         .try_with(|spare| {
-            let extra = spare.try_borrow_mut().ok()?.pop()?;
-            reuse_budget::release(extra.kept_bytes());
+            let mut spare = spare.try_borrow_mut().ok()?;
+            let extra = spare.extras.pop()?;
+            spare.budget.release(extra.kept_bytes());
             Some(extra)
         })
         .ok()
@@ -81,15 +94,16 @@ pub(crate) fn recycle(records: &mut Vec<SpanRecord>) {
         let Ok(mut spare) = spare.try_borrow_mut() else {
             return;
         };
+        let spare = &mut *spare;
         for record in records.iter_mut() {
-            if spare.len() >= MAX_SPARE_EXTRAS {
+            if spare.extras.len() >= MAX_SPARE_EXTRAS {
                 break;
             }
             if let Some(mut extra) = record.extra.take() {
                 extra.clear();
                 // Over this thread's share of the process's budget: freed.
-                if reuse_budget::keep(extra.kept_bytes()) {
-                    spare.push(extra);
+                if spare.budget.keep(extra.kept_bytes()) {
+                    spare.extras.push(extra);
                 }
             }
         }
