@@ -344,14 +344,12 @@ impl LocalStack {
             Parent::Active => match self.active_hold(shared) {
                 Some((hold, id, service)) => (hold, id, service, true),
                 None => {
-                    let hold =
-                        self.begin_trace(own_service, span_id, None, start, shared)?;
+                    let hold = self.begin_trace(own_service, span_id, None, start, shared)?;
                     (hold, 0, None, false)
                 }
             },
             Parent::Explicit(None) => {
-                let hold =
-                    self.begin_trace(own_service, span_id, None, start, shared)?;
+                let hold = self.begin_trace(own_service, span_id, None, start, shared)?;
                 (hold, 0, None, false)
             }
             Parent::Explicit(Some(context)) => {
@@ -368,13 +366,9 @@ impl LocalStack {
                     });
                 let hold = match joined {
                     Some(hold) => hold,
-                    None => self.begin_trace(
-                        own_service,
-                        span_id,
-                        Some(&context),
-                        start,
-                        shared,
-                    )?,
+                    None => {
+                        self.begin_trace(own_service, span_id, Some(&context), start, shared)?
+                    }
                 };
                 let local = context.local_trace.is_some();
                 (hold, context.span_id, context.service, local)
