@@ -42,6 +42,21 @@ fn a_5xx_is_retried_then_delivered() {
     agent.assert_no_errors();
 }
 
+/// A redirect is a misconfiguration (the URL points at something other than
+/// the agent): dropped at once and counted, never followed or resent (each
+/// 8 MB payload went three times).
+#[test]
+fn a_3xx_is_dropped_at_once_not_retried() {
+    let agent = FaultAgent::scripted(vec![Reply::status(301, "moved")]);
+    let _guard = start_tracer(&agent.url());
+    traces("redirected", 2);
+    assert!(tracer::flush(Duration::from_secs(5)));
+    let stats = tracer::stats();
+    assert_eq!(agent.requests().len(), 1, "sent once");
+    assert_eq!((stats.retries, stats.spans_dropped_send_failed), (0, 2), "{stats}");
+    tracer::stop();
+}
+
 #[test]
 fn a_4xx_is_never_retried_and_is_counted() {
     let agent = FaultAgent::scripted(vec![Reply::status(400, "bad payload")]);
