@@ -53,7 +53,11 @@ fn a_3xx_is_dropped_at_once_not_retried() {
     assert!(tracer::flush(Duration::from_secs(5)));
     let stats = tracer::stats();
     assert_eq!(agent.requests().len(), 1, "sent once");
-    assert_eq!((stats.retries, stats.spans_dropped_send_failed), (0, 2), "{stats}");
+    assert_eq!(
+        (stats.retries, stats.spans_dropped_send_failed),
+        (0, 2),
+        "{stats}"
+    );
     tracer::stop();
 }
 

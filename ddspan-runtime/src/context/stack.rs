@@ -487,6 +487,15 @@ impl LocalStack {
 
     /// Removes the frame of `span_id` (normally the top) and finishes it if
     /// it is a local span.
+    /// Removes the `Left` frames that the last pop uncovered on the top.
+    #[cold]
+    fn drop_left_on_top(&mut self) {
+        while matches!(self.frames.last(), Some(f) if matches!(f.kind, FrameKind::Left)) {
+            self.frames.pop();
+            self.left -= 1;
+        }
+    }
+
     fn pop(&mut self, frame: FrameRef, end: clock::Instant) {
         let hinted = frame.index as usize;
         let position = if self
@@ -505,14 +514,7 @@ impl LocalStack {
         // place as `Left` (removing it would shift every frame above: with
         // 100 000 guards dropped oldest first, quadratic).
         let frame = if position + 1 == self.frames.len() {
-            let top = self.frames.pop();
-            while self.left > 0
-                && matches!(self.frames.last(), Some(f) if matches!(f.kind, FrameKind::Left))
-            {
-                self.frames.pop();
-                self.left -= 1;
-            }
-            top
+            self.frames.pop()
         } else {
             let left = Frame {
                 span_id: 0,
@@ -526,6 +528,9 @@ impl LocalStack {
         let Some(frame) = frame else {
             return;
         };
+        if self.left > 0 {
+            self.drop_left_on_top();
+        }
         let Some(segment) = self.segment(frame.segment) else {
             return;
         };
@@ -567,6 +572,7 @@ impl Drop for LocalStack {
     }
 }
 
+#[inline(always)]
 fn with_stack<R>(f: impl FnOnce(&mut LocalStack) -> R) -> Option<R> {
     // `try_with`: spans during thread teardown are not recorded; `try_borrow_mut`:
     // never panic, even if the stack were re-entered.
