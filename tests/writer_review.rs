@@ -283,7 +283,7 @@ fn flush_with_an_unbounded_timeout_does_not_panic() {
 }
 
 #[test]
-fn stop_during_a_request_longer_than_its_timeout_counts_what_is_left() {
+fn stop_during_a_request_longer_than_its_timeout_counts_it_held_until_settled() {
     let agent = FaultAgent::start(|_| Reply::ok().after(Duration::from_secs(3)));
     let _guard = start_tracer(&agent.url(), |b| {
         b.flush_interval(Duration::from_millis(10))
@@ -295,12 +295,21 @@ fn stop_during_a_request_longer_than_its_timeout_counts_what_is_left() {
         agent.arrived() >= 1
     });
     assert!(!tracer::stop());
+    // The writer still holds it, in the request it cannot cut...
     let stats = tracer::stats();
     assert_eq!(
         (stats.spans_buffered, stats.spans_dropped_send_failed),
-        (0, 1),
+        (1, 0),
         "{stats}"
     );
+    assert_accounted(&stats);
+    // ...until the agent's late answer settles it.
+    wait_until("the late answer", Duration::from_secs(20), || {
+        tracer::stats().spans_buffered == 0
+    });
+    let stats = tracer::stats();
+    assert_eq!(stats.spans_sent, 1, "{stats}");
+    assert_accounted(&stats);
 }
 
 /// A second review, of the sender thread: what finishes while a request is

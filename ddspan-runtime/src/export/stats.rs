@@ -136,10 +136,10 @@ macro_rules! counters {
         }
 
         impl Counters {
-            /// The counters now, with chunks still in the writer's queue
-            /// counted as buffered (held by the writer, not yet settled):
-            /// so every span handed over is in exactly one counter at any
-            /// time, also while a stopped tracer's writer finishes.
+            /// The counters of a stopped tracer, with chunks still in its
+            /// writer's queue counted as buffered (held by the writer,
+            /// settled when it ends): every span handed over is in exactly
+            /// one counter at any time after the stop.
             pub(crate) fn settled_snapshot(&self) -> Stats {
                 let mut stats = self.snapshot();
                 let in_queue = self.queued_spans.load(Ordering::Relaxed);

@@ -257,7 +257,9 @@ pub(crate) fn stats() -> Stats {
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .as_ref()
-        .map(|core| core.counters.settled_snapshot())
+        // Running: chunks in the writer's queue are counted once it takes
+        // them (as queued), or at once if refused.
+        .map(|core| core.counters.snapshot())
         .or_else(|| {
             LAST_COUNTERS
                 .lock()
