@@ -84,6 +84,9 @@ fn restart_after_fork() -> bool {
     {
         return STATE.load(Ordering::Acquire) == RUNNING;
     }
+    // This thread is the child's only one, with its parent's id generator:
+    // reseeded before any span of the child draws an id.
+    crate::util::id::reseed();
     let config = match CURRENT.try_read() {
         Ok(current) => current.as_ref().map(|core| core.config.clone()),
         Err(TryLockError::Poisoned(current)) => current

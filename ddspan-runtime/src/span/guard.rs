@@ -59,7 +59,7 @@ impl LocalSpanGuard {
     #[inline]
     pub fn start(spec: &'static SpanSpec) -> LocalSpanGuard {
         let frame = if registry::is_running() {
-            stack::push_local(spec, Parent::Active)
+            stack::push_child_of_active(spec)
         } else {
             FrameRef::NONE
         };

@@ -10,11 +10,15 @@ use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 
-use crate::util::process_hooks::fork_epoch;
-
 thread_local! {
-    /// The generator's state, and the fork epoch it was seeded in.
-    static RNG: Cell<(u64, u64)> = Cell::new((seed(), fork_epoch()));
+    static RNG: Cell<u64> = Cell::new(seed());
+}
+
+/// Seeds this thread's generator afresh: in the child of a `fork`, whose
+/// only thread has its parent's generator state (the tracer's restart in
+/// the child calls it before the child draws any id).
+pub(crate) fn reseed() {
+    let _ = RNG.try_with(|rng| rng.set(seed()));
 }
 
 fn seed() -> u64 {
@@ -34,11 +38,8 @@ fn seed() -> u64 {
 pub(crate) fn random_u64() -> u64 {
     let state = RNG
         .try_with(|rng| {
-            let (state, epoch) = rng.get();
-            let now = fork_epoch();
-            let state = if epoch == now { state } else { seed() };
-            let next = state.wrapping_add(0xa076_1d64_78bd_642f);
-            rng.set((next, now));
+            let next = rng.get().wrapping_add(0xa076_1d64_78bd_642f);
+            rng.set(next);
             next
         })
         // During thread teardown the thread-local is gone: fall back to a fresh seed.

@@ -2,25 +2,14 @@
 //! (`atexit`: on return from `main` and on `std::process::exit`), so that
 //! programs that only annotate functions still deliver their last traces;
 //! and one run in the child of a `fork` (`pthread_atfork`), so that the
-//! child draws its own ids and gets a writer of its own.
+//! child gets a writer of its own and draws its own ids.
 //!
 //! This is the crate's only unsafe code: two calls into the C runtime.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 static AT_EXIT: OnceLock<fn()> = OnceLock::new();
 static IN_FORKED_CHILD: OnceLock<fn()> = OnceLock::new();
-/// How many forks this process descends from since it loaded ddspan (as
-/// far as hooks registered before each fork saw).
-static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
-
-/// Changes in the child of each `fork` (once a fork hook is registered).
-#[inline]
-pub(crate) fn fork_epoch() -> u64 {
-    FORK_EPOCH.load(Ordering::Relaxed)
-}
-
 /// Runs `hook` in the child process right after each `fork`, on its only
 /// thread. It may do no more than atomic loads and stores: the child of a
 /// multi-threaded process may not allocate or lock there. The first hook
@@ -32,7 +21,6 @@ pub(crate) fn in_forked_child(hook: fn()) {
 }
 
 extern "C" fn run_in_forked_child() {
-    FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
     if let Some(hook) = IN_FORKED_CHILD.get() {
         hook();
     }
