@@ -98,19 +98,7 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const FIRST: Duration = Duration::from_millis(100);
-
-    fn status(code: u16) -> Answer {
-        Answer::Status {
-            code,
-            retry_after: None,
-        }
-    }
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
+    use crate::export::outcome::test_answers::{ms, status, FIRST};
 
     #[test]
     fn misses_double_the_pause_up_to_a_second_and_count_a_streak() {

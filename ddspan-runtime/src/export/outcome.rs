@@ -71,22 +71,31 @@ pub(crate) fn classify(answer: Answer, backoff: &Backoff) -> Outcome {
     }
 }
 
+/// What the writer's pure parts' tests build answers and waits from.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_answers {
     use super::*;
 
-    const FIRST: Duration = Duration::from_millis(100);
+    /// The first back-off of these tests.
+    pub(crate) const FIRST: Duration = Duration::from_millis(100);
 
-    fn status(code: u16) -> Answer {
+    /// An answer with `code` and no `Retry-After`.
+    pub(crate) fn status(code: u16) -> Answer {
         Answer::Status {
             code,
             retry_after: None,
         }
     }
 
-    fn ms(n: u64) -> Duration {
+    pub(crate) fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_answers::{ms, status, FIRST};
+    use super::*;
 
     /// One row per line of the table in `writer.rs`, in its order.
     #[test]
