@@ -510,4 +510,45 @@ mod around_stop {
             "the request in flight was answered: {stats}"
         );
     }
+
+    /// Threads keep finishing spans while `stop()` runs: whether a hand-off
+    /// lands before, during or after the writer's last look, each span ends
+    /// in exactly one counter.
+    #[test]
+    fn spans_handed_over_while_stop_runs_are_each_counted_once() {
+        use std::sync::atomic::{AtomicBool, AtomicU64};
+        let agent = FaultAgent::healthy();
+        let _guard = start_tracer(&agent.url(), |b| b.flush_interval(Duration::from_millis(5)));
+        let done = Arc::new(AtomicBool::new(false));
+        let created = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (done, created) = (Arc::clone(&done), Arc::clone(&created));
+                std::thread::spawn(move || {
+                    while !done.load(Ordering::Relaxed) {
+                        let span = tracer::trace("racing-the-stop");
+                        // After the stop, spans record nothing (and are
+                        // counted nowhere): only recording ones count.
+                        if span.is_recording() {
+                            created.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        wait_until("spans from every thread", Duration::from_secs(20), || {
+            created.load(Ordering::Relaxed) > 20_000
+        });
+        tracer::stop();
+        // Some more after the stop, then the threads end.
+        std::thread::sleep(Duration::from_millis(20));
+        done.store(true, Ordering::Relaxed);
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        wait_until("the writer to settle", Duration::from_secs(20), || {
+            tracer::stats().spans_buffered == 0
+        });
+        assert_all_counted(&tracer::stats(), created.load(Ordering::Relaxed));
+    }
 }

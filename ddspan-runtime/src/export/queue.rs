@@ -75,15 +75,18 @@ impl AgentQueue {
         // The writer polls this queue on its own clock, so a send never
         // wakes a thread: no system call on this path.
         let spans = chunk.spans.len();
-        if counters.stopped.load(Ordering::Relaxed) {
-            // Stopped: the writer may be finishing its last request and
-            // would never take it.
+        let counted = spans as u64;
+        // Counted first, then the stop checked (both SeqCst, as the writer's
+        // last drain reads them in the other order): a chunk whose hand-off
+        // saw no stop is in `queued_spans` before the stopping writer's
+        // last look, which waits for it (`Writer::shut_down`).
+        let queued = counters.queued_spans.fetch_add(counted, Ordering::SeqCst);
+        if counters.stopped.load(Ordering::SeqCst) {
+            counters.queued_spans.fetch_sub(counted, Ordering::Relaxed);
             counters.dropped_stopped(spans);
             crate::record::pool::give(chunk.spans);
             return;
         }
-        let counted = spans as u64;
-        let queued = counters.queued_spans.fetch_add(counted, Ordering::Relaxed);
         let fits = queued == 0 || queued + counted <= self.max_spans;
         let refused = if fits {
             match self.chunks.try_send(chunk) {

@@ -627,15 +627,30 @@ impl Writer {
         }
         // Chunks of spans finished while the shutdown was under way (the
         // tracer is off, their traces still hold it): counted as finished
-        // after the stop, as are those that find the queue closed.
-        while let Ok(chunk) = self.chunks.try_recv() {
-            let spans = chunk.spans.len();
-            self.tally.spans_taken += spans;
-            self.counters.dropped_stopped(spans);
-            self.spent.push(chunk.spans);
+        // after the stop, as are those that find the queue closed. A
+        // hand-off that saw no stop may still be on its way into the queue:
+        // its spans are in `queued_spans` until taken, so the drain goes on
+        // until that count is back to zero (a few tries: a hand-off takes
+        // nanoseconds).
+        for _ in 0..10_000 {
+            while let Ok(chunk) = self.chunks.try_recv() {
+                let spans = chunk.spans.len();
+                self.tally.spans_taken += spans;
+                self.counters.dropped_stopped(spans);
+                self.spent.push(chunk.spans);
+            }
+            self.publish();
+            if self
+                .counters
+                .queued_spans
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 0
+            {
+                break;
+            }
+            std::thread::yield_now();
         }
         crate::record::pool::give_all(&mut self.spent);
-        self.publish();
         done
     }
 

@@ -66,8 +66,12 @@ static BUFFERS: Mutex<SharedPool> = Mutex::new(SharedPool {
     bytes: 0,
 });
 
+/// What a buffer keeps alive: its room, and what the records still in it
+/// hold (a buffer comes back from the writer with its spans, dropped only
+/// when a thread takes it: see [`take`]).
 fn bytes_of(buffer: &Vec<SpanRecord>) -> usize {
     buffer.capacity() * std::mem::size_of::<SpanRecord>()
+        + buffer.iter().map(SpanRecord::retained_bytes).sum::<usize>()
 }
 
 /// The shared pool, if its lock is free now. Never waits: a busy pool is
@@ -79,6 +83,19 @@ fn shared_pool() -> Option<MutexGuard<'static, SharedPool>> {
         Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
         Err(TryLockError::WouldBlock) => None,
     }
+}
+
+/// [`shared_pool`], tried a few times (off the application's threads: the
+/// writer returning buffers, a thread's exit): another thread holds the lock
+/// for microseconds at a time, and in a forked child it may never be free.
+fn shared_pool_patiently() -> Option<MutexGuard<'static, SharedPool>> {
+    for _ in 0..100 {
+        if let Some(pool) = shared_pool() {
+            return Some(pool);
+        }
+        std::thread::yield_now();
+    }
+    None
 }
 
 /// This thread's buffers, at most [`BATCH`], within its share of the
@@ -95,16 +112,10 @@ impl Drop for LocalCache {
     /// Thread exit: the buffers go to the shared pool, for other threads.
     fn drop(&mut self) {
         let buffers = std::mem::take(&mut self.0.get_mut().buffers);
-        // A few tries: another thread holds the lock for microseconds at a
-        // time (and in a forked child it may never be free).
-        for _ in 0..100 {
-            if let Some(mut pool) = shared_pool() {
-                for buffer in buffers {
-                    let _ = pool.push(buffer);
-                }
-                return;
+        if let Some(mut pool) = shared_pool_patiently() {
+            for buffer in buffers {
+                let _ = pool.push(buffer);
             }
-            std::thread::yield_now();
         }
     }
 }
@@ -203,7 +214,7 @@ pub(crate) fn give(buffer: Vec<SpanRecord>) {
 /// own room kept). What the pool has no room for is freed.
 pub(crate) fn give_all(buffers: &mut Vec<Vec<SpanRecord>>) {
     let mut rest = {
-        let Some(mut pool) = shared_pool() else {
+        let Some(mut pool) = shared_pool_patiently() else {
             buffers.clear();
             return;
         };
@@ -279,17 +290,21 @@ mod tests {
         let mut pooled = Vec::new();
         std::thread::spawn(|| {
             for _ in 0..BATCH {
-                give(Vec::with_capacity(77));
+                give(Vec::with_capacity(79));
             }
         })
         .join()
         .expect("a thread");
-        // Other tests share the pool: look for the exited thread's buffers.
+        // Other tests share the pool: look for the exited thread's buffers,
+        // and put the others back.
         while let Some(buffer) = shared_pool().and_then(|mut pool| pool.pop()) {
             pooled.push(buffer);
         }
+        let (ours, others): (Vec<_>, Vec<_>) = pooled.into_iter().partition(|b| b.capacity() == 79);
+        give_all(&mut others.into_iter().collect());
+        let pooled = ours;
         // (A test running at the same time may have taken some.)
-        let returned = pooled.iter().filter(|b| b.capacity() == 77).count();
+        let returned = pooled.iter().filter(|b| b.capacity() == 79).count();
         assert!(returned > 0, "none of the exited thread's buffers returned");
     }
 
@@ -305,6 +320,39 @@ mod tests {
         }
         assert!(pool.bytes <= MAX_POOLED_BYTES);
         assert!(refused > 0, "bytes bound the pool before its count does");
+    }
+
+    /// A buffer back from the writer still holds its spans (and their
+    /// tags): the pool's bound counts them, not only the buffer's room.
+    #[test]
+    fn the_pool_bound_counts_what_the_spans_in_a_buffer_hold() {
+        let mut pool = SharedPool {
+            buffers: Vec::new(),
+            bytes: 0,
+        };
+        let heavy = || {
+            let mut buffer = Vec::with_capacity(1);
+            let mut record = SpanRecord::named(1, 0, "op".into());
+            record.set_tag(
+                "payload".into(),
+                crate::record::tag::TagValue::from("x".repeat(20_000)),
+            );
+            buffer.push(record);
+            buffer
+        };
+        assert!(bytes_of(&heavy()) > 20_000);
+        let mut kept = 0;
+        for _ in 0..1000 {
+            if pool.push(heavy()).is_none() {
+                kept += 1;
+            }
+        }
+        assert!(pool.bytes <= MAX_POOLED_BYTES, "{}", pool.bytes);
+        assert!(kept < 1000 * 64 / 20_000 + 500, "{kept} heavy buffers kept");
+        while let Some(buffer) = pool.pop() {
+            drop(buffer);
+        }
+        assert_eq!(pool.bytes, 0, "what was counted in is counted out");
     }
 
     #[test]

@@ -112,6 +112,26 @@ pub(crate) fn recycle(records: &mut Vec<SpanRecord>) {
 }
 
 impl SpanExtra {
+    /// The heap memory this extra holds: the box, its vectors' room and the
+    /// strings it owns.
+    fn heap_bytes(&self) -> usize {
+        #[allow(clippy::ptr_arg)] // whether it is owned is the question
+        fn owned(text: &Cow<'static, str>) -> usize {
+            match text {
+                Cow::Owned(text) => text.capacity(),
+                Cow::Borrowed(_) => 0,
+            }
+        }
+        let fields = [&self.name, &self.resource, &self.service, &self.span_type]
+            .into_iter()
+            .flatten()
+            .map(owned)
+            .sum::<usize>();
+        let meta: usize = self.meta.iter().map(|(k, v)| owned(k) + owned(v)).sum();
+        let metrics: usize = self.metrics.iter().map(|(k, _)| owned(k)).sum();
+        self.kept_bytes() + fields + meta + metrics
+    }
+
     /// The memory an emptied extra keeps: the box and its vectors' room.
     fn kept_bytes(&self) -> usize {
         std::mem::size_of::<SpanExtra>()
@@ -144,6 +164,12 @@ impl SpanExtra {
 }
 
 impl SpanRecord {
+    /// The heap memory this record holds besides itself (its run-time data),
+    /// for the bounds on what is kept for reuse.
+    pub(crate) fn retained_bytes(&self) -> usize {
+        self.extra.as_ref().map_or(0, |extra| extra.heap_bytes())
+    }
+
     #[cfg(any(test, feature = "__bench"))]
     pub(crate) fn new(span_id: u64, parent_id: u64, spec: &'static SpanSpec) -> SpanRecord {
         SpanRecord::starting_at(span_id, parent_id, spec, crate::util::clock::now())

@@ -84,6 +84,22 @@ fn restart_after_fork() -> bool {
     {
         return STATE.load(Ordering::Acquire) == RUNNING;
     }
+    // Start and stop are serialised with the restart: another thread of
+    // the child may be in one (then it decides the state), or the parent's
+    // may have held the lock at the fork (then for ever: off, below).
+    let lifecycle = match LIFECYCLE.try_lock() {
+        Ok(lifecycle) => Some(lifecycle),
+        Err(TryLockError::Poisoned(lifecycle)) => Some(lifecycle.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    };
+    if lifecycle.is_none() {
+        let _ = STATE.compare_exchange(RESTARTING, OFF, Ordering::AcqRel, Ordering::Relaxed);
+        crate::util::diagnostics::warn(format_args!(
+            "forked while the tracer was starting or stopping: process {} does not trace",
+            std::process::id()
+        ));
+        return false;
+    }
     // This thread is the child's only one, with its parent's id generator:
     // reseeded before any span of the child draws an id.
     crate::util::id::reseed();
@@ -220,7 +236,7 @@ fn stop_locked() -> bool {
         Some(core) => {
             // From now on, chunks of this tracer's traces are counted as
             // finished after the stop.
-            core.counters.stopped.store(true, Ordering::Relaxed);
+            core.counters.stopped.store(true, Ordering::SeqCst);
             let delivered = core.shutdown();
             // A writer that did not answer in time is finishing a request
             // it started before the stop: what it holds stays counted as
