@@ -12,26 +12,13 @@ use std::time::{Duration, Instant};
 use ddspan::tracer;
 use ddspan::{ConfigBuilder, Stats};
 use support::fault_agent::{FaultAgent, Reply};
-use support::session::{one_span_traces as traces, wait_until};
+use support::session::{assert_accounted, one_span_traces as traces, wait_until};
 
 fn start_tracer(
     url: &str,
     configure: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> std::sync::MutexGuard<'static, ()> {
     support::session::tracer_at(url, |b| configure(b.max_retries(2u32)))
-}
-
-/// Every span the writer took is sent, dropped or buffered, once.
-fn assert_accounted(stats: &Stats) {
-    assert_eq!(
-        stats.spans_queued,
-        stats.spans_sent
-            + stats.spans_unconfirmed
-            + stats.spans_dropped_send_failed
-            + stats.spans_dropped_buffer_full
-            + stats.spans_buffered,
-        "{stats:?}"
-    );
 }
 
 #[test]

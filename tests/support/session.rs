@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use ddspan::tracer;
-use ddspan::{AgentUrl, Config, ConfigBuilder};
+use ddspan::{AgentUrl, Config, ConfigBuilder, Stats};
 use serde_json::Value;
 
 use super::agent::TestAgent;
@@ -109,4 +109,18 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
         );
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Every span the writer took is, once: sent, unconfirmed, dropped or
+/// buffered.
+pub fn assert_accounted(stats: &Stats) {
+    assert_eq!(
+        stats.spans_queued,
+        stats.spans_sent
+            + stats.spans_unconfirmed
+            + stats.spans_dropped_send_failed
+            + stats.spans_dropped_buffer_full
+            + stats.spans_buffered,
+        "{stats:?}"
+    );
 }
