@@ -54,6 +54,14 @@ impl Encoder {
             put(&mut base_meta, "version", version);
         }
         base_meta_other_service.retain(|(k, _)| k != "version");
+        // A span of another service says which service it ran in, as
+        // ddtrace and dd-trace-java do (the version is this service's, not
+        // that one's: dropped above).
+        put(
+            &mut base_meta_other_service,
+            "_dd.base_service",
+            &config.service,
+        );
         let mut service_encoded = Vec::new();
         write_str(
             &mut service_encoded,
@@ -147,7 +155,8 @@ impl Encoder {
         // the span's static tags, its run-time tags. Nothing is collected:
         // each group is filtered against the later ones and written, and
         // the map's length is patched in afterwards.
-        let base = if service == self.service {
+        // The agent lowercases services: "Main" and "main" are one.
+        let base = if service.eq_ignore_ascii_case(&self.service) {
             &self.base_meta
         } else {
             &self.base_meta_other_service
@@ -602,5 +611,25 @@ mod tests {
             "a run-time tag wins over a static one"
         );
         assert!(!span.meta.contains_key("k"));
+    }
+
+    /// As ddtrace and dd-trace-java: a span of another service than
+    /// `DD_SERVICE` says which service it ran in; the agent compares
+    /// services without case, and so does this.
+    #[test]
+    fn spans_of_other_services_carry_the_base_service() {
+        let config = crate::Config::builder().service("Main").build();
+        let encoder = Encoder::new(&config);
+        let (_trace, mut chunk) = chunk(config);
+        chunk.spans[0].set_service("redis".into());
+        let mut same = SpanRecord::named(12, 10, "op".into());
+        same.set_service("main".into());
+        chunk.spans.push(same);
+        let traces = decode(&chunk, &encoder);
+        let span = |id: u64| traces[0].iter().find(|s| s.span_id == id).unwrap();
+        assert_eq!(span(11).service, "redis");
+        assert_eq!(span(11).meta["_dd.base_service"], "Main");
+        assert!(!span(10).meta.contains_key("_dd.base_service"));
+        assert!(!span(12).meta.contains_key("_dd.base_service"));
     }
 }
