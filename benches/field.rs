@@ -67,6 +67,18 @@ fn start_tracer(agent: Agent, counted: &Arc<AtomicU64>) {
             .service("field")
             .agent_url(AgentUrl::Http(url))
             .startup_logs(false)
+            .queue_capacity(
+                std::env::var("FIELD_QUEUE")
+                    .ok()
+                    .and_then(|q| q.parse::<usize>().ok())
+                    .unwrap_or(8192),
+            )
+            .queue_max_spans(
+                std::env::var("FIELD_QUEUE_SPANS")
+                    .ok()
+                    .and_then(|q| q.parse::<usize>().ok())
+                    .unwrap_or(100_000),
+            )
             .build(),
     );
 }
