@@ -104,13 +104,15 @@ fn json_lines_keep_one_object() {
     let output = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<serde_json::Value> = output
         .lines()
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-        })
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
         .collect();
     assert_eq!(lines.len(), 3, "{output}");
     assert!(
-        lines[0].as_object().unwrap().keys().all(|k| !k.starts_with("dd.")),
+        lines[0]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.starts_with("dd.")),
         "no span, no fields: {}",
         lines[0]
     );
