@@ -155,7 +155,10 @@ where
             span.handle_record(|record| fields.apply(record));
         }
         if let Some(tracing_span) = ctx.span(id) {
-            tracing_span.extensions_mut().insert(Bridged(span));
+            // `replace`, not `insert` (which panics on a second value): a
+            // subscriber given two `DatadogLayer`s keeps the last span, and
+            // the first finishes here.
+            drop(tracing_span.extensions_mut().replace(Bridged(span)));
         }
     }
 
