@@ -79,21 +79,21 @@ fn log_and_tracing_lines_carry_the_trace() {
     tracer::stop();
 }
 
-/// With `fmt::format().json()`, every line is one JSON object, and the
+/// With `.json()`, every line is one JSON object, and the
 /// correlation fields are members of it (with `LogContext`'s values), next
 /// to the event's own; a line with no active span has none.
 fn json_lines_keep_one_object() {
     let buffer = Buffer::default();
     let writer = buffer.clone();
     let subscriber = tracing_subscriber::fmt()
+        .json()
         .with_writer(move || writer.clone())
-        .event_format(CorrelatedFormat::new(
-            tracing_subscriber::fmt::format().json(),
-        ))
+        .map_event_format(CorrelatedFormat::new)
         .finish();
     let mut expected = Vec::new();
     tracing::subscriber::with_default(subscriber, || {
         tracing::info!(user = "ada", "no span yet");
+        let _request = tracing::info_span!("request", id = 7).entered();
         let span = tracer::trace("json.job");
         expected.push(span.log_context().unwrap());
         tracing::warn!(attempt = 2, "inside \"quoted\" {{braces}}");
@@ -128,6 +128,11 @@ fn json_lines_keep_one_object() {
     assert_eq!(lines[1]["fields"]["message"], "inside \"quoted\" {braces}");
     assert_eq!(lines[1]["fields"]["attempt"], 2);
     assert_eq!(lines[1]["level"], "WARN");
+    assert_eq!(
+        lines[1]["span"]["id"], 7,
+        "span fields, as JSON: {}",
+        lines[1]
+    );
     assert_eq!(lines[2]["level"], "ERROR");
     assert_eq!(lines[1]["dd.trace_id"], lines[2]["dd.trace_id"]);
     assert_ne!(lines[1]["dd.span_id"], lines[2]["dd.span_id"]);

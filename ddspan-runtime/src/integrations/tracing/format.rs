@@ -4,7 +4,7 @@
 //!
 //! Text lines start with the fields as ddspan writes them everywhere
 //! (`dd.service=… dd.trace_id="…" dd.span_id="…"`, see [`LogContext`]).
-//! A JSON line (`fmt::format().json()`) gets them as members of its
+//! A JSON line (`fmt::layer().json()`) gets them as members of its
 //! object, first: `{"dd.service":"…",…,"dd.trace_id":"…","dd.span_id":"…","timestamp":…}`.
 //! Which one a line is, is seen in the inner format's output: it is written
 //! into a per-thread buffer, and a line that is a JSON object is spliced.
@@ -48,9 +48,9 @@ const KEPT_LINE_CAPACITY: usize = 16 * 1024;
 /// });
 ///
 /// // JSON: {"dd.trace_id":"…","dd.span_id":"…","timestamp":"…","level":"INFO",…}
-/// let json = tracing_subscriber::fmt()
-///     .event_format(CorrelatedFormat::new(tracing_subscriber::fmt::format().json()))
-///     .finish();
+/// // (`.json()` first: it also formats span fields as JSON, which the JSON
+/// // event format needs; then wrap its event format.)
+/// let json = tracing_subscriber::fmt().json().map_event_format(CorrelatedFormat::new).finish();
 /// ```
 #[derive(Debug)]
 pub struct CorrelatedFormat<F> {
@@ -61,15 +61,24 @@ pub struct CorrelatedFormat<F> {
 }
 
 impl<F> CorrelatedFormat<F> {
-    /// Wraps `inner` (a text or JSON format).
+    /// Wraps `inner` (a text or JSON format). For JSON, wrap the event
+    /// format of a fmt layer or subscriber made `.json()` with
+    /// `map_event_format`, so that span fields are JSON too (the JSON event
+    /// format needs them so).
     ///
     /// # Examples
     ///
     /// ```
     /// use ddspan_runtime::integrations::tracing::CorrelatedFormat;
+    /// use tracing_subscriber::layer::SubscriberExt;
     ///
-    /// let layer = tracing_subscriber::fmt::layer()
-    ///     .event_format(CorrelatedFormat::new(tracing_subscriber::fmt::format().json()));
+    /// let json = tracing_subscriber::fmt::layer().json().map_event_format(CorrelatedFormat::new);
+    /// let subscriber = tracing_subscriber::registry().with(json);
+    /// # tracing::subscriber::with_default(subscriber, || {
+    /// #     let _span = tracing::info_span!("request", id = 7).entered();
+    /// #     let _job = ddspan_runtime::tracer::trace("job");
+    /// #     tracing::info!("inside");
+    /// # });
     /// ```
     pub fn new(inner: F) -> CorrelatedFormat<F> {
         CorrelatedFormat {

@@ -6,7 +6,8 @@
 //!   ddspan's own: each world's spans are the other's parents and children.
 //! - [`CorrelatedFormat`], an event format for `tracing-subscriber`'s fmt
 //!   layer that adds the active span's log correlation fields to every line:
-//!   before the text, or as fields of the object with `.json()`.
+//!   before the text, or as fields of the object with `.json()`
+//!   (`fmt::layer().json().map_event_format(CorrelatedFormat::new)`).
 //!
 //! # Examples
 //!
@@ -16,10 +17,7 @@
 //!
 //! let subscriber = tracing_subscriber::registry()
 //!     .with(DatadogLayer::new())
-//!     .with(
-//!         tracing_subscriber::fmt::layer()
-//!             .event_format(CorrelatedFormat::new(tracing_subscriber::fmt::format().json())),
-//!     );
+//!     .with(tracing_subscriber::fmt::layer().json().map_event_format(CorrelatedFormat::new));
 //! tracing::subscriber::with_default(subscriber, || {
 //!     let _request = tracing::info_span!("request", dd.resource = "GET /").entered();
 //!     let _query = ddspan_runtime::tracer::trace("db.query"); // a child of "request"
