@@ -395,10 +395,28 @@ fn spans_exited_out_of_order_leave_the_stack_right() {
     drop(entered_b);
     drop(tracer::trace("after_both"));
     drop((a, b));
-    let spans = flatten(traced.collect(4));
+    // Across the two worlds: the tracing span leaves before the ddspan span
+    // entered inside it.
+    let c = tracing::info_span!("c");
+    let entered_c = c.enter();
+    let dd = tracer::trace("dd_in_c");
+    // An exit with no enter (straight through the dispatcher) changes nothing.
+    let never_entered = tracing::info_span!("never_entered");
+    let never_id = never_entered.id().expect("a recorded span");
+    tracing::dispatcher::get_default(|dispatch| dispatch.exit(&never_id));
+    drop(never_entered);
+    drop(entered_c);
+    drop(tracer::trace("under_dd"));
+    drop(dd);
+    drop(c);
+    let spans = flatten(traced.collect(8));
     assert_parent(&spans, "under_b", "b");
     let after = span_by_name(&spans, "after_both");
     assert_eq!(id(after, "parent_id"), 0, "nothing left active: {after}");
+    assert_parent(&spans, "dd_in_c", "c");
+    assert_parent(&spans, "under_dd", "dd_in_c");
+    assert_parent(&spans, "never_entered", "dd_in_c");
+    assert!(tracer::active_context().is_none());
 }
 
 #[test]
