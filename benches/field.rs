@@ -13,7 +13,7 @@
 //! small-trace run, 2 000 000; `FIELD_ONLY`: only the small-trace shapes
 //! whose name contains it).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
