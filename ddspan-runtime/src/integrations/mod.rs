@@ -3,6 +3,8 @@
 //! `dd.span_id` (see [`crate::LogContext`]), so Datadog links them to the
 //! trace.
 
+#[cfg(feature = "tower")]
+pub mod http;
 #[cfg(feature = "log")]
 pub mod log;
 #[cfg(feature = "tracing")]
