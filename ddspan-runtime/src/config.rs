@@ -298,6 +298,49 @@ impl Config {
     pub fn global_tags(&self) -> &[(String, String)] {
         &self.global_tags
     }
+
+    /// The statuses that mark a server span of the HTTP layers as an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = ddspan_runtime::Config::builder().build();
+    /// assert!(config.http_server_error_statuses().contains(503));
+    /// ```
+    pub fn http_server_error_statuses(&self) -> &HttpStatuses {
+        &self.http_server_error_statuses
+    }
+
+    /// The statuses that mark a client span of the HTTP layers as an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = ddspan_runtime::Config::builder().build();
+    /// assert!(config.http_client_error_statuses().contains(404));
+    /// ```
+    pub fn http_client_error_statuses(&self) -> &HttpStatuses {
+        &self.http_client_error_statuses
+    }
+
+    /// The tags a header is recorded as, on requests and on responses, if
+    /// it is one of the header tags (`DD_TRACE_HEADER_TAGS`); any case.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = ddspan_runtime::Config::builder().header_tag("X-Tenant", None).build();
+    /// assert_eq!(
+    ///     config.header_tag("x-tenant"),
+    ///     Some(("http.request.headers.x-tenant", "http.response.headers.x-tenant"))
+    /// );
+    /// ```
+    pub fn header_tag(&self, header: &str) -> Option<(&str, &str)> {
+        self.header_tags
+            .iter()
+            .find(|tag| tag.header.eq_ignore_ascii_case(header))
+            .map(|tag| (tag.request_tag.as_str(), tag.response_tag.as_str()))
+    }
 }
 
 /// Sets configuration in code; every value left unset comes from the

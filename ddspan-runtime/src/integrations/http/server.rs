@@ -128,7 +128,7 @@ where
 
     fn call(&mut self, request: http::Request<ReqBody>) -> ServerFuture<S::Future> {
         let core = tracer_core();
-        let span = start(&request, &self.component, core.as_ref());
+        let span = start(&request, self.component.clone(), core.as_ref());
         let inner = {
             let _entered = span.enter();
             self.inner.call(request)
@@ -188,7 +188,7 @@ fn path<B>(request: &http::Request<B>) -> &str {
 
 fn start<B>(
     request: &http::Request<B>,
-    component: &Cow<'static, str>,
+    component: Cow<'static, str>,
     core: Option<&Arc<TracerCore>>,
 ) -> Span {
     let headers = request.headers();
@@ -208,7 +208,7 @@ fn start<B>(
         .span_type("web")
         .measured()
         .tag("span.kind", "server")
-        .tag("component", component.clone())
+        .tag("component", component)
         .tag("http.method", method)
         .tag(
             "http.url",
