@@ -1,7 +1,8 @@
 //! HTTP spans with Datadog's web conventions: a server span per request
 //! ([`ServerLayer`], any `tower` stack: axum, tonic, hyper), and a client
 //! span per outgoing request ([`ClientLayer`] for `http::Request` clients
-//! such as hyper-util's, [`ReqwestMiddleware`] for reqwest).
+//! such as hyper-util's, `ReqwestMiddleware` for reqwest with feature
+//! `reqwest`).
 //!
 //! The tags are dd-trace-go's (`contrib/net/http`, `instrumentation/httptrace`):
 //!
