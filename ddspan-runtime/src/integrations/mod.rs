@@ -3,6 +3,8 @@
 //! [`crate::LogContext`]), so Datadog links them to the trace, and
 //! `tracing` spans become Datadog spans (`tracing::DatadogLayer`, feature `tracing`).
 
+#[cfg(feature = "tower")]
+pub mod http;
 #[cfg(feature = "log")]
 pub mod log;
 #[cfg(feature = "tracing")]
