@@ -554,7 +554,7 @@ mod dd_otel {
     pub(super) fn start(agent: &str) -> super::child::Traced {
         let config = datadog_opentelemetry::configuration::Config::builder()
             .set_service("whole-process".into())
-            .set_trace_agent_url(agent.to_owned().into())
+            .set_trace_agent_url(agent.to_owned())
             .set_remote_config_enabled(false)
             .set_telemetry_enabled(false)
             .build();
