@@ -37,7 +37,9 @@
 //! - `dd-otel` (with `--features bench-datadog-opentelemetry`):
 //!   `#[tracing::instrument]` through `tracing-opentelemetry` into
 //!   Datadog's `datadog-opentelemetry` (remote configuration and telemetry
-//!   off), as its README sets it up;
+//!   off), as its README sets it up; each span also carries
+//!   `operation.name`, without which Datadog names an OpenTelemetry span
+//!   by its kind (`internal`);
 //! - `fastrace`: `#[fastrace::trace]` with `fastrace-datadog`'s reporter
 //!   (it has one resource and one span type for all spans, and string
 //!   properties only);
@@ -48,7 +50,8 @@
 //! `cargo bench -p ddspan-benches --bench whole_process [--features bench-datadog-opentelemetry]`;
 //! `WHOLE_PROCESS_RATE` (spans/s, 200000), `WHOLE_PROCESS_SECONDS` (10),
 //! `WHOLE_PROCESS_THREADS` (producers, 2), `WHOLE_PROCESS_TRACERS` (a comma
-//! list of the tracers above; all by default).
+//! list of the tracers above; all by default); `WHOLE_PROCESS_SAMPLE=1`
+//! prints the first trace the agent received from each tracer, decoded.
 
 use std::hint::black_box;
 use std::process::Command;
@@ -189,6 +192,9 @@ mod parent {
             cpu,
             detail: field("detail").unwrap_or("").to_owned(),
         };
+        if let Some(sample) = received.sample.lock().expect("not poisoned").as_ref() {
+            println!("  {tracer}: the first trace the agent received:\n{sample}");
+        }
         println!(
             "  {:<9} done: {:.1} s wall, {:.0} ms CPU, created {}, shipped {}, {} payloads \
              ({} undecodable) on {} connections\n            {}",
@@ -579,6 +585,7 @@ mod dd_otel {
         name = "http.request",
         skip_all,
         fields(
+            operation.name = "http.request",
             resource.name = "GET /users/:id",
             span.type = "web",
             http.method = "GET",
@@ -601,7 +608,12 @@ mod dd_otel {
     #[tracing::instrument(
         name = "cache.get",
         skip_all,
-        fields(resource.name = "GET user", span.type = "cache", db.system = "redis")
+        fields(
+            operation.name = "cache.get",
+            resource.name = "GET user",
+            span.type = "cache",
+            db.system = "redis",
+        )
     )]
     #[inline(never)]
     fn cache_get(id: u64) -> bool {
@@ -612,6 +624,7 @@ mod dd_otel {
         name = "db.query",
         skip_all,
         fields(
+            operation.name = "db.query",
             resource.name = "SELECT * FROM users WHERE id = ?",
             span.type = "sql",
             db.system = "postgresql",
@@ -629,6 +642,7 @@ mod dd_otel {
         name = "db.query",
         skip_all,
         fields(
+            operation.name = "db.query",
             resource.name = "SELECT * FROM orders WHERE user_id = ?",
             span.type = "sql",
             db.system = "postgresql",
@@ -642,7 +656,11 @@ mod dd_otel {
         rows
     }
 
-    #[tracing::instrument(name = "template.render", skip_all, fields(template.name = "user.html"))]
+    #[tracing::instrument(
+        name = "template.render",
+        skip_all,
+        fields(operation.name = "template.render", template.name = "user.html")
+    )]
     #[inline(never)]
     fn render(rows: i64) -> usize {
         app::render(rows)

@@ -35,6 +35,9 @@ pub(crate) struct Received {
     pub(crate) other_requests: AtomicU64,
     /// TCP connections accepted.
     pub(crate) connections: AtomicU64,
+    /// The first trace of the first payload, decoded, when asked for
+    /// (see [`start`]).
+    pub(crate) sample: std::sync::Mutex<Option<String>>,
 }
 
 impl Received {
@@ -48,7 +51,9 @@ impl Received {
     }
 }
 
-/// Starts an agent; returns its URL (`http://127.0.0.1:port`).
+/// Starts an agent; returns its URL (`http://127.0.0.1:port`). With
+/// `WHOLE_PROCESS_SAMPLE` set, it keeps the first trace it receives in
+/// [`Received::sample`], decoded, to show what a tracer really sends.
 pub(crate) fn start(received: Arc<Received>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a local port");
     let url = format!("http://{}", listener.local_addr().expect("its address"));
@@ -112,6 +117,12 @@ fn serve(stream: TcpStream, received: &Received) -> Option<()> {
                 Some(spans) => received.spans.fetch_add(spans, Ordering::Relaxed),
                 None => received.undecodable.fetch_add(1, Ordering::Relaxed),
             };
+            if std::env::var_os("WHOLE_PROCESS_SAMPLE").is_some() {
+                let mut sample = received.sample.lock().expect("not poisoned");
+                if sample.is_none() {
+                    *sample = Some(first_trace(&path, &body));
+                }
+            }
             received
                 .body_bytes
                 .fetch_add(body.len() as u64, Ordering::Relaxed);
@@ -171,4 +182,52 @@ fn otlp_spans(body: &[u8]) -> Option<u64> {
             .map(|s| s.spans.len() as u64)
             .sum(),
     )
+}
+
+/// The first trace of a payload as text: JSON for msgpack (at most 6
+/// spans); for OTLP, each of its first 6 spans on a line.
+fn first_trace(path: &str, body: &[u8]) -> String {
+    if path.starts_with("/v1/") {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use prost::Message;
+        let Ok(request) = ExportTraceServiceRequest::decode(body) else {
+            return "undecodable".to_owned();
+        };
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        let spans: Vec<String> = request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .take(6)
+            .map(|span| {
+                let attributes: Vec<String> = span
+                    .attributes
+                    .iter()
+                    .map(
+                        |kv| match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                            Some(Value::StringValue(s)) => format!("{}={s:?}", kv.key),
+                            Some(Value::IntValue(i)) => format!("{}={i}", kv.key),
+                            other => format!("{}={other:?}", kv.key),
+                        },
+                    )
+                    .collect();
+                format!(
+                    "{} ({:?}, {} ns) {}",
+                    span.name,
+                    span.kind(),
+                    span.end_time_unix_nano - span.start_time_unix_nano,
+                    attributes.join(" ")
+                )
+            })
+            .collect();
+        return spans.join("\n");
+    }
+    match rmp_serde::from_slice::<Vec<Vec<serde_json::Value>>>(body) {
+        Ok(traces) => {
+            let first: Vec<_> = traces.into_iter().flatten().take(6).collect();
+            serde_json::to_string_pretty(&first).unwrap_or_default()
+        }
+        Err(error) => format!("undecodable: {error}"),
+    }
 }
