@@ -151,7 +151,20 @@ mod parent {
         let url = agent::start(Arc::clone(&received));
         let cpu_before = cpu::children();
         let started = Instant::now();
-        let output = Command::new(std::env::current_exe().expect("this bench's path"))
+        // `WHOLE_PROCESS_WRAP="perf record -o dd.data --"` (or valgrind ...)
+        // runs the children under a profiler.
+        let wrap = std::env::var("WHOLE_PROCESS_WRAP").unwrap_or_default();
+        let mut words = wrap.split_whitespace();
+        let this = std::env::current_exe().expect("this bench's path");
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(words).arg(&this);
+                command
+            }
+            None => Command::new(&this),
+        };
+        let output = command
             .args(["--child", tracer])
             .env(AGENT_VAR, &url)
             .stderr(std::process::Stdio::inherit())
@@ -218,14 +231,15 @@ mod parent {
             .find(|o| o.tracer == "ddspan")
             .and_then(Outcome::ns_per_shipped);
         println!(
-            "\n{:<9} {:>10} {:>10} {:>7} {:>9} {:>12} {:>12} {:>8} {:>9}",
+            "\n{:<9} {:>10} {:>10} {:>7} {:>9} {:>12} {:>12} {:>12} {:>8} {:>9}",
             "tracer",
             "created",
             "shipped",
             "shipped",
             "CPU ms",
-            "CPU ns/span",
-            "net ns/span",
+            "ns/shipped",
+            "net",
+            "ns/created",
             "B/span",
             "ddspan /"
         );
@@ -238,7 +252,7 @@ mod parent {
                 v.map_or("-".to_owned(), |v| format!("{v:.digits$}"))
             };
             println!(
-                "{:<9} {:>10} {:>10} {:>6.1}% {:>9.0} {:>12} {:>12} {:>8} {:>9}",
+                "{:<9} {:>10} {:>10} {:>6.1}% {:>9.0} {:>12} {:>12} {:>12} {:>8} {:>9}",
                 o.tracer,
                 o.created,
                 o.shipped,
@@ -246,6 +260,10 @@ mod parent {
                 o.cpu.as_secs_f64() * 1e3,
                 show(per_span, 1),
                 show(net, 1),
+                show(
+                    (o.created > 0).then(|| o.cpu.as_nanos() as f64 / o.created as f64),
+                    1
+                ),
                 show(
                     (o.shipped > 0).then(|| o.body_bytes as f64 / o.shipped as f64),
                     1
@@ -258,9 +276,10 @@ mod parent {
             );
         }
         println!(
-            "(CPU: the child process from start to exit, all threads, user + system; per \
-             span: per shipped span; net: less the `none` child's CPU; B/span: trace \
-             request bodies per shipped span)"
+            "(CPU: the child process from start to exit, all threads, user + system; \
+             ns/shipped: its CPU per shipped span; net: the same less the `none` child's \
+             CPU; ns/created: its CPU per span created; B/span: trace request bodies per \
+             shipped span; ddspan /: ddspan's ns/shipped over the tracer's)"
         );
         let Some(dd) = ddspan else { return };
         let lowest = outcomes
