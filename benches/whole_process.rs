@@ -12,7 +12,7 @@
 //! - CPU: the child's user + system time, all its threads, from start to
 //!   exit (`getrusage(RUSAGE_CHILDREN)` before and after waiting for it);
 //! - shipped: the spans the agent decoded from the child's payloads, and
-//!   created: the spans the producers made;
+//!   created: the spans the producers made; CPU is shown per each;
 //! - bytes: the request bodies of the trace payloads, per shipped span.
 //!
 //! One trace ([`SPANS_PER_TRACE`] spans) is one web request:
@@ -51,7 +51,9 @@
 //! `WHOLE_PROCESS_RATE` (spans/s, 200000), `WHOLE_PROCESS_SECONDS` (10),
 //! `WHOLE_PROCESS_THREADS` (producers, 2), `WHOLE_PROCESS_TRACERS` (a comma
 //! list of the tracers above; all by default); `WHOLE_PROCESS_SAMPLE=1`
-//! prints the first trace the agent received from each tracer, decoded.
+//! prints the first trace the agent received from each tracer, decoded;
+//! `WHOLE_PROCESS_WRAP` runs each child under a profiler (e.g.
+//! `"valgrind --tool=callgrind --separate-threads=yes"`).
 
 use std::hint::black_box;
 use std::process::Command;
