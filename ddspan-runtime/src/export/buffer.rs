@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use crate::export::encode::Encoder;
-use crate::export::payload::Payload;
+use crate::export::payload::{Format, Payload};
 use crate::record::Chunk;
 
 /// A sealed payload and how its sends went so far.
@@ -70,9 +70,35 @@ impl Buffer {
     }
 
     /// Encodes a chunk into the open payload (room or not: the caller
-    /// checks [`Buffer::is_full`]).
-    pub(crate) fn append(&mut self, encoder: &Encoder, chunk: &Chunk) {
+    /// checks [`Buffer::is_full`]); an empty one takes `format`, one begun
+    /// keeps its own (it is rewritten when sent if need be).
+    pub(crate) fn append(&mut self, encoder: &Encoder, chunk: &Chunk, format: Format) {
+        if self.open.is_empty() && self.open.format() != format {
+            self.open = Payload::new(format);
+        }
         self.open.append(encoder, chunk);
+    }
+
+    /// Rewrites the oldest payload as v0.4 if it is v0.5, its size counted
+    /// anew (v0.4 is larger: what is held may then pass the budget, and new
+    /// chunks wait until it is back under). It becomes a new payload, whose
+    /// first send is not a retry: the agent refused the v0.5 one whole.
+    /// Whether it is v0.4 now.
+    pub(crate) fn front_to_v04(&mut self) -> bool {
+        let Some(front) = self.waiting.front_mut() else {
+            return false;
+        };
+        if front.payload.format() == Format::V04 {
+            return true;
+        }
+        if !front.payload.to_v04() {
+            return false;
+        }
+        self.waiting_bytes = self.waiting_bytes - front.size + front.payload.len();
+        front.size = front.payload.len();
+        front.sent_before = false;
+        front.failed_attempts = 0;
+        true
     }
 
     /// Moves the open payload to the end of the queue, sealed.

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::record::Chunk;
 
+pub(crate) mod agent_info;
 pub(crate) mod backoff;
 pub(crate) mod buffer;
 pub(crate) mod console;
