@@ -564,6 +564,109 @@ mod tests {
         assert_eq!(strings[4321], "w4320");
     }
 
+    /// A typical web trace: a root with HTTP tags and four children
+    /// (database, cache, an outgoing call, rendering), `n` of them, each
+    /// with its own ids, URL and user.
+    fn web_traces(n: usize) -> (Encoder, Vec<Chunk>) {
+        use crate::record::spec::SpanSpec;
+        use crate::record::tag::{StaticTag, TagValue};
+        use crate::record::{SamplingDecision, SpanRecord, Upstream};
+        static REQUEST: SpanSpec = SpanSpec::new("http.request")
+            .with_resource("GET /users/:id")
+            .with_span_type("web")
+            .with_tags(&[
+                StaticTag::str("component", "http"),
+                StaticTag::str("span.kind", "server"),
+                StaticTag::str("http.method", "GET"),
+                StaticTag::str("http.route", "/users/:id"),
+            ]);
+        static QUERY: SpanSpec = SpanSpec::new("postgres.query")
+            .with_resource("SELECT * FROM users WHERE id = $1")
+            .with_span_type("sql")
+            .with_tags(&[
+                StaticTag::str("db.system", "postgresql"),
+                StaticTag::str("span.kind", "client"),
+            ]);
+        static CACHE: SpanSpec = SpanSpec::new("redis.command")
+            .with_resource("GET")
+            .with_span_type("redis")
+            .with_tags(&[StaticTag::str("db.system", "redis")]);
+        static CALL: SpanSpec = SpanSpec::new("http.client.request")
+            .with_resource("GET /prices")
+            .with_span_type("http")
+            .with_tags(&[
+                StaticTag::str("span.kind", "client"),
+                StaticTag::str("http.method", "GET"),
+            ]);
+        static RENDER: SpanSpec =
+            SpanSpec::new("render").with_tags(&[StaticTag::str("component", "tera")]);
+        let config = crate::Config::builder()
+            .service("users-api")
+            .env("prod")
+            .version("1.4.2")
+            .build();
+        let encoder = Encoder::new(&config);
+        let (core, _) = crate::runtime::TracerCore::capturing(config);
+        let chunks = (0..n)
+            .map(|t| {
+                let decision = SamplingDecision::inherited(1);
+                let root_id = crate::util::id::new_span_id();
+                let trace_id = crate::util::id::new_trace_id(true);
+                let trace =
+                    TraceShared::new(&core, trace_id, root_id, decision, Upstream::none_ref());
+                let mut root = SpanRecord::new(root_id, 0, &REQUEST);
+                root.top_level = true;
+                root.set_tag(
+                    "http.url".into(),
+                    TagValue::from(format!("https://api.example.com/users/{}", 1000 + t)),
+                );
+                root.set_tag("http.status_code".into(), TagValue::from(200));
+                root.set_tag("usr.id".into(), TagValue::from(format!("{}", 1000 + t)));
+                let mut spans = vec![root];
+                for spec in [&QUERY, &CACHE, &CALL, &RENDER] {
+                    let mut child = SpanRecord::new(crate::util::id::new_span_id(), root_id, spec);
+                    if std::ptr::eq(spec, &CALL) {
+                        child.set_tag("http.status_code".into(), TagValue::from(200));
+                    }
+                    spans.push(child);
+                }
+                for span in &mut spans {
+                    span.start = 1_764_400_000_000_000_000 + t as u64 * 1_000_000;
+                    span.duration_ns = 1_234_567;
+                }
+                trace.chunk(spans, decision)
+            })
+            .collect();
+        (encoder, chunks)
+    }
+    use crate::trace::TraceShared;
+
+    /// What benches/README.md reports: bytes per span of the web trace in
+    /// each format, one trace per payload and a hundred.
+    /// `cargo test -p ddspan-runtime --lib bytes_per_span -- --nocapture`.
+    #[test]
+    fn bytes_per_span_of_a_web_trace() {
+        for n in [1, 100] {
+            let (encoder, chunks) = web_traces(n);
+            let mut v04 = vec![0; ARRAY32_HEADER_LEN];
+            for chunk in &chunks {
+                encoder.encode_chunk(&mut v04, chunk);
+            }
+            let all: Vec<&Chunk> = chunks.iter().collect();
+            let v05 = encode(&all, &encoder);
+            let spans = 5 * n;
+            let (a, b) = (v04.len() / spans, v05.len() / spans);
+            eprintln!(
+                "{n} web trace(s) per payload: v0.4 {a} bytes per span, v0.5 {b} ({:.0} %)",
+                100.0 * b as f64 / a as f64
+            );
+            assert!(b < a);
+            let (back, _) = to_v04(&v05).unwrap();
+            let decoded: Vec<Vec<WireSpan>> = rmp_serde::from_slice(&back).unwrap();
+            assert_eq!(decoded, decode_v05(&v05));
+        }
+    }
+
     #[test]
     fn integers_of_every_width_read_back() {
         let mut out = Vec::new();
