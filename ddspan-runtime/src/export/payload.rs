@@ -249,7 +249,7 @@ pub(crate) mod tests {
     }
 
     /// Three traces of 1, 3 and 2 spans as a sealed payload of `format`.
-    fn three_traces(format: Format) -> Payload {
+    pub(crate) fn three_traces(format: Format) -> Payload {
         use crate::record::{SamplingDecision, SpanRecord, Upstream};
         let config = crate::Config::builder().service("svc").env("e").build();
         let encoder = Encoder::new(&config);

@@ -319,6 +319,13 @@ impl Writer {
     }
 
     fn add(&mut self, chunk: Chunk, until: Until) {
+        // A payload sealed while a request was under way (the buffer filled
+        // during an `/info` request) goes before anything is dropped for
+        // want of room. The chunk is not counted yet: the counters add up
+        // meanwhile.
+        if self.buffer.is_full() && !self.sending {
+            self.pump(until);
+        }
         let spans = chunk.spans.len();
         self.tally.traces_queued += 1;
         self.tally.spans_queued += spans;
@@ -475,7 +482,8 @@ impl Writer {
     /// One send of the oldest payload, and what comes of it.
     fn send_front(&mut self, until: Until) -> Outcome {
         // A v0.5 payload made before the agent turned out not to take v0.5.
-        if self.formats.format() == Format::V04 && !self.buffer.front_to_v04() {
+        let max = self.config.max_payload_bytes;
+        if self.formats.format() == Format::V04 && !self.buffer.front_to_v04(max) {
             return Outcome::Rejected;
         }
         let front = self.buffer.front().expect("a payload to send");
@@ -522,7 +530,7 @@ impl Writer {
                 "the agent answered {answer:?} to a v0.5 payload: sending v0.4"
             ));
             self.agent_answers();
-            return if self.buffer.front_to_v04() {
+            return if self.buffer.front_to_v04(self.config.max_payload_bytes) {
                 Outcome::Resend
             } else {
                 Outcome::Rejected
