@@ -92,7 +92,7 @@ impl Buffer {
         if front.payload.format() == Format::V04 {
             return true;
         }
-        if !front.payload.to_v04() {
+        if !front.payload.rewrite_as_v04() {
             return false;
         }
         self.waiting_bytes = self.waiting_bytes - front.size + front.payload.len();

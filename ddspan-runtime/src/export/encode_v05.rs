@@ -230,11 +230,14 @@ impl SpanWriter for V05<'_> {
     }
 }
 
+/// Where each trace of a payload ends, and how many spans it holds.
+pub(crate) type TraceEnds = Vec<(usize, usize)>;
+
 /// A v0.5 payload (as [`StringTable::write_prefix`] and [`V05`] write it)
 /// rewritten as a sealed v0.4 one: its bytes (an `array32` of traces) and,
 /// for each trace, where it ends and how many spans it holds. `None` when
 /// the bytes are not such a payload (never, for ddspan's own).
-pub(crate) fn to_v04(bytes: &[u8]) -> Option<(Vec<u8>, Vec<(usize, usize)>)> {
+pub(crate) fn to_v04(bytes: &[u8]) -> Option<(Vec<u8>, TraceEnds)> {
     let mut r = Reader { bytes, at: 0 };
     if r.array_len()? != 2 {
         return None;

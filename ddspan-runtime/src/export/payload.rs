@@ -35,7 +35,7 @@ pub(crate) struct Payload {
     bytes: Vec<u8>,
     /// The string table of an open v0.5 payload (its traces are in
     /// `bytes`); put in front of them when sealed.
-    table: Option<StringTable>,
+    table: Option<Box<StringTable>>,
     /// Where the array of traces begins in `bytes`: after the string table
     /// of a sealed v0.5 payload, else 0.
     traces_at: usize,
@@ -69,7 +69,7 @@ impl Payload {
         match self.format {
             Format::V04 => encoder.encode_chunk(&mut self.bytes, chunk),
             Format::V05 => {
-                let table = self.table.get_or_insert_with(StringTable::new);
+                let table = self.table.get_or_insert_with(Box::default);
                 encoder.encode_chunk_to(&mut V05::new(table, &mut self.bytes), chunk);
             }
         }
@@ -99,7 +99,7 @@ impl Payload {
     /// Its size in bytes, the string table of an open v0.5 payload
     /// included.
     pub(crate) fn len(&self) -> usize {
-        self.bytes.len() + self.table.as_ref().map_or(0, StringTable::encoded_len)
+        self.bytes.len() + self.table.as_ref().map_or(0, |t| t.encoded_len())
     }
 
     pub(crate) fn traces(&self) -> usize {
@@ -126,7 +126,7 @@ impl Payload {
 
     /// Rewrites a sealed v0.5 payload as v0.4, trace for trace; whether it
     /// is v0.4 now.
-    pub(crate) fn to_v04(&mut self) -> bool {
+    pub(crate) fn rewrite_as_v04(&mut self) -> bool {
         if self.format == Format::V04 {
             return true;
         }
@@ -322,7 +322,7 @@ pub(crate) mod tests {
         halves.extend(names(&second));
         assert_eq!(halves, all);
         let mut v04 = three_traces(Format::V05);
-        assert!(v04.to_v04());
+        assert!(v04.rewrite_as_v04());
         assert_eq!(
             (v04.format(), v04.traces(), v04.spans()),
             (Format::V04, 3, 6)
