@@ -100,7 +100,7 @@ impl App {
             // No manual keep/drop in ddspan's API yet (issue #14, item 2):
             // a no-op success, as Datadog's Rust app answers.
             ("POST", "/trace/span/manual_keep" | "/trace/span/manual_drop") => {
-                with(body, |a: SpanArgs| self.on_span(a.span_id, |_| ()))
+                with(body, |a: SpanArgs| self.on_span(a.span_id, |_| json!({})))
             }
             ("POST", "/trace/span/inject_headers") => with(body, |a| self.inject(a)),
             ("POST", "/trace/span/extract_headers") => with(body, |a| self.extract(a)),
