@@ -62,3 +62,42 @@ fn a_synthetics_request_without_a_parent_span_continues_its_trace() {
         Some(1.0)
     );
 }
+
+/// W3C baggage is injected up to 64 items and 8192 bytes, stopping at the
+/// first item that does not fit (system-tests `..._maxitems_inject_D016`,
+/// `..._maxbytes_inject_D017`): what a span holds may be more.
+#[test]
+fn baggage_is_injected_up_to_its_limits_in_order() {
+    let _session = traced();
+    let injected = |span: &ddspan::Span| -> Vec<String> {
+        let mut headers: Vec<(String, String)> = Vec::new();
+        tracer::inject(&span.context().expect("a context"), &mut headers);
+        headers
+            .into_iter()
+            .find(|(k, _)| k == "baggage")
+            .map(|(_, v)| v.split(',').map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+
+    let span = tracer::start_span("many");
+    for i in 0..66 {
+        span.set_baggage_item(format!("key{i}"), format!("value{i}"));
+    }
+    assert_eq!(injected(&span).len(), 64);
+
+    let span = tracer::start_span("big");
+    let third = "x".repeat(8192 / 3);
+    for key in ["key1", "key2", "key3"] {
+        span.set_baggage_item(key, third.clone());
+    }
+    span.set_baggage_item("key4", "d");
+    let items = injected(&span);
+    assert_eq!(
+        items.len(),
+        2,
+        "{:?}",
+        items.iter().map(|i| &i[..4]).collect::<Vec<_>>()
+    );
+    assert!(items[0].starts_with("key1=") && items[1].starts_with("key2="));
+    assert!(items.join(",").len() <= 8192);
+}

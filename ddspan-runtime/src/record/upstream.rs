@@ -4,12 +4,15 @@
 
 use std::sync::Arc;
 
-/// At most this many W3C baggage items per trace, as ddtrace and dd-trace-go
-/// bound them.
-pub(crate) const BAGGAGE_MAX_ITEMS: usize = 64;
-/// At most this many bytes of baggage per trace (`key=value` pairs with
-/// their separators, before percent-encoding).
-pub(crate) const BAGGAGE_MAX_BYTES: usize = 8192;
+/// At most this many W3C baggage items kept per trace: a bound on memory.
+/// What is injected is bounded apart, as ddtrace and dd-trace-go bound it
+/// (64 items, 8192 bytes, up to the first item that does not fit:
+/// `propagation/baggage.rs`), so an item that does not fit the header does
+/// not let a later, smaller one take its place.
+pub(crate) const BAGGAGE_MAX_ITEMS: usize = 256;
+/// At most this many bytes of baggage kept per trace (`key=value` pairs
+/// with their separators, before percent-encoding).
+pub(crate) const BAGGAGE_MAX_BYTES: usize = 64 * 1024;
 
 /// The bytes `baggage` takes on the wire, before percent-encoding.
 pub(crate) fn baggage_bytes(baggage: &[(String, String)]) -> usize {
