@@ -146,6 +146,20 @@ impl SpanBuilder {
         self
     }
 
+    /// Sets the span's kind: the `span.kind` tag (`server`, `client`,
+    /// `producer`, `consumer`, `internal`), as Datadog's tracers set it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::{tracer, SpanKind};
+    ///
+    /// let span = tracer::span("http.request").kind(SpanKind::Client).start();
+    /// ```
+    pub fn kind(self, kind: crate::SpanKind) -> SpanBuilder {
+        self.tag("span.kind", kind)
+    }
+
     /// Makes the span a child of this parent: a `SpanContext` (or a
     /// reference to one), an `Option` of one (`None`: a new root, so an
     /// extraction's `.ok()` can be passed straight in), or incoming headers
