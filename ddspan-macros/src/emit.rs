@@ -34,7 +34,7 @@
 //!     {
 //!         use ::ddspan::__private::ErrorRung as _;
 //!         // an `Err` marks the span; which fields, the value's type decides
-//!         (&&&::ddspan::__private::ReturnValue(&__ddspan_ret)).__ddspan_record(&__ddspan_guard);
+//!         (&&&&::ddspan::__private::ReturnValue(&__ddspan_ret)).__ddspan_record(&__ddspan_guard);
 //!     }
 //!     __ddspan_ret
 //! }
@@ -61,6 +61,7 @@ use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::{ExprClosure, ReturnType};
 
+use crate::args::Format;
 use crate::model::{Settings, TagValue};
 use crate::plan::{Braced, CheckedBody, Plan};
 use crate::shape::FnShape;
@@ -108,10 +109,12 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
     match plan {
         Plan::Guarded { body } => {
             let start = local_start(rt, settings);
+            let tags = guard_tags(rt, settings, &guard);
             let body = braced(body);
             quote! {
                 #spec
                 let #guard = #start;
+                #tags
                 #body
             }
         }
@@ -122,12 +125,13 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
             flush,
         } => {
             let fake_edge = output.as_ref().map(fake_return_edge);
-            let inner = quote!(async move { #fake_edge #stmts });
+            let tags = active_tags(rt, settings);
+            let inner = quote!(async move { #tags #fake_edge #stmts });
             let instrumented = instrument_future(
                 rt,
                 &inner,
                 output.as_ref(),
-                check_err,
+                check_err && !settings.ignore_errors,
                 &future_start(rt, settings),
             );
             let flush = flush.then(|| quote!(#rt::flush_before_exit();));
@@ -143,8 +147,14 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
             future,
             boxed_by,
         } => {
-            let instrumented =
-                instrument_future(rt, &future, None, true, &future_start(rt, settings));
+            let instrumented = instrument_future(
+                rt,
+                &future,
+                None,
+                !settings.ignore_errors,
+                &span_local(),
+            );
+            let instrumented = started_first(rt, settings, &instrumented);
             let tail = match boxed_by {
                 Some(callee) => quote!(#callee(#instrumented)),
                 None => instrumented,
@@ -162,7 +172,9 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
             flush,
         } => {
             let start = local_start(rt, settings);
-            let record = check_err.then(|| record_error(rt, &ret, Some(&guard)));
+            let tags = guard_tags(rt, settings, &guard);
+            let record = (check_err && !settings.ignore_errors)
+                .then(|| record_error(rt, &ret, Some(&guard)));
             let annotation = output.as_ref().map(|ty| quote!(: #ty));
             // A body without exits that never ends (`todo!()`, a server's
             // loop) makes what follows unreachable, as in the function as
@@ -194,6 +206,7 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
             quote! {
                 #spec
                 let #guard = #start;
+                #tags
                 #[allow(clippy::diverging_sub_expression)]
                 let #ret #annotation = #value;
                 #allow_unreachable
@@ -223,36 +236,39 @@ pub(crate) fn closure(
     let spec = spec(rt, &name, settings, None);
     let ret = local("__ddspan_ret");
     let body = &closure.body;
+    let check_err = !settings.ignore_errors;
     if closure.asyncness.is_some() {
+        let tags = active_tags(rt, settings);
         let instrumented = instrument_future(
             rt,
-            &quote!(async move { #body }),
+            &quote!(async move { #tags #body }),
             None,
-            true,
+            check_err,
             &future_start(rt, settings),
         );
         quote!({ #spec #instrumented.await })
     } else if let syn::Expr::Async(_) = &**body {
-        let instrumented = instrument_future(
-            rt,
-            &body.to_token_stream(),
-            None,
-            true,
-            &future_start(rt, settings),
-        );
+        let instrumented =
+            instrument_future(rt, &body.to_token_stream(), None, check_err, &span_local());
+        let instrumented = started_first(rt, settings, &instrumented);
         quote!({ #spec #instrumented })
     } else {
         // Rust infers an unannotated closure's type from its use, too late
         // for the macro: the `Err` check needs the return type written.
         let guard = local("__ddspan_guard");
         let (record, annotation) = match &closure.output {
-            ReturnType::Type(_, ty) => (record_error(rt, &ret, Some(&guard)), quote!(: #ty)),
+            ReturnType::Type(_, ty) if check_err => {
+                (record_error(rt, &ret, Some(&guard)), quote!(: #ty))
+            }
+            ReturnType::Type(_, ty) => (TokenStream::new(), quote!(: #ty)),
             ReturnType::Default => (TokenStream::new(), TokenStream::new()),
         };
         let start = local_start(rt, settings);
+        let tags = guard_tags(rt, settings, &guard);
         quote!({
             #spec
             let #guard = #start;
+            #tags
             let #ret #annotation = #rt::call_once(|| #body);
             #record
             #ret
@@ -275,14 +291,15 @@ fn spec(rt: &Runtime, name: &str, settings: &Settings, function: Option<&str>) -
     let mut tags: Vec<TokenStream> = settings
         .tags
         .iter()
-        .map(|tag| {
+        .filter_map(|tag| {
             let key = &tag.key;
             match &tag.value {
-                TagValue::Str(lit) => quote!(#rt::StaticTag::str(#key, #lit)),
+                TagValue::Str(text) => Some(quote!(#rt::StaticTag::str(#key, #text))),
                 TagValue::Number(value) => {
                     let value = proc_macro2::Literal::f64_suffixed(*value);
-                    quote!(#rt::StaticTag::number(#key, #value))
+                    Some(quote!(#rt::StaticTag::number(#key, #value)))
                 }
+                TagValue::Dynamic { .. } => None,
             }
         })
         .collect();
@@ -297,6 +314,88 @@ fn spec(rt: &Runtime, name: &str, settings: &Settings, function: Option<&str>) -
     quote! {
         static __DDSPAN_SPEC: #rt::SpanSpec = #rt::SpanSpec::new(#name) #setters;
     }
+}
+
+/// The values of the tags computed from arguments, each as the
+/// `Option<TagValue>` the runtime's `tag*` functions take, with its key.
+fn dynamic_tags(rt: &Runtime, settings: &Settings) -> Vec<(String, TokenStream)> {
+    settings
+        .tags
+        .iter()
+        .filter_map(|tag| {
+            let TagValue::Dynamic { format, expr } = &tag.value else {
+                return None;
+            };
+            // `&expr` where the expression binds tighter than `&`; else in
+            // parentheses (which would draw `unused_parens` around a path).
+            let operand = match expr {
+                syn::Expr::Path(_)
+                | syn::Expr::Field(_)
+                | syn::Expr::MethodCall(_)
+                | syn::Expr::Call(_)
+                | syn::Expr::Index(_)
+                | syn::Expr::Lit(_)
+                | syn::Expr::Paren(_)
+                | syn::Expr::Macro(_)
+                | syn::Expr::Tuple(_) => expr.to_token_stream(),
+                _ => quote!((#expr)),
+            };
+            let span = syn::spanned::Spanned::span(expr);
+            // Spanned at the user's expression: a type that is no tag value
+            // is reported there.
+            let value = match format {
+                None => quote_spanned!(span=> #rt::AsTagValue::as_tag_value(&#operand)),
+                Some(Format::Display(_)) => quote_spanned!(span=> #rt::display(&#operand)),
+                Some(Format::Debug(_)) => quote_spanned!(span=> #rt::debug(&#operand)),
+            };
+            Some((tag.key.clone(), value))
+        })
+        .collect()
+}
+
+/// Tags computed from arguments on the guard's span, when it records.
+fn guard_tags(rt: &Runtime, settings: &Settings, guard: &Ident) -> TokenStream {
+    let tags = dynamic_tags(rt, settings);
+    if tags.is_empty() {
+        return TokenStream::new();
+    }
+    let calls = tags
+        .iter()
+        .map(|(key, value)| quote!(#rt::tag(&#guard, #key, #value);));
+    quote! {
+        if #guard.is_recording() {
+            #(#calls)*
+        }
+    }
+}
+
+/// Tags computed from arguments on the active span: a future's, the first
+/// thing its body does.
+fn active_tags(rt: &Runtime, settings: &Settings) -> TokenStream {
+    let calls = dynamic_tags(rt, settings)
+        .into_iter()
+        .map(|(key, value)| quote!(#rt::tag_active(#key, #value);));
+    quote!(#(#calls)*)
+}
+
+/// The local holding a span started before the future it times is made.
+fn span_local() -> TokenStream {
+    local("__ddspan_span").into_token_stream()
+}
+
+/// `{ let span = start; tags; future }`: the span starts (and its tags are
+/// evaluated, from the arguments) before the future moves them.
+fn started_first(rt: &Runtime, settings: &Settings, future: &TokenStream) -> TokenStream {
+    let span = span_local();
+    let start = future_start(rt, settings);
+    let calls = dynamic_tags(rt, settings)
+        .into_iter()
+        .map(|(key, value)| quote!(#rt::tag_span(&#span, #key, #value);));
+    quote!({
+        let #span = #start;
+        #(#calls)*
+        #future
+    })
 }
 
 /// How a span on this thread starts: under the active span, or `child_of`.
@@ -332,7 +431,7 @@ fn record_error(rt: &Runtime, value: &Ident, guard: Option<&Ident>) -> TokenStre
         {
             #[allow(unused_imports)]
             use #rt::ErrorRung as _;
-            (&&&#rt::ReturnValue(&#value)).#call;
+            (&&&&#rt::ReturnValue(&#value)).#call;
         }
     }
 }

@@ -120,6 +120,10 @@ fn instrument_body(
     settings: &Settings,
     errors: &mut Errors,
 ) -> TokenStream {
+    if settings.first_dynamic_tag().is_some() {
+        let arguments = shape.argument_names();
+        crate::model::check_tag_arguments(settings, &arguments, &shape.name, errors);
+    }
     if let Some(stmts) = body.stmts_mut() {
         closure::rewrite_closures(stmts, &shape.name, settings.krate.as_ref(), errors);
     }
@@ -134,6 +138,13 @@ fn other_item(item: &TokenStream, settings: &Settings, errors: &mut Errors) -> T
         Ok(Item::Fn(mut function)) => {
             instrument_block(&function.sig, &mut function.block, settings, errors);
             function.into_token_stream()
+        }
+        Ok(Item::Impl(_) | Item::Mod(_)) if settings.first_dynamic_tag().is_some() => {
+            errors.push(syn::Error::new_spanned(
+                settings.first_dynamic_tag(),
+                "a tag computed from arguments belongs to one function; put it on that function",
+            ));
+            item.clone()
         }
         Ok(Item::Impl(_) | Item::Mod(_)) if settings.child_of.is_some() => {
             errors.push(syn::Error::new_spanned(

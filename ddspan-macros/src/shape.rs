@@ -15,6 +15,9 @@ pub(crate) struct FnShape {
     /// `fn main()`, which flushes the tracer before it returns.
     pub(crate) is_main: bool,
     pub(crate) output: Output,
+    /// The arguments' tokens, read only when a tag's expression needs
+    /// their names ([`FnShape::argument_names`]).
+    inputs: TokenStream,
 }
 
 impl FnShape {
@@ -26,7 +29,28 @@ impl FnShape {
             is_async: sig.asyncness.is_some(),
             is_main: sig.ident == "main" && sig.inputs.is_empty(),
             output: Output::of(&sig.output),
+            inputs: sig.inputs.to_token_stream(),
         }
+    }
+
+    /// The names the arguments bind (`self` for a receiver); none when
+    /// they do not parse (rustc then reports them).
+    pub(crate) fn argument_names(&self) -> Vec<String> {
+        use syn::punctuated::Punctuated;
+        let parser = Punctuated::<syn::FnArg, Token![,]>::parse_terminated;
+        let Ok(inputs) = syn::parse::Parser::parse2(parser, self.inputs.clone()) else {
+            return Vec::new();
+        };
+        let mut names = Vec::new();
+        for input in &inputs {
+            match input {
+                syn::FnArg::Receiver(_) => names.push("self".to_owned()),
+                syn::FnArg::Typed(typed) => {
+                    names.extend(crate::model::argument_names([&*typed.pat]));
+                }
+            }
+        }
+        names
     }
 
     /// From the tokens of a function item before its body: outer
@@ -117,6 +141,7 @@ impl FnShape {
             constness,
             is_async,
             output: Output::of(&output),
+            inputs: inputs.stream(),
         })
     }
 }
