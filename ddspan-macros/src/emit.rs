@@ -73,11 +73,14 @@ pub(crate) fn local(name: &str) -> Ident {
 }
 
 /// The label of the block around a body whose `return`s and `?`s became
-/// `break`s.
-pub(crate) fn body_label() -> syn::Lifetime {
+/// `break`s, spanned at the body's braces: the labeled block is then of
+/// the user's edition, as the body was (a span of this crate, edition
+/// 2024, would drop the tail's temporaries before the body's locals). At
+/// the user's hygiene, so its name is one no user code writes.
+pub(crate) fn body_label(braces: Span) -> syn::Lifetime {
     syn::Lifetime {
-        apostrophe: Span::mixed_site(),
-        ident: local("__ddspan_body"),
+        apostrophe: braces,
+        ident: Ident::new("__ddspan_body_of_instrumented_fn", braces),
     }
 }
 
@@ -122,7 +125,45 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
             stmts,
             output,
             check_err,
+            flush: _,
+            parent_at_call: true,
+            arguments,
+        } => {
+            // An `async fn` moves every argument into its future, used or
+            // not (a guard argument lives until the future ends).
+            let moved = arguments.iter().map(|name| {
+                let name = match name.as_str() {
+                    "self" => Ident::new("self", Span::call_site()),
+                    other => syn::parse_str::<Ident>(other)
+                        .unwrap_or_else(|_| Ident::new_raw(other, Span::call_site())),
+                };
+                quote!(let _ = &#name;)
+            });
+            let fake_edge = output.as_ref().map(fake_return_edge);
+            let tags = active_tags(rt, settings);
+            let inner = quote!(async move { #tags #fake_edge #stmts });
+            let annotation = output.as_ref().map(|ty| quote!(: #ty));
+            let record =
+                (check_err && !settings.ignore_errors).then(|| record_error(rt, &ret, None));
+            quote! {
+                #spec
+                #rt::span_on_first_poll(
+                    async move {
+                        #(#moved)*
+                        let #ret #annotation = #inner.await;
+                        #record
+                        #ret
+                    },
+                    &__DDSPAN_SPEC,
+                )
+            }
+        }
+        Plan::Async {
+            stmts,
+            output,
+            check_err,
             flush,
+            ..
         } => {
             let fake_edge = output.as_ref().map(fake_return_edge);
             let tags = active_tags(rt, settings);
@@ -185,7 +226,7 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
             let value = match body {
                 CheckedBody::NoExits(body) => braced(body).into_token_stream(),
                 CheckedBody::Labeled(body) => {
-                    let label = body_label();
+                    let label = body_label(body.braces);
                     let body = braced(body);
                     quote!(#label: #body)
                 }

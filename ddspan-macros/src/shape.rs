@@ -14,6 +14,10 @@ pub(crate) struct FnShape {
     pub(crate) is_async: bool,
     /// `fn main()`, which flushes the tracer before it returns.
     pub(crate) is_main: bool,
+    /// An `async fn` rewritten as a `fn` returning a future, which captures
+    /// the span active where it is called (see `plan::Plan::Async`); set by
+    /// the caller, which rewrites the signature.
+    pub(crate) parent_at_call: bool,
     pub(crate) output: Output,
     /// The arguments' tokens, read only when a tag's expression needs
     /// their names ([`FnShape::argument_names`]).
@@ -28,6 +32,7 @@ impl FnShape {
             constness: sig.constness.map(|c| c.span),
             is_async: sig.asyncness.is_some(),
             is_main: sig.ident == "main" && sig.inputs.is_empty(),
+            parent_at_call: false,
             output: Output::of(&sig.output),
             inputs: sig.inputs.to_token_stream(),
         }
@@ -140,6 +145,7 @@ impl FnShape {
             name,
             constness,
             is_async,
+            parent_at_call: false,
             output: Output::of(&output),
             inputs: inputs.stream(),
         })

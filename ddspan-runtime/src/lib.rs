@@ -50,7 +50,7 @@ pub use record::tag::{
     AsTagValue, SpanKind, StaticTag, StaticValue, TagValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN,
 };
 pub use span::error::{ErrorFields, ExpectedError};
-pub use span::instrument::{Instrument, Instrumented};
+pub use span::instrument::{InActiveSpan, Instrument, Instrumented};
 pub use span::span_ref::SpanRef;
 #[allow(deprecated)]
 pub use span::ActiveSpan;
@@ -64,7 +64,7 @@ pub mod __private {
     pub use crate::record::spec::SpanSpec;
     pub use crate::record::tag::StaticTag;
     pub use crate::span::error::{ErrorRung, ReturnValue};
-    pub use crate::span::instrument::Instrumented;
+    pub use crate::span::instrument::{Instrumented, SpanOnFirstPoll};
     pub use crate::span::LocalSpanGuard;
     pub use crate::span::{Span, SpanBuilder};
 
@@ -141,6 +141,16 @@ pub mod __private {
     /// Wraps a future so its span is active whenever it is polled.
     pub fn instrument<F: core::future::Future>(future: F, span: Span) -> Instrumented<F> {
         crate::Instrument::in_span(future, span)
+    }
+
+    /// An `async fn`'s future: its span starts at the first poll, under
+    /// the span active here, where the function is called.
+    #[inline]
+    pub fn span_on_first_poll<F: core::future::Future>(
+        future: F,
+        spec: &'static SpanSpec,
+    ) -> SpanOnFirstPoll<F> {
+        SpanOnFirstPoll::new(future, spec)
     }
 
     /// The end of an instrumented `main`: deliver what is finished.

@@ -181,6 +181,12 @@ impl SpanBuilder {
         self
     }
 
+    /// Makes the span a child of a span captured where a future was made.
+    pub(crate) fn held_parent(mut self, parent: crate::context::stack::HeldParent) -> SpanBuilder {
+        self.parent = Parent::Held(parent);
+        self
+    }
+
     /// Sets an explicit wall-clock start time.
     ///
     /// # Examples
