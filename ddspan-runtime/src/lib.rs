@@ -19,7 +19,8 @@
 //! tracer::stop();
 //! ```
 #![deny(missing_docs)]
-// One call into the C runtime (`util/process_hooks.rs`); nothing else.
+// Two: one call into the C runtime (`util/process_hooks.rs`) and the
+// time stamp counter's intrinsic (`util/clock.rs`); nothing else.
 #![deny(unsafe_code)]
 
 mod config;

@@ -207,6 +207,7 @@ fn install(config: Config) {
         return;
     }
     crate::util::panic_message::install_hook();
+    crate::util::clock::begin_calibration();
     let core = TracerCore::launch(config);
     set_current(Some(core));
     STATE.store(RUNNING, Ordering::Release);

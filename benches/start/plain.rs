@@ -1,0 +1,3 @@
+//! Process start without ddspan: the baseline of `--bench process_start`.
+
+fn main() {}
