@@ -193,7 +193,7 @@ impl HeldParent {
 impl Drop for HeldParent {
     fn drop(&mut self) {
         if let Some(trace) = self.trace.take() {
-            trace.release(Vec::new());
+            trace.release_hold();
         }
     }
 }

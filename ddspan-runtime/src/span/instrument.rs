@@ -92,7 +92,11 @@ impl<F: Future> Future for InActiveSpan<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _entered = Entered(this.parent.as_ref().map_or(FrameRef::NONE, stack::enter_held));
+        let _entered = Entered(
+            this.parent
+                .as_ref()
+                .map_or(FrameRef::NONE, stack::enter_held),
+        );
         let output = this.inner.poll(cx);
         if output.is_ready() {
             // The span's trace need not wait for this future any longer.
