@@ -157,7 +157,7 @@ impl Body {
                         return Err(Body {
                             code: Code::Tokens(tokens),
                             ..self
-                        })
+                        });
                     }
                 },
             },
@@ -537,7 +537,8 @@ mod tests {
     /// The body with its exits as `break`s, printed; `None` if left to the
     /// parser.
     fn breaks(body: &str) -> Option<String> {
-        tokens_to_breaks(body.parse().unwrap(), &emit::body_label(Span::call_site())).map(|t| t.to_string())
+        tokens_to_breaks(body.parse().unwrap(), &emit::body_label(Span::call_site()))
+            .map(|t| t.to_string())
     }
 
     /// The `?` operands of a rewritten body, in order.

@@ -9,7 +9,7 @@
 //! recorded when the closure's return type is written (`-> Result<_, _>`).
 
 use proc_macro2::{TokenStream, TokenTree};
-use quote::{quote, ToTokens};
+use quote::{ToTokens, quote};
 use syn::visit_mut::{self, VisitMut};
 use syn::{Attribute, Expr, ExprClosure, Item, Local, Meta, Stmt};
 

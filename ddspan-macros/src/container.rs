@@ -5,7 +5,7 @@
 //! `//orchestrion:ignore` does.
 
 use proc_macro2::TokenStream;
-use quote::{quote, ToTokens};
+use quote::{ToTokens, quote};
 use syn::{Attribute, ImplItem, Item, ItemImpl, ItemMod, TraitItem};
 
 use crate::args;

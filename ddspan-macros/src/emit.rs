@@ -58,13 +58,13 @@
 //! parsed again.
 
 use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
-use quote::{quote, quote_spanned, ToTokens};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::{ExprClosure, ReturnType};
 
 use crate::args::Format;
 use crate::model::{Settings, TagValue};
 use crate::plan::{Braced, CheckedBody, Plan};
-use crate::shape::FnShape;
+use crate::shape::{FnShape, Moved};
 
 /// Generated locals: `__ddspan_`-prefixed, at mixed-site hygiene so user
 /// code can neither see nor shadow them.
@@ -122,26 +122,33 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
             }
         }
         Plan::Async {
-            stmts,
+            body,
             output,
             check_err,
             flush: _,
             parent_at_call: true,
-            arguments,
+            moved,
         } => {
             // An `async fn` moves every argument into its future, used or
-            // not (a guard argument lives until the future ends).
-            let moved = arguments.iter().map(|name| {
-                let name = match name.as_str() {
-                    "self" => Ident::new("self", Span::call_site()),
-                    other => syn::parse_str::<Ident>(other)
-                        .unwrap_or_else(|_| Ident::new_raw(other, Span::call_site())),
-                };
-                quote!(let _ = &#name;)
+            // not (a guard argument lives until the future ends), binds
+            // them there and drops them after the body, last to first.
+            let moved = moved.iter().map(|moved| match moved {
+                Moved::Receiver => {
+                    let receiver = Ident::new("self", Span::call_site());
+                    quote!(let _ = &#receiver;)
+                }
+                Moved::Binding {
+                    name,
+                    mutable: true,
+                } => quote!(#[allow(unused_mut)] let mut #name = #name;),
+                Moved::Binding { name, .. } => quote!(let #name = #name;),
+                // Bound first, so that the future takes the argument
+                // whole (`let _ = x;` alone would not move `x` in).
+                Moved::Pattern { pattern, argument } => {
+                    quote!(let #argument = #argument; let #pattern = #argument;)
+                }
             });
-            let fake_edge = output.as_ref().map(fake_return_edge);
-            let tags = active_tags(rt, settings);
-            let inner = quote!(async move { #tags #fake_edge #stmts });
+            let inner = async_body(rt, settings, body, output.as_ref(), quote!(#(#moved)*));
             let annotation = output.as_ref().map(|ty| quote!(: #ty));
             let record =
                 (check_err && !settings.ignore_errors).then(|| record_error(rt, &ret, None));
@@ -149,7 +156,6 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
                 #spec
                 #rt::span_on_first_poll(
                     async move {
-                        #(#moved)*
                         let #ret #annotation = #inner.await;
                         #record
                         #ret
@@ -159,15 +165,13 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
             }
         }
         Plan::Async {
-            stmts,
+            body,
             output,
             check_err,
             flush,
             ..
         } => {
-            let fake_edge = output.as_ref().map(fake_return_edge);
-            let tags = active_tags(rt, settings);
-            let inner = quote!(async move { #tags #fake_edge #stmts });
+            let inner = async_body(rt, settings, body, output.as_ref(), TokenStream::new());
             let instrumented = instrument_future(
                 rt,
                 &inner,
@@ -188,13 +192,8 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
             future,
             boxed_by,
         } => {
-            let instrumented = instrument_future(
-                rt,
-                &future,
-                None,
-                !settings.ignore_errors,
-                &span_local(),
-            );
+            let instrumented =
+                instrument_future(rt, &future, None, !settings.ignore_errors, &span_local());
             let instrumented = started_first(rt, settings, &instrumented);
             let tail = match boxed_by {
                 Some(callee) => quote!(#callee(#instrumented)),
@@ -256,6 +255,34 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
             }
         }
     }
+}
+
+/// `async move { tags; fake return edge; body }`, the body in the user's
+/// braces (with `arguments`, the bindings of an `async fn`'s arguments,
+/// around them): the
+/// block is then of the user's edition, as the `async fn`'s body was (in
+/// braces of this crate, edition 2024, the tail's temporaries would drop
+/// before the body's locals).
+fn async_body(
+    rt: &Runtime,
+    settings: &Settings,
+    body: Braced,
+    output: Option<&TokenStream>,
+    arguments: TokenStream,
+) -> TokenStream {
+    let fake_edge = output.map(fake_return_edge);
+    let tags = active_tags(rt, settings);
+    let stmts = body.stmts;
+    let block = braced(Braced {
+        stmts: quote!(#tags #fake_edge #stmts),
+        braces: body.braces,
+    });
+    if arguments.is_empty() {
+        return quote!(async move #block);
+    }
+    // The arguments bound outside the body's block: they drop after it,
+    // last to first, as an `async fn`'s do.
+    quote!(async move { #arguments #block })
 }
 
 /// The statements in the user's braces, whose span the group keeps.

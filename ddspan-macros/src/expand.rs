@@ -5,7 +5,7 @@
 //! errors, so callers see no follow-on errors.
 
 use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
-use quote::{quote, ToTokens};
+use quote::{ToTokens, quote};
 use syn::{Block, Expr, Item, Signature, Stmt, TraitItemFn};
 
 use crate::body::Body;
@@ -61,11 +61,19 @@ impl FnItem {
     }
 
     fn instrument(self, settings: &Settings, errors: &mut Errors) -> TokenStream {
-        let FnItem { head, shape, body } = self;
+        let FnItem {
+            head,
+            mut shape,
+            body,
+        } = self;
         if refused(&shape, errors) {
             return quote!(#head #body);
         }
-        if shape.is_async && !shape.is_main && settings.child_of.is_none() && only_inert_attributes(&head) {
+        if shape.is_async
+            && !shape.is_main
+            && settings.child_of.is_none()
+            && only_inert_attributes(&head)
+        {
             // Its signature changes (`fn .. -> impl Future`): parsed whole.
             if let Ok(mut function) = syn::parse2::<syn::ItemFn>(quote!(#head #body)) {
                 instrument_block(
@@ -85,7 +93,7 @@ impl FnItem {
         };
         let mut new_body = Group::new(
             Delimiter::Brace,
-            instrument_body(&shape, read, settings, errors),
+            instrument_body(&mut shape, read, settings, errors),
         );
         new_body.set_span(body.span());
         quote!(#head #new_body)
@@ -120,12 +128,15 @@ const INERT: &[&str] = &[
 fn only_inert_attributes(head: &TokenStream) -> bool {
     let trees: Vec<TokenTree> = head.clone().into_iter().collect();
     let mut i = 0;
-    while let (Some(TokenTree::Punct(p)), Some(TokenTree::Group(g))) = (trees.get(i), trees.get(i + 1)) {
+    while let (Some(TokenTree::Punct(p)), Some(TokenTree::Group(g))) =
+        (trees.get(i), trees.get(i + 1))
+    {
         if p.as_char() != '#' || g.delimiter() != Delimiter::Bracket {
             break;
         }
         let first = g.stream().into_iter().next();
-        if !matches!(&first, Some(TokenTree::Ident(name)) if INERT.iter().any(|inert| name == inert)) {
+        if !matches!(&first, Some(TokenTree::Ident(name)) if INERT.iter().any(|inert| name == inert))
+        {
             return false;
         }
         i += 2;
@@ -167,19 +178,18 @@ pub(crate) fn instrument_block(
             syn::ReturnType::Default => quote!(()),
             syn::ReturnType::Type(_, ty) => ty.to_token_stream(),
         };
+        shape.take_moved(sig);
         let span = proc_macro2::Span::mixed_site();
         let future = quote::quote_spanned!(span=> impl ::core::future::Future<Output = #output>);
         sig.asyncness = None;
-        sig.output = syn::ReturnType::Type(
-            syn::Token![->](span),
-            Box::new(syn::Type::Verbatim(future)),
-        );
+        sig.output =
+            syn::ReturnType::Type(syn::Token![->](span), Box::new(syn::Type::Verbatim(future)));
     }
     let body = Body::parsed(
         std::mem::take(&mut block.stmts),
         block.brace_token.span.join(),
     );
-    let new = instrument_body(&shape, body, settings, errors);
+    let new = instrument_body(&mut shape, body, settings, errors);
     // The user's braces stay (the item's span then lies wholly in user
     // code, so lints such as `dead_code` still report on it); the new body
     // is emitted as tokens, not parsed again.
@@ -200,7 +210,7 @@ fn refused(shape: &FnShape, errors: &mut Errors) -> bool {
 
 /// The statements of an instrumented body.
 fn instrument_body(
-    shape: &FnShape,
+    shape: &mut FnShape,
     mut body: Body,
     settings: &Settings,
     errors: &mut Errors,

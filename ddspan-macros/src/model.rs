@@ -105,8 +105,9 @@ impl Settings {
                 continue;
             }
             seen.push(key.clone());
-            let inherited =
-                key != NAME && key != CHILD_OF && !matches!(&value, Value::Tag(t) if t.is_dynamic());
+            let inherited = key != NAME
+                && key != CHILD_OF
+                && !matches!(&value, Value::Tag(t) if t.is_dynamic());
             match value {
                 Value::Field(lit) => {
                     let field = match key.as_str() {
@@ -230,10 +231,12 @@ impl Value {
                     "`span.kind` is one of \"server\", \"client\", \"producer\", \"consumer\", \"internal\"",
                 )),
             },
-            _ if arg.format.is_some() || !is_literal(&arg.value) => Ok(Value::Tag(TagValue::Dynamic {
-                format: arg.format.clone(),
-                expr: arg.value.clone(),
-            })),
+            _ if arg.format.is_some() || !is_literal(&arg.value) => {
+                Ok(Value::Tag(TagValue::Dynamic {
+                    format: arg.format.clone(),
+                    expr: arg.value.clone(),
+                }))
+            }
             HTTP_STATUS_CODE => match tag_value(&arg.value)? {
                 TagValue::Number(code) => Ok(Value::Tag(TagValue::Str(number_text(code)))),
                 other => Ok(Value::Tag(other)),
@@ -268,12 +271,8 @@ fn number_text(value: f64) -> String {
 
 /// A tag's value: a literal string, number or bool (numbers may be negated).
 fn tag_value(expr: &Expr) -> syn::Result<TagValue> {
-    let not_literal = || {
-        syn::Error::new_spanned(
-            expr,
-            "a literal tag value is a string, a number or a bool",
-        )
-    };
+    let not_literal =
+        || syn::Error::new_spanned(expr, "a literal tag value is a string, a number or a bool");
     let (lit, negative) = match expr {
         Expr::Lit(ExprLit { lit, .. }) => (lit, false),
         Expr::Unary(ExprUnary {

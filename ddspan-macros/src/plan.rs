@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 
-use crate::body::{stmts_tokens, Body, Exits, FutureTail};
+use crate::body::{Body, Exits, FutureTail, stmts_tokens};
 use crate::emit;
 use crate::shape::FnShape;
 
@@ -39,13 +39,13 @@ pub(crate) enum Plan {
     /// another attribute macro that wants an `async fn`) the parent is the
     /// span active at the first poll.
     Async {
-        stmts: TokenStream,
+        body: Braced,
         output: Option<TokenStream>,
         check_err: bool,
         flush: bool,
         parent_at_call: bool,
         /// The arguments, moved into the future as an `async fn` moves them.
-        arguments: Vec<String>,
+        moved: Vec<crate::shape::Moved>,
     },
 }
 
@@ -70,19 +70,19 @@ pub(crate) struct Braced {
 }
 
 /// The plan for a function that may be instrumented (not a `const fn`).
-pub(crate) fn decide(shape: &FnShape, body: Body) -> Plan {
+pub(crate) fn decide(shape: &mut FnShape, body: Body) -> Plan {
     let output = &shape.output;
     let braces = body.braces;
     let braced = |stmts| Braced { stmts, braces };
     if shape.is_async {
         let parent_at_call = shape.parent_at_call && !shape.is_main;
         return Plan::Async {
-            stmts: body.into_stmts(),
+            body: braced(body.into_stmts()),
             output: output.let_type.clone(),
             check_err: output.may_be_result,
             flush: shape.is_main,
-            arguments: if parent_at_call {
-                shape.argument_names()
+            moved: if parent_at_call {
+                std::mem::take(&mut shape.moved)
             } else {
                 Vec::new()
             },
