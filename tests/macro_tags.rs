@@ -80,7 +80,10 @@ fn expressions_over_arguments_become_tags_at_span_start() {
     assert_eq!(meta(handle, "team"), Some("billing"));
     assert_eq!(handle["meta"].get("note"), None, "None records no tag");
     let all = handle.to_string();
-    assert!(!all.contains("hunter2"), "an argument not named is never recorded: {all}");
+    assert!(
+        !all.contains("hunter2"),
+        "an argument not named is never recorded: {all}"
+    );
 
     let future = span_by_name(&spans, "handle_async");
     assert_eq!(metric(future, "order.id"), Some(42.0));
@@ -121,12 +124,19 @@ fn span_kind_and_status_code_land_in_meta_as_datadog_tracers_send_them() {
     assert_eq!(meta(serve, "span.kind"), Some("server"));
     assert_eq!(meta(serve, "http.status_code"), Some("200"));
     assert_eq!(metric(serve, "http.status_code"), None);
-    assert_eq!(meta(span_by_name(&spans, "consume"), "span.kind"), Some("consumer"));
+    assert_eq!(
+        meta(span_by_name(&spans, "consume"), "span.kind"),
+        Some("consumer")
+    );
     let manual = span_by_name(&spans, "manual");
     assert_eq!(meta(manual, "span.kind"), Some("client"));
     assert_eq!(meta(manual, "http.status_code"), Some("503"));
     assert_eq!(metric(manual, "http.status_code"), None);
-    assert_eq!(metric(manual, "out.port"), Some(8126.0), "other numbers stay numbers");
+    assert_eq!(
+        metric(manual, "out.port"),
+        Some(8126.0),
+        "other numbers stay numbers"
+    );
     traced.agent.assert_no_check_failures();
 }
 
@@ -207,9 +217,15 @@ fn expected_errors_do_not_mark_the_span() {
     assert!(std::panic::catch_unwind(lookup_panics).is_err());
     let spans = flatten(traced.collect(6));
     let finds: Vec<&Value> = spans.iter().filter(|s| s["name"] == "find").collect();
-    let not_found = finds.iter().find(|s| meta(s, "error.message").is_none()).unwrap();
+    let not_found = finds
+        .iter()
+        .find(|s| meta(s, "error.message").is_none())
+        .unwrap();
     assert_eq!(error_of(not_found), 0, "{not_found}");
-    let broken = finds.iter().find(|s| meta(s, "error.message").is_some()).unwrap();
+    let broken = finds
+        .iter()
+        .find(|s| meta(s, "error.message").is_some())
+        .unwrap();
     assert_eq!(error_of(broken), 1);
     assert_eq!(meta(broken, "error.message"), Some("database down"));
     assert_eq!(error_of(span_by_name(&spans, "find_async")), 0);

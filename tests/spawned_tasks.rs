@@ -144,7 +144,9 @@ fn in_active_span_carries_the_span_active_where_the_future_is_made() {
         let _entered = batch.enter();
         async {
             tokio::task::yield_now().await;
-            tracer::current_span().unwrap().set_tag("seen.in.task", true);
+            tracer::current_span()
+                .unwrap()
+                .set_tag("seen.in.task", true);
         }
         .in_active_span()
     };
@@ -158,7 +160,11 @@ fn in_active_span_carries_the_span_active_where_the_future_is_made() {
     let work = span_by_name(&spans, "work");
     assert_eq!(id(work, "parent_id"), id(request, "span_id"));
     let orphan = span_by_name(&spans, "not.captured");
-    assert_eq!(id(orphan, "parent_id"), 0, "a plain spawned future is its own root");
+    assert_eq!(
+        id(orphan, "parent_id"),
+        0,
+        "a plain spawned future is its own root"
+    );
     let batch = span_by_name(&spans, "batch");
     assert_eq!(metric(batch, "seen.in.task"), Some(1.0));
     traced.agent.assert_no_check_failures();

@@ -70,6 +70,17 @@ pin_project_lite::pin_project! {
     /// A future during whose every poll the span that was active where it
     /// was made is active again, made by [`Instrument::in_active_span`]. It
     /// does not finish that span.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::{tracer, InActiveSpan, Instrument};
+    ///
+    /// let request = tracer::start_span("request");
+    /// let _entered = request.enter();
+    /// let job: InActiveSpan<_> = async { 1 + 1 }.in_active_span();
+    /// # drop(job);
+    /// ```
     #[must_use = "futures do nothing unless polled"]
     pub struct InActiveSpan<F> {
         #[pin]
