@@ -10,9 +10,10 @@
 //!   reports the share of spans delivered and what `flush` answered.
 //!
 //! `cargo bench -p ddspan-benches --bench field` (`FIELD_SPANS`: spans per
-//! small-trace run, 2 000 000).
+//! small-trace run, 2 000 000; `FIELD_ONLY`: only the small-trace shapes
+//! whose name contains it).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,7 +46,7 @@ fn failing(x: u64) -> Result<u64, std::io::Error> {
 /// Where the writer ships to.
 #[derive(Clone, Copy)]
 enum Agent {
-    /// The sink, decoding nothing.
+    /// The sink, decoding nothing (what it costs is not the tracer's).
     Fast,
     /// A port nothing listens on.
     Down,
@@ -53,7 +54,7 @@ enum Agent {
 
 fn start_tracer(agent: Agent, counted: &Arc<AtomicU64>) {
     let url = match agent {
-        Agent::Fast => sink::start(sink::Payloads::Count, Arc::clone(counted)),
+        Agent::Fast => sink::start(sink::Payloads::Discard, Arc::clone(counted)),
         Agent::Down => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
             let url = format!("http://{}", listener.local_addr().expect("an address"));
@@ -66,6 +67,18 @@ fn start_tracer(agent: Agent, counted: &Arc<AtomicU64>) {
             .service("field")
             .agent_url(AgentUrl::Http(url))
             .startup_logs(false)
+            .queue_capacity(
+                std::env::var("FIELD_QUEUE")
+                    .ok()
+                    .and_then(|q| q.parse::<usize>().ok())
+                    .unwrap_or(8192),
+            )
+            .queue_max_spans(
+                std::env::var("FIELD_QUEUE_SPANS")
+                    .ok()
+                    .and_then(|q| q.parse::<usize>().ok())
+                    .unwrap_or(100_000),
+            )
             .build(),
     );
 }
@@ -115,8 +128,10 @@ fn small_traces(total_spans: u64) {
         "{:<40} {:>6} {:>10} {:>12} {:>9}",
         "shape", "agent", "ns/span", "shipped", "shipped %"
     );
+    // `FIELD_ONLY=<part of a shape's name>` runs only those (for profiles).
+    let only = std::env::var("FIELD_ONLY").unwrap_or_default();
     for agent in [Agent::Fast, Agent::Down] {
-        for shape in &SHAPES {
+        for shape in SHAPES.iter().filter(|s| s.name.contains(only.as_str())) {
             let counted = Arc::new(AtomicU64::new(0));
             start_tracer(agent, &counted);
             let calls = total_spans / shape.spans;
@@ -130,10 +145,7 @@ fn small_traces(total_spans: u64) {
             // The sink counts the last payload after answering it.
             std::thread::sleep(Duration::from_millis(100));
             let spans = calls * shape.spans;
-            let shipped = match agent {
-                Agent::Fast => counted.load(Ordering::Relaxed),
-                Agent::Down => tracer::stats().spans_sent,
-            };
+            let shipped = tracer::stats().spans_sent;
             println!(
                 "{:<40} {:>6} {:>10.0} {:>12} {:>8.1}%",
                 shape.name,
@@ -177,8 +189,8 @@ fn burst(threads: u64, spans_per_thread: u64, one_trace_per_thread: bool) {
     tracer::stop();
     std::thread::sleep(Duration::from_millis(200));
     let spans = threads * spans_per_thread;
-    let shipped = counted.load(Ordering::Relaxed);
     let stats = tracer::stats();
+    let shipped = stats.spans_sent;
     println!(
         "{:<40} {:>8.1}% delivered ({shipped} of {spans}; dropped {}), created in {:.2} s, flush returned {flushed}",
         if one_trace_per_thread {
@@ -201,6 +213,9 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2_000_000);
     small_traces(spans);
+    if std::env::var_os("FIELD_ONLY").is_some() {
+        return;
+    }
     println!("bursts: 300 threads × 2000 spans, each returning Err, fast agent:");
     burst(300, 2000, false);
     burst(300, 2000, true);

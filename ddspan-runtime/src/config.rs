@@ -13,6 +13,7 @@ use std::time::Duration;
 
 mod agent_url;
 mod env;
+mod http;
 mod style;
 mod table;
 #[cfg(test)]
@@ -20,6 +21,8 @@ mod tests;
 
 pub use agent_url::{AgentUrl, AgentUrlError, AgentUrlErrorKind};
 use env::{count, flag, number, optional, seconds, styles, tags, text, AgentFromEnv};
+pub(crate) use http::HeaderTag;
+pub use http::{HttpStatuses, HttpStatusesError};
 pub use style::Style;
 
 table::options! {
@@ -151,6 +154,24 @@ table::options! {
         default: "`512`" => 512,
         set: usize => |length: usize| length.min(8192),
     }
+    /// The response statuses that mark a server span of the HTTP layers as an error (dd-trace-go's syntax).
+    http_server_error_statuses: HttpStatuses {
+        env: ["DD_TRACE_HTTP_SERVER_ERROR_STATUSES"] => http::statuses,
+        default: "`500-599`" => HttpStatuses::from(500..=599),
+        set: HttpStatuses,
+    }
+    /// The response statuses that mark a client span of the HTTP layers as an error.
+    http_client_error_statuses: HttpStatuses {
+        env: ["DD_TRACE_HTTP_CLIENT_ERROR_STATUSES"] => http::statuses,
+        default: "`400-499`" => HttpStatuses::from(400..=499),
+        set: HttpStatuses,
+    }
+    /// Headers recorded as tags on HTTP spans: `header:tag` pairs, comma separated; a header alone is `http.request.headers.<header>` / `http.response.headers.<header>`.
+    header_tags: Vec<HeaderTag> {
+        env: ["DD_TRACE_HEADER_TAGS"] => http::header_tags,
+        default: "none" => Vec::new(),
+        set_by: header_tag,
+    }
     /// The finished trace chunks that may wait for the writer; beyond, new ones are dropped and counted.
     ///
     /// 8192 slots take 1 MiB; at 1 M spans/s in ten-span traces, they hold
@@ -277,6 +298,49 @@ impl Config {
     pub fn global_tags(&self) -> &[(String, String)] {
         &self.global_tags
     }
+
+    /// The statuses that mark a server span of the HTTP layers as an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = ddspan_runtime::Config::builder().build();
+    /// assert!(config.http_server_error_statuses().contains(503));
+    /// ```
+    pub fn http_server_error_statuses(&self) -> &HttpStatuses {
+        &self.http_server_error_statuses
+    }
+
+    /// The statuses that mark a client span of the HTTP layers as an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = ddspan_runtime::Config::builder().build();
+    /// assert!(config.http_client_error_statuses().contains(404));
+    /// ```
+    pub fn http_client_error_statuses(&self) -> &HttpStatuses {
+        &self.http_client_error_statuses
+    }
+
+    /// The tags a header is recorded as, on requests and on responses, if
+    /// it is one of the header tags (`DD_TRACE_HEADER_TAGS`); any case.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = ddspan_runtime::Config::builder().header_tag("X-Tenant", None).build();
+    /// assert_eq!(
+    ///     config.header_tag("x-tenant"),
+    ///     Some(("http.request.headers.x-tenant", "http.response.headers.x-tenant"))
+    /// );
+    /// ```
+    pub fn header_tag(&self, header: &str) -> Option<(&str, &str)> {
+        self.header_tags
+            .iter()
+            .find(|tag| tag.header.eq_ignore_ascii_case(header))
+            .map(|tag| (tag.request_tag.as_str(), tag.response_tag.as_str()))
+    }
 }
 
 /// Sets configuration in code; every value left unset comes from the
@@ -295,6 +359,28 @@ impl ConfigBuilder {
     pub fn propagation_styles(mut self, styles: &[Style]) -> Self {
         self.code.propagation_inject = Some(styles.to_vec());
         self.code.propagation_extract = Some(styles.to_vec());
+        self
+    }
+
+    /// Records a header of the HTTP layers' requests and responses as a
+    /// tag: `tag`, or with `None` `http.request.headers.<header>` and
+    /// `http.response.headers.<header>`. Headers set in code replace those
+    /// of `DD_TRACE_HEADER_TAGS`; a name that is not a header's is ignored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = ddspan_runtime::Config::builder()
+    ///     .header_tag("x-request-id", Some("request.id"))
+    ///     .header_tag("content-type", None)
+    ///     .build();
+    /// # drop(config);
+    /// ```
+    pub fn header_tag(mut self, header: &str, tag: Option<&str>) -> Self {
+        let tags = self.code.header_tags.get_or_insert_with(Vec::new);
+        if let Some(tag) = HeaderTag::new(header, tag) {
+            tags.push(tag);
+        }
         self
     }
 

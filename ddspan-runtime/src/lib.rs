@@ -39,7 +39,10 @@ mod util;
 // One path per item: types, traits and constants at the crate root; the
 // functions of the running tracer under `tracer::`; the log and tracing
 // integrations under `integrations::`.
-pub use config::{AgentUrl, AgentUrlError, AgentUrlErrorKind, Config, ConfigBuilder, Style};
+pub use config::{
+    AgentUrl, AgentUrlError, AgentUrlErrorKind, Config, ConfigBuilder, HttpStatuses,
+    HttpStatusesError, Style,
+};
 pub use context::correlation::LogContext;
 pub use context::parent::ParentSource;
 pub use context::SpanContext;

@@ -8,7 +8,13 @@
 //! answers of `tests/transport_*.rs`.
 //!
 //! Only payloads answered with a 2xx count as received (as with a real
-//! agent); every request is logged with the answer it got.
+//! agent); every request is logged with the answer it got. Payloads are
+//! decoded as v0.4 or v0.5 by their path.
+//!
+//! `GET /info` is answered apart, by its own script ([`FaultAgent::set_info`],
+//! [`FaultAgent::start_on_info`]; 404 by default, as an agent older than
+//! `/info`, so the tracer sends v0.4), and is neither numbered with the
+//! trace requests nor logged with them ([`FaultAgent::info_requests`]).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -36,6 +42,7 @@ pub struct Reply {
     retry_after: Option<String>,
     drop_connection: bool,
     raw: Option<RawAnswer>,
+    headers: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Reply {
@@ -66,6 +73,7 @@ impl Reply {
             retry_after: None,
             drop_connection: false,
             raw: None,
+            headers: Vec::new(),
         }
     }
 
@@ -100,6 +108,21 @@ impl Reply {
         self.retry_after = Some(value.to_owned());
         self
     }
+
+    /// With this header too (e.g. `Datadog-Agent-State`).
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// An `/info` answer listing these trace endpoints.
+    pub fn info(endpoints: &[&str]) -> Reply {
+        let list: Vec<String> = endpoints.iter().map(|e| format!("{e:?}")).collect();
+        Reply::status(
+            200,
+            &format!(r#"{{"version":"7.99.0","endpoints":[{}]}}"#, list.join(",")),
+        )
+    }
 }
 
 /// A span as the agent decodes it from a v0.4 payload.
@@ -124,6 +147,8 @@ pub struct WireSpan {
 pub struct Request {
     /// When it arrived, from the agent's start.
     pub at: Duration,
+    /// Its path (`/v0.4/traces`, `/v0.5/traces`).
+    pub path: String,
     pub headers: HashMap<String, String>,
     /// How many spans its payload held.
     pub spans: usize,
@@ -136,9 +161,12 @@ pub struct Request {
 }
 
 type Behaviour = Box<dyn FnMut(usize, &HashMap<String, String>) -> Reply + Send>;
+type InfoBehaviour = Box<dyn FnMut(usize) -> Reply + Send>;
 
 struct Shared {
     behaviour: Mutex<Behaviour>,
+    info: Mutex<InfoBehaviour>,
+    info_requests: Mutex<usize>,
     accepted: Mutex<Vec<Vec<Vec<WireSpan>>>>,
     requests: Mutex<Vec<Request>>,
     errors: Mutex<Vec<String>>,
@@ -211,15 +239,34 @@ impl FaultAgent {
         port: u16,
         behaviour: impl FnMut(usize) -> Reply + Send + 'static,
     ) -> FaultAgent {
+        FaultAgent::start_on_info(
+            port,
+            |_| Reply::status(404, "404 page not found"),
+            behaviour,
+        )
+    }
+
+    /// [`FaultAgent::start_on`] with `GET /info` request `n` answered with
+    /// `info(n)` from the first one: an agent restarted as another version.
+    pub fn start_on_info(
+        port: u16,
+        info: impl FnMut(usize) -> Reply + Send + 'static,
+        behaviour: impl FnMut(usize) -> Reply + Send + 'static,
+    ) -> FaultAgent {
+        let mut info = Some(info);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match TcpListener::bind(("127.0.0.1", port)) {
                 Ok(listener) => {
                     let mut behaviour = behaviour;
-                    return FaultAgent::serve(
+                    let agent = FaultAgent::serve(
                         Listener::Tcp(listener),
                         Box::new(move |n, _| behaviour(n)),
                     );
+                    if let Some(info) = info.take() {
+                        *lock(&agent.shared.info) = Box::new(info);
+                    }
+                    return agent;
                 }
                 Err(e) if Instant::now() < deadline => {
                     let _ = e;
@@ -246,6 +293,8 @@ impl FaultAgent {
         listener.set_nonblocking();
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(behaviour),
+            info: Mutex::new(Box::new(|_| Reply::status(404, "404 page not found"))),
+            info_requests: Mutex::new(0),
             accepted: Mutex::default(),
             requests: Mutex::default(),
             errors: Mutex::default(),
@@ -311,6 +360,17 @@ impl FaultAgent {
     /// answered): for a behaviour that closes the agent from inside.
     pub fn closer(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.stop)
+    }
+
+    /// Answers `GET /info` request `n` (from 0) with `info(n)` from now on
+    /// (set it before a tracer points here).
+    pub fn set_info(&self, info: impl FnMut(usize) -> Reply + Send + 'static) {
+        *lock(&self.shared.info) = Box::new(info);
+    }
+
+    /// How many `GET /info` requests arrived.
+    pub fn info_requests(&self) -> usize {
+        *lock(&self.shared.info_requests)
     }
 
     /// How many requests arrived, answered or not yet.
@@ -428,7 +488,7 @@ impl<W: Write> Write for Counting<'_, W> {
 }
 
 fn serve_connection<S: Read + Write>(mut stream: S, shared: &Shared) {
-    let (headers, body) = match read_request(&mut stream) {
+    let (line, headers, body) = match read_request_line(&mut stream) {
         Ok(request) => request,
         Err(e) => {
             // A client that gave up (a timeout) is not an error.
@@ -439,22 +499,42 @@ fn serve_connection<S: Read + Write>(mut stream: S, shared: &Shared) {
         }
     };
     let at = shared.started.elapsed();
+    let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+    if line.starts_with("GET ") {
+        let n = {
+            let mut next = lock(&shared.info_requests);
+            *next += 1;
+            *next - 1
+        };
+        let reply = (lock(&shared.info))(n);
+        std::thread::sleep(reply.delay);
+        let _ = stream
+            .write_all(answer_text(&reply).as_bytes())
+            .and_then(|()| stream.flush());
+        return;
+    }
     let n = {
         let mut next = lock(&shared.next_request);
         *next += 1;
         *next - 1
     };
     let reply = (lock(&shared.behaviour))(n, &headers);
-    let traces: Vec<Vec<WireSpan>> = match rmp_serde::from_slice(&body) {
+    let decoded = if path == "/v0.5/traces" {
+        decode_v05(&body)
+    } else {
+        rmp_serde::from_slice(&body).map_err(|e| e.to_string())
+    };
+    let traces: Vec<Vec<WireSpan>> = match decoded {
         Ok(traces) => traces,
         Err(e) => {
-            lock(&shared.errors).push(format!("request {n}: not a v0.4 payload: {e}"));
+            lock(&shared.errors).push(format!("request {n}: not a {path} payload: {e}"));
             Vec::new()
         }
     };
     let spans = traces.iter().map(Vec::len).sum();
     let mut request = Request {
         at,
+        path,
         headers,
         spans,
         answered: None,
@@ -475,16 +555,7 @@ fn serve_connection<S: Read + Write>(mut stream: S, shared: &Shared) {
         lock(&shared.requests).push(request);
         return;
     }
-    let mut response = format!(
-        "HTTP/1.1 {} Fault\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        reply.status,
-        reply.body.len()
-    );
-    if let Some(retry_after) = &reply.retry_after {
-        response.push_str(&format!("Retry-After: {retry_after}\r\n"));
-    }
-    response.push_str("\r\n");
-    response.push_str(&reply.body);
+    let response = answer_text(&reply);
     // Kept before answering, so that a client that saw the answer finds
     // the payload here (a real agent has it too, whether or not the answer
     // then reaches the client).
@@ -498,14 +569,96 @@ fn serve_connection<S: Read + Write>(mut stream: S, shared: &Shared) {
         .and_then(|()| stream.flush());
 }
 
+/// The HTTP answer of a (non-raw) reply.
+fn answer_text(reply: &Reply) -> String {
+    let mut response = format!(
+        "HTTP/1.1 {} Fault\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reply.status,
+        reply.body.len()
+    );
+    if let Some(retry_after) = &reply.retry_after {
+        response.push_str(&format!("Retry-After: {retry_after}\r\n"));
+    }
+    for (name, value) in &reply.headers {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str("\r\n");
+    response.push_str(&reply.body);
+    response
+}
+
+/// A v0.5 payload (string table, spans as arrays of 12) as the agent reads
+/// it, each index looked up.
+pub fn decode_v05(body: &[u8]) -> Result<Vec<Vec<WireSpan>>, String> {
+    type Span05 = (
+        u32,
+        u32,
+        u32,
+        u64,
+        u64,
+        u64,
+        i64,
+        i64,
+        i32,
+        HashMap<u32, u32>,
+        HashMap<u32, f64>,
+        u32,
+    );
+    let (strings, traces): (Vec<String>, Vec<Vec<Span05>>) =
+        rmp_serde::from_slice(body).map_err(|e| e.to_string())?;
+    let s = |i: u32| {
+        strings
+            .get(i as usize)
+            .cloned()
+            .ok_or_else(|| format!("index {i} out of the table of {}", strings.len()))
+    };
+    let mut decoded = Vec::new();
+    for trace in traces {
+        let mut spans = Vec::new();
+        for span in trace {
+            spans.push(WireSpan {
+                service: s(span.0)?,
+                name: s(span.1)?,
+                resource: s(span.2)?,
+                trace_id: span.3,
+                span_id: span.4,
+                parent_id: span.5,
+                error: span.8,
+                meta: span
+                    .9
+                    .iter()
+                    .map(|(k, v)| Ok((s(*k)?, s(*v)?)))
+                    .collect::<Result<_, String>>()?,
+                metrics: span
+                    .10
+                    .iter()
+                    .map(|(k, v)| Ok((s(*k)?, *v)))
+                    .collect::<Result<_, String>>()?,
+            });
+            let _ = s(span.11)?;
+        }
+        decoded.push(spans);
+    }
+    Ok(decoded)
+}
+
 /// The headers (lower-cased names) and the `Content-Length` body of one
 /// HTTP/1.1 request.
 pub fn read_request(stream: impl Read) -> std::io::Result<(HashMap<String, String>, Vec<u8>)> {
+    read_request_line(stream).map(|(_, headers, body)| (headers, body))
+}
+
+/// The request line, headers (lower-cased names) and `Content-Length` body
+/// of one HTTP/1.1 request.
+pub fn read_request_line(
+    stream: impl Read,
+) -> std::io::Result<(String, HashMap<String, String>, Vec<u8>)> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
+    let request_line = line.trim_end().to_owned();
     let mut headers = HashMap::new();
     loop {
         line.clear();
@@ -523,5 +676,5 @@ pub fn read_request(stream: impl Read) -> std::io::Result<(HashMap<String, Strin
         .unwrap_or(0);
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
-    Ok((headers, body))
+    Ok((request_line, headers, body))
 }

@@ -399,6 +399,18 @@ impl Shown for AgentUrl {
     }
 }
 
+impl Shown for super::HttpStatuses {
+    fn shown(&self) -> Option<String> {
+        Some(format!("`{self}`"))
+    }
+}
+
+impl Shown for Vec<super::HeaderTag> {
+    fn shown(&self) -> Option<String> {
+        self.is_empty().then(|| "none".into())
+    }
+}
+
 impl Shown for crate::MemoryExporter {
     fn shown(&self) -> Option<String> {
         None

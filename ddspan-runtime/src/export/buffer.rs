@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use crate::export::encode::Encoder;
-use crate::export::payload::Payload;
+use crate::export::payload::{Format, Payload};
 use crate::record::Chunk;
 
 /// A sealed payload and how its sends went so far.
@@ -70,9 +70,58 @@ impl Buffer {
     }
 
     /// Encodes a chunk into the open payload (room or not: the caller
-    /// checks [`Buffer::is_full`]).
-    pub(crate) fn append(&mut self, encoder: &Encoder, chunk: &Chunk) {
+    /// checks [`Buffer::is_full`]); an empty one takes `format`, one begun
+    /// keeps its own (it is rewritten when sent if need be).
+    pub(crate) fn append(&mut self, encoder: &Encoder, chunk: &Chunk, format: Format) {
+        if self.open.is_empty() && self.open.format() != format {
+            self.open = Payload::new(format);
+        }
         self.open.append(encoder, chunk);
+    }
+
+    /// Rewrites the oldest payload as v0.4 if it is v0.5, its size counted
+    /// anew (v0.4 is larger: what is held may then pass the budget, and new
+    /// chunks wait until it is back under), and splits it between traces
+    /// while it is larger than `max` (the payload size). It becomes a new
+    /// payload, whose first send is not a retry: the agent refused the
+    /// v0.5 one whole, or never saw it. Whether it is v0.4 now.
+    pub(crate) fn front_to_v04(&mut self, max: usize) -> bool {
+        let Some(front) = self.waiting.front_mut() else {
+            return false;
+        };
+        if front.payload.format() == Format::V04 {
+            return true;
+        }
+        if !front.payload.rewrite_as_v04() {
+            return false;
+        }
+        self.waiting_bytes = self.waiting_bytes - front.size + front.payload.len();
+        front.size = front.payload.len();
+        front.sent_before = false;
+        front.failed_attempts = 0;
+        if front.payload.len() <= max {
+            return true;
+        }
+        let Some(whole) = self.pop() else {
+            return true;
+        };
+        // Halves, and halves of halves, until each fits or is one trace.
+        let mut pieces = Vec::new();
+        let mut todo = vec![whole.payload];
+        while let Some(payload) = todo.pop() {
+            if payload.len() <= max {
+                pieces.push(payload);
+                continue;
+            }
+            match payload.split() {
+                Ok((first, second)) => todo.extend([second, first]),
+                Err(single) => pieces.push(single),
+            }
+        }
+        for piece in pieces.into_iter().rev() {
+            self.push_front_or_back(piece, whole.sequence, true);
+        }
+        true
     }
 
     /// Moves the open payload to the end of the queue, sealed.
@@ -214,6 +263,37 @@ mod tests {
             order.push((w.sequence, w.payload.spans()));
         }
         assert_eq!(order, [(1, 1), (1, 5), (2, 4)]);
+    }
+
+    #[test]
+    fn a_v05_payload_rewritten_as_v04_is_counted_anew_and_split_to_fit() {
+        use crate::export::payload::tests::three_traces;
+        let v05 = three_traces(Format::V05);
+        let v05_len = v05.len();
+        let mut buffer = holding(1 << 20, vec![v05, payload_of(&[1])]);
+        let other = buffer.bytes() - v05_len;
+        assert!(buffer.front_to_v04(usize::MAX));
+        let front = buffer.front().unwrap();
+        assert_eq!(front.payload.format(), Format::V04);
+        assert!(front.payload.len() > v05_len, "v0.4 is larger");
+        assert_eq!(
+            buffer.bytes(),
+            other + buffer.front().unwrap().payload.len()
+        );
+        assert!(buffer.front_to_v04(usize::MAX), "v0.4 already");
+
+        let mut buffer = holding(1 << 20, vec![three_traces(Format::V05)]);
+        assert!(buffer.front_to_v04(1));
+        let mut spans = Vec::new();
+        let mut bytes = 0;
+        while let Some(w) = buffer.pop() {
+            assert_eq!((w.payload.format(), w.payload.traces()), (Format::V04, 1));
+            bytes += w.payload.len();
+            spans.push(w.payload.spans());
+        }
+        assert_eq!(spans, [1, 3, 2], "split to single traces, in order");
+        assert!(bytes > 0);
+        assert_eq!(buffer.bytes(), 0);
     }
 
     #[test]

@@ -1,5 +1,9 @@
-//! The v0.4 schema: a trace chunk as the Datadog Agent's msgpack array of
-//! span maps, with the agent's length limits.
+//! What a span is on the wire, once for every payload format: its fields
+//! cut to the agent's length limits, and its tags in order of precedence
+//! (tracer-wide tags, chunk-level fields, static tags, run-time tags),
+//! described to a [`SpanWriter`]. [`V04`] writes the v0.4 schema (a msgpack
+//! array of span maps); `encode_v05.rs` the v0.5 one (a string table and
+//! spans as arrays of indexes).
 //!
 //! The msgpack primitives are in [`crate::export::msgpack`]; the tests
 //! decode this output with `rmp-serde` as an independent check. Tracer-wide
@@ -54,6 +58,14 @@ impl Encoder {
             put(&mut base_meta, "version", version);
         }
         base_meta_other_service.retain(|(k, _)| k != "version");
+        // A span of another service says which service it ran in, as
+        // ddtrace and dd-trace-java do (the version is this service's, not
+        // that one's: dropped above).
+        put(
+            &mut base_meta_other_service,
+            "_dd.base_service",
+            &config.service,
+        );
         let mut service_encoded = Vec::new();
         write_str(
             &mut service_encoded,
@@ -62,15 +74,29 @@ impl Encoder {
         Encoder {
             service: config.service.clone(),
             service_encoded,
-            base_meta: BaseMeta::new(base_meta),
-            base_meta_other_service: BaseMeta::new(base_meta_other_service),
+            base_meta: BaseMeta::new(0, base_meta),
+            base_meta_other_service: BaseMeta::new(1, base_meta_other_service),
             runtime_id: runtime_id().to_owned(),
             process_id: f64::from(std::process::id()),
         }
     }
 
-    /// Appends one trace chunk (a msgpack array of spans) to `out`.
+    /// Appends one trace chunk as v0.4 (a msgpack array of span maps) to
+    /// `out`.
     pub(crate) fn encode_chunk(&self, out: &mut Vec<u8>, chunk: &Chunk) {
+        // The writer owns the bytes while it writes: one indirection less
+        // on every push than through a `&mut Vec`.
+        let mut writer = V04 {
+            out: std::mem::take(out),
+            map: MapWriter::default(),
+        };
+        self.encode_chunk_to(&mut writer, chunk);
+        *out = writer.out;
+    }
+
+    /// Describes one trace chunk to `writer`, which writes it in its format:
+    /// the local root first, with the chunk-level fields.
+    pub(crate) fn encode_chunk_to<W: SpanWriter>(&self, writer: &mut W, chunk: &Chunk) {
         let first = chunk
             .spans
             .iter()
@@ -81,10 +107,10 @@ impl Encoder {
         let (metrics, count) = chunk_metrics(&chunk.sampling, self.process_id);
         let chunk_metrics = &metrics[..count];
         let global: &[(String, String)] = chunk.global_tags.as_deref().map_or(&[], Vec::as_slice);
-        write_array_len(out, chunk.spans.len());
+        writer.chunk(chunk.spans.len());
         if let Some(span) = chunk.spans.get(first) {
             self.encode_span(
-                out,
+                writer,
                 chunk.trace_id,
                 span,
                 global,
@@ -94,7 +120,7 @@ impl Encoder {
         }
         for (i, span) in chunk.spans.iter().enumerate() {
             if i != first {
-                self.encode_span(out, chunk.trace_id, span, global, &[], &[]);
+                self.encode_span(writer, chunk.trace_id, span, global, &[], &[]);
             }
         }
     }
@@ -133,9 +159,12 @@ impl Encoder {
         meta
     }
 
-    fn encode_span(
+    /// One span: its fields cut to the agent's limits, then its tags in
+    /// order of precedence. This is the one description of a span both
+    /// formats share.
+    fn encode_span<W: SpanWriter>(
         &self,
-        out: &mut Vec<u8>,
+        writer: &mut W,
         trace_id: u128,
         span: &SpanRecord,
         global: &[(String, String)],
@@ -147,7 +176,8 @@ impl Encoder {
         // the span's static tags, its run-time tags. Nothing is collected:
         // each group is filtered against the later ones and written, and
         // the map's length is patched in afterwards.
-        let base = if service == self.service {
+        // The agent lowercases services: "Main" and "main" are one.
+        let base = if service.eq_ignore_ascii_case(&self.service) {
             &self.base_meta
         } else {
             &self.base_meta_other_service
@@ -162,83 +192,66 @@ impl Encoder {
         let set_on_span =
             |key: &str| set_at_run_time(key) || static_tags.iter().any(|t| t.key == key);
 
-        out.extend_from_slice(KEYS_TO_TRACE_ID);
-        write_uint(out, id::low_bits(trace_id));
-        out.extend_from_slice(KEY_SPAN_ID);
-        write_uint(out, span.span_id);
-        out.extend_from_slice(KEY_PARENT_ID);
-        write_uint(out, span.parent_id);
-        out.extend_from_slice(KEY_NAME);
-        write_str(out, truncated(span.name(), MAX_NAME_LEN));
-        out.extend_from_slice(KEY_RESOURCE);
-        write_str(
-            out,
-            truncated(span.resource().unwrap_or(span.name()), MAX_RESOURCE_LEN),
-        );
-        out.extend_from_slice(KEY_SERVICE);
-        if service == self.service {
-            out.extend_from_slice(&self.service_encoded);
-        } else {
-            write_str(out, truncated(service, MAX_NAME_LEN));
-        }
-        out.extend_from_slice(KEY_TYPE);
-        write_str(out, truncated(span.span_type().unwrap_or(""), MAX_NAME_LEN));
-        out.extend_from_slice(KEY_START);
-        write_int(out, i64::try_from(span.start).unwrap_or(i64::MAX));
-        out.extend_from_slice(KEY_DURATION);
-        write_int(out, i64::try_from(span.duration_ns).unwrap_or(i64::MAX));
-        out.extend_from_slice(KEY_ERROR);
-        write_int(out, i64::from(span.error));
-
-        out.extend_from_slice(KEY_META);
+        let own_service = service == self.service;
+        let head = Head {
+            trace_id: id::low_bits(trace_id),
+            span_id: span.span_id,
+            parent_id: span.parent_id,
+            name: truncated(span.name(), MAX_NAME_LEN),
+            resource: truncated(span.resource().unwrap_or(span.name()), MAX_RESOURCE_LEN),
+            service: truncated(service, MAX_NAME_LEN),
+            service_encoded: own_service.then_some(self.service_encoded.as_slice()),
+            span_type: truncated(span.span_type().unwrap_or(""), MAX_NAME_LEN),
+            start: i64::try_from(span.start).unwrap_or(i64::MAX),
+            duration: i64::try_from(span.duration_ns).unwrap_or(i64::MAX),
+            error: i32::from(span.error),
+        };
         let most = base.pairs.len()
             + global.len()
             + chunk_meta.len()
             + static_tags.len()
             + dynamic_meta.len();
-        let mut meta = MapWriter::begin(out, most);
-        // The span sets none of the tracer-wide keys (nearly always): their
-        // pre-encoded bytes go as one block.
+        writer.head(&head, most);
+        // The span sets none of the tracer-wide keys (nearly always): they
+        // go as one block.
         let base_overridden = base.pairs.iter().any(|(k, _)| {
             global.iter().any(|(g, _)| g == k)
                 || set_on_span(k)
                 || chunk_meta.iter().any(|(c, _)| c == k)
         });
         if base_overridden {
-            for ((key, _), encoded) in base.pairs.iter().zip(&base.encoded) {
+            for (index, (key, _)) in base.pairs.iter().enumerate() {
                 if !global.iter().any(|(g, _)| g == key)
                     && !set_on_span(key)
                     && !chunk_meta.iter().any(|(c, _)| c == key)
                 {
-                    meta.raw(out, encoded);
+                    writer.base_one(base, index);
                 }
             }
         } else {
-            meta.raw_many(out, &base.block, base.pairs.len());
+            writer.base_all(base);
         }
         for (key, value) in global {
             if !set_on_span(key) && !chunk_meta.iter().any(|(c, _)| c == key) {
-                meta_entry(&mut meta, out, key, value);
+                meta_entry(writer, key, value);
             }
         }
         for (key, value) in chunk_meta {
             if !set_on_span(key) {
-                meta_entry(&mut meta, out, key, value);
+                meta_entry(writer, key, value);
             }
         }
         for tag in static_tags {
             if let StaticValue::Str(value) = tag.value {
                 if !set_at_run_time(tag.key) {
-                    meta_entry(&mut meta, out, tag.key, value);
+                    meta_entry(writer, tag.key, value);
                 }
             }
         }
         for (key, value) in dynamic_meta {
-            meta_entry(&mut meta, out, key, value);
+            meta_entry(writer, key, value);
         }
-        meta.end(out);
 
-        out.extend_from_slice(KEY_METRICS);
         let top_level: &[(&str, f64)] = if span.top_level {
             &[("_dd.top_level", 1.0)]
         } else {
@@ -246,47 +259,180 @@ impl Encoder {
         };
         let most =
             top_level.len() + chunk_metrics.len() + static_tags.len() + dynamic_metrics.len();
-        let mut metrics = MapWriter::begin(out, most);
+        writer.metrics(most);
         for (key, value) in top_level.iter().chain(chunk_metrics) {
             if !set_on_span(key) {
-                metric_entry(&mut metrics, out, key, *value);
+                metric_entry(writer, key, *value);
             }
         }
         for tag in static_tags {
             if let StaticValue::Number(value) = tag.value {
                 if !set_at_run_time(tag.key) {
-                    metric_entry(&mut metrics, out, tag.key, value);
+                    metric_entry(writer, tag.key, value);
                 }
             }
         }
         for (key, value) in dynamic_metrics {
-            metric_entry(&mut metrics, out, key, *value);
+            metric_entry(writer, key, *value);
         }
-        metrics.end(out);
+        writer.end(&head);
     }
 }
 
-/// Tracer-wide meta, with each pair msgpack-encoded once.
-struct BaseMeta {
-    pairs: Vec<(String, String)>,
+/// A span's fields, cut to the agent's limits: what every format writes
+/// besides the tags.
+pub(crate) struct Head<'a> {
+    pub(crate) trace_id: u64,
+    pub(crate) span_id: u64,
+    pub(crate) parent_id: u64,
+    pub(crate) name: &'a str,
+    pub(crate) resource: &'a str,
+    pub(crate) service: &'a str,
+    /// The service as a msgpack string, encoded once, when it is the
+    /// tracer's own.
+    pub(crate) service_encoded: Option<&'a [u8]>,
+    pub(crate) span_type: &'a str,
+    pub(crate) start: i64,
+    pub(crate) duration: i64,
+    pub(crate) error: i32,
+}
+
+/// What a payload format writes the encoder's description of a chunk
+/// with. The encoder decides every field and tag (precedence, limits,
+/// chunk-level fields) and calls, per chunk, [`chunk`](SpanWriter::chunk),
+/// then per span: [`head`](SpanWriter::head); the meta entries
+/// ([`base_all`](SpanWriter::base_all) or [`base_one`](SpanWriter::base_one)s,
+/// then [`meta`](SpanWriter::meta)s); [`metrics`](SpanWriter::metrics) and
+/// its [`metric`](SpanWriter::metric)s; [`end`](SpanWriter::end). Keys and
+/// values come already cut to the tag limits.
+pub(crate) trait SpanWriter {
+    /// A chunk of `spans` spans begins.
+    fn chunk(&mut self, spans: usize);
+    /// A span begins, with its meta map of at most `most_meta` entries.
+    fn head(&mut self, head: &Head<'_>, most_meta: usize);
+    /// Every pair of the tracer-wide meta.
+    fn base_all(&mut self, base: &BaseMeta);
+    /// The pair `index` of the tracer-wide meta.
+    fn base_one(&mut self, base: &BaseMeta, index: usize);
+    fn meta(&mut self, key: &str, value: &str);
+    /// The meta map ends and the metrics map begins, of at most `most`
+    /// entries.
+    fn metrics(&mut self, most: usize);
+    fn metric(&mut self, key: &str, value: f64);
+    /// The span ends.
+    fn end(&mut self, head: &Head<'_>);
+}
+
+/// The v0.4 format: each span a map of its 12 fields, keyed by name.
+pub(crate) struct V04 {
+    out: Vec<u8>,
+    map: MapWriter,
+}
+
+impl V04 {
+    /// Every field but the tags: shared with the v0.5 to v0.4 transcoder.
+    pub(crate) fn fields(out: &mut Vec<u8>, head: &Head<'_>) {
+        out.extend_from_slice(KEYS_TO_TRACE_ID);
+        write_uint(out, head.trace_id);
+        out.extend_from_slice(KEY_SPAN_ID);
+        write_uint(out, head.span_id);
+        out.extend_from_slice(KEY_PARENT_ID);
+        write_uint(out, head.parent_id);
+        out.extend_from_slice(KEY_NAME);
+        write_str(out, head.name);
+        out.extend_from_slice(KEY_RESOURCE);
+        write_str(out, head.resource);
+        out.extend_from_slice(KEY_SERVICE);
+        match head.service_encoded {
+            Some(encoded) => out.extend_from_slice(encoded),
+            None => write_str(out, head.service),
+        }
+        out.extend_from_slice(KEY_TYPE);
+        write_str(out, head.span_type);
+        out.extend_from_slice(KEY_START);
+        write_int(out, head.start);
+        out.extend_from_slice(KEY_DURATION);
+        write_int(out, head.duration);
+        out.extend_from_slice(KEY_ERROR);
+        write_int(out, i64::from(head.error));
+    }
+}
+
+impl SpanWriter for V04 {
+    #[inline]
+    fn chunk(&mut self, spans: usize) {
+        write_array_len(&mut self.out, spans);
+    }
+
+    #[inline]
+    fn head(&mut self, head: &Head<'_>, most_meta: usize) {
+        V04::fields(&mut self.out, head);
+        self.out.extend_from_slice(KEY_META);
+        self.map = MapWriter::begin(&mut self.out, most_meta);
+    }
+
+    #[inline]
+    fn base_all(&mut self, base: &BaseMeta) {
+        self.map
+            .raw_many(&mut self.out, &base.block, base.pairs.len());
+    }
+
+    #[inline]
+    fn base_one(&mut self, base: &BaseMeta, index: usize) {
+        self.map.raw(&mut self.out, &base.encoded[index]);
+    }
+
+    #[inline]
+    fn meta(&mut self, key: &str, value: &str) {
+        self.map.str_pair(&mut self.out, key, value);
+    }
+
+    #[inline]
+    fn metrics(&mut self, most: usize) {
+        std::mem::take(&mut self.map).end(&mut self.out);
+        self.out.extend_from_slice(KEY_METRICS);
+        self.map = MapWriter::begin(&mut self.out, most);
+    }
+
+    #[inline]
+    fn metric(&mut self, key: &str, value: f64) {
+        self.map.f64_pair(&mut self.out, key, value);
+    }
+
+    #[inline]
+    fn end(&mut self, _head: &Head<'_>) {
+        std::mem::take(&mut self.map).end(&mut self.out);
+    }
+}
+
+/// Tracer-wide meta (`DD_TAGS`, `env`, `version`, `_dd.base_service`), with
+/// each pair msgpack-encoded once for v0.4.
+pub(crate) struct BaseMeta {
+    /// Which of the encoder's two sets this is: 0 for the tracer's own
+    /// service, 1 for other services (a key for formats that cache them).
+    pub(crate) id: usize,
+    /// As configured: [`cut_pair`] gives what is written.
+    pub(crate) pairs: Vec<(String, String)>,
     encoded: Vec<Vec<u8>>,
     /// Every pair's bytes, in order.
     block: Vec<u8>,
 }
 
 impl BaseMeta {
-    fn new(pairs: Vec<(String, String)>) -> BaseMeta {
+    fn new(id: usize, pairs: Vec<(String, String)>) -> BaseMeta {
         let encoded: Vec<Vec<u8>> = pairs
             .iter()
             .map(|(key, value)| {
+                let (key, value) = cut_pair(key, value);
                 let mut bytes = Vec::new();
-                write_str(&mut bytes, truncated(key, MAX_TAG_KEY_LEN));
-                write_str(&mut bytes, truncated(value, MAX_TAG_VALUE_LEN));
+                write_str(&mut bytes, key);
+                write_str(&mut bytes, value);
                 bytes
             })
             .collect();
         let block = encoded.concat();
         BaseMeta {
+            id,
             pairs,
             encoded,
             block,
@@ -294,18 +440,27 @@ impl BaseMeta {
     }
 }
 
+/// A meta pair cut to the tag limits.
+pub(crate) fn cut_pair<'a>(key: &'a str, value: &'a str) -> (&'a str, &'a str) {
+    (
+        truncated(key, MAX_TAG_KEY_LEN),
+        truncated(value, MAX_TAG_VALUE_LEN),
+    )
+}
+
 /// A meta entry, cut to the tag limits.
-fn meta_entry(map: &mut MapWriter, out: &mut Vec<u8>, key: &str, value: &str) {
-    map.str_pair(
-        out,
+#[inline]
+fn meta_entry<W: SpanWriter>(writer: &mut W, key: &str, value: &str) {
+    writer.meta(
         truncated(key, MAX_TAG_KEY_LEN),
         truncated(value, MAX_TAG_VALUE_LEN),
     );
 }
 
 /// A metrics entry, its key cut to the tag limit.
-fn metric_entry(map: &mut MapWriter, out: &mut Vec<u8>, key: &str, value: f64) {
-    map.f64_pair(out, truncated(key, MAX_TAG_KEY_LEN), value);
+#[inline]
+fn metric_entry<W: SpanWriter>(writer: &mut W, key: &str, value: f64) {
+    writer.metric(truncated(key, MAX_TAG_KEY_LEN), value);
 }
 
 /// A span is a map of 12 entries; its keys, msgpack-encoded (checked
@@ -320,8 +475,8 @@ const KEY_TYPE: &[u8] = b"\xa4type";
 const KEY_START: &[u8] = b"\xa5start";
 const KEY_DURATION: &[u8] = b"\xa8duration";
 const KEY_ERROR: &[u8] = b"\xa5error";
-const KEY_META: &[u8] = b"\xa4meta";
-const KEY_METRICS: &[u8] = b"\xa7metrics";
+pub(crate) const KEY_META: &[u8] = b"\xa4meta";
+pub(crate) const KEY_METRICS: &[u8] = b"\xa7metrics";
 
 /// The sampling metrics of a chunk's first span, without allocating:
 /// the first `count` entries of the array.
@@ -371,7 +526,7 @@ pub(crate) fn runtime_id() -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::record::spec::SpanSpec;
     use crate::record::tag::{StaticTag, TagValue};
@@ -418,20 +573,21 @@ mod tests {
         }
     }
 
-    #[derive(Deserialize, Debug)]
-    struct WireSpan {
-        trace_id: u64,
-        span_id: u64,
-        parent_id: u64,
-        name: String,
-        resource: String,
-        service: String,
-        r#type: String,
-        start: i64,
-        duration: i64,
-        error: i32,
-        meta: HashMap<String, String>,
-        metrics: HashMap<String, f64>,
+    /// A span as `rmp-serde` decodes it from v0.4.
+    #[derive(Deserialize, Debug, PartialEq)]
+    pub(crate) struct WireSpan {
+        pub(crate) trace_id: u64,
+        pub(crate) span_id: u64,
+        pub(crate) parent_id: u64,
+        pub(crate) name: String,
+        pub(crate) resource: String,
+        pub(crate) service: String,
+        pub(crate) r#type: String,
+        pub(crate) start: i64,
+        pub(crate) duration: i64,
+        pub(crate) error: i32,
+        pub(crate) meta: HashMap<String, String>,
+        pub(crate) metrics: HashMap<String, f64>,
     }
 
     static QUERY: SpanSpec = SpanSpec::new("query").with_tags(&[
@@ -439,7 +595,8 @@ mod tests {
         StaticTag::number("rows", 3.0),
     ]);
 
-    fn chunk(config: crate::Config) -> (std::sync::Arc<TraceShared>, Chunk) {
+    /// A root and a child with static, run-time and oversized tags.
+    pub(crate) fn chunk(config: crate::Config) -> (std::sync::Arc<TraceShared>, Chunk) {
         let (core, _) = TracerCore::capturing(config);
         let mut decision = SamplingDecision::inherited(1);
         decision.mechanism = Some(0);
@@ -473,7 +630,7 @@ mod tests {
         (trace, chunk)
     }
 
-    fn decode(chunk: &Chunk, encoder: &Encoder) -> Vec<Vec<WireSpan>> {
+    pub(crate) fn decode(chunk: &Chunk, encoder: &Encoder) -> Vec<Vec<WireSpan>> {
         let mut out = vec![0; ARRAY32_HEADER_LEN];
         encoder.encode_chunk(&mut out, chunk);
         patch_array32(&mut out, 0, 1);
@@ -602,5 +759,25 @@ mod tests {
             "a run-time tag wins over a static one"
         );
         assert!(!span.meta.contains_key("k"));
+    }
+
+    /// As ddtrace and dd-trace-java: a span of another service than
+    /// `DD_SERVICE` says which service it ran in; the agent compares
+    /// services without case, and so does this.
+    #[test]
+    fn spans_of_other_services_carry_the_base_service() {
+        let config = crate::Config::builder().service("Main").build();
+        let encoder = Encoder::new(&config);
+        let (_trace, mut chunk) = chunk(config);
+        chunk.spans[0].set_service("redis".into());
+        let mut same = SpanRecord::named(12, 10, "op".into());
+        same.set_service("main".into());
+        chunk.spans.push(same);
+        let traces = decode(&chunk, &encoder);
+        let span = |id: u64| traces[0].iter().find(|s| s.span_id == id).unwrap();
+        assert_eq!(span(11).service, "redis");
+        assert_eq!(span(11).meta["_dd.base_service"], "Main");
+        assert!(!span(10).meta.contains_key("_dd.base_service"));
+        assert!(!span(12).meta.contains_key("_dd.base_service"));
     }
 }

@@ -10,10 +10,12 @@ use std::time::Instant;
 
 use crate::record::Chunk;
 
+pub(crate) mod agent_info;
 pub(crate) mod backoff;
 pub(crate) mod buffer;
 pub(crate) mod console;
 pub(crate) mod encode;
+pub(crate) mod encode_v05;
 pub(crate) mod memory;
 pub(crate) mod msgpack;
 pub(crate) mod outcome;

@@ -1,10 +1,11 @@
-//! The msgpack primitives the v0.4 encoder writes with: lengths, strings,
+//! The msgpack primitives the encoders write with: lengths, strings,
 //! integers, floats, and headers patched once a length is known.
 //!
 //! Writing msgpack into a `Vec` cannot fail, so this is a small infallible
 //! writer rather than `rmp`'s `io::Result`-returning one; the tests decode
 //! its output with `rmp-serde` as an independent check. Nothing here knows
-//! the v0.4 schema or its length limits ([`crate::export::encode`] does).
+//! the payload schemas or their length limits ([`crate::export::encode`]
+//! does).
 
 /// The msgpack header of an array whose length is patched in later:
 /// `array32` is valid for any length.
@@ -79,6 +80,7 @@ pub(crate) fn write_f64(out: &mut Vec<u8>, n: f64) {
 
 /// A msgpack map whose length is known only once its entries are written:
 /// a header sized for the most entries it may get, patched at the end.
+#[derive(Default)]
 pub(crate) struct MapWriter {
     at: usize,
     wide: Option<bool>,
@@ -109,6 +111,11 @@ impl MapWriter {
     /// `count` entries, already encoded one after the other.
     pub(crate) fn raw_many(&mut self, out: &mut Vec<u8>, pairs: &[u8], count: usize) {
         out.extend_from_slice(pairs);
+        self.len += count;
+    }
+
+    /// `count` entries the caller wrote itself.
+    pub(crate) fn counted(&mut self, count: usize) {
         self.len += count;
     }
 

@@ -44,6 +44,10 @@ pub(crate) enum Outcome {
     /// Perhaps taken, never confirmed: not sent again (it could arrive
     /// twice); counted apart from what was lost.
     Unconfirmed,
+    /// A v0.5 payload the agent does not take as such (404, 415): rewritten
+    /// as v0.4 and sent again at once, not a retry (the writer decides it,
+    /// [`classify`] never does).
+    Resend,
 }
 
 /// The outcome of `answer`; the waits are read from `backoff` as it stands

@@ -11,12 +11,19 @@ use std::time::Duration;
 
 use crate::export::transport::{Response, SendError, Transport};
 
-/// One PUT to the agent.
+/// One request to the agent: a PUT of traces, or a GET of `/info`.
 pub(crate) struct Request {
+    method: Method,
     path: &'static str,
     headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
     limit: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Method {
+    Get,
+    Put,
 }
 
 /// The agent's answer, and the body, handed back for a retry or a split.
@@ -73,16 +80,18 @@ impl Link {
         }
     }
 
-    /// Starts one PUT; `limit` bounds it when shorter than the configured
-    /// request timeout.
+    /// Starts one request; `limit` bounds it when shorter than the
+    /// configured request timeout.
     pub(crate) fn start(
         &mut self,
+        method: Method,
         path: &'static str,
         headers: Vec<(&'static str, String)>,
         body: Vec<u8>,
         limit: Option<Duration>,
     ) -> Exchange {
         let request = Request {
+            method,
             path,
             headers,
             body,
@@ -122,13 +131,15 @@ impl Link {
 /// becomes a failed send, never the end of the thread.
 fn exchange(transport: &Transport, request: Request) -> Answer {
     let Request {
+        method,
         path,
         headers,
         body,
         limit,
     } = request;
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        transport.put(path, &headers, &body, limit)
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match method {
+        Method::Put => transport.put(path, &headers, &body, limit),
+        Method::Get => transport.get(path, &headers, limit),
     }))
     .unwrap_or_else(|_| Err(SendError::failed("the HTTP client panicked")));
     Answer { result, body }

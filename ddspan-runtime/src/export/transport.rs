@@ -15,7 +15,7 @@
 //!   `ureq = "=3.x.y"`, and then any application needing another 3.x
 //!   could not build with ddspan at all.
 //! - What we need is small: one `PUT` with a body, small JSON answers
-//!   (later `GET /info`), a local agent, so no TLS, proxies, redirects,
+//!   and `GET /info`, a local agent, so no TLS, proxies, redirects,
 //!   cookies or compression. Keeping that small client bounded is easier
 //!   than wrapping a general one, and [`wire`] is fuzzed against hostile
 //!   answers (`fuzz/fuzz_targets/agent_answer.rs`).
@@ -43,6 +43,8 @@ pub(crate) struct Response {
     pub(crate) body: String,
     /// The `Retry-After` header in seconds, when the agent sent one.
     pub(crate) retry_after: Option<Duration>,
+    /// The `Datadog-Agent-State` header, when the agent sent one.
+    pub(crate) agent_state: Option<String>,
 }
 
 /// Why no answer came.
@@ -135,6 +137,16 @@ impl Transport {
         timeout: Option<Duration>,
     ) -> Result<Response, SendError> {
         self.request("PUT", path, headers, body, timeout)
+    }
+
+    /// One GET (`/info`), bounded as a PUT.
+    pub(crate) fn get(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        timeout: Option<Duration>,
+    ) -> Result<Response, SendError> {
+        self.request("GET", path, headers, &[], timeout)
     }
 
     fn request(
@@ -292,6 +304,7 @@ fn exchange(
             .map(|body| String::from_utf8_lossy(&body).into_owned())
             .unwrap_or_default(),
         retry_after: answer.retry_after,
+        agent_state: answer.agent_state,
     };
     Ok((response, reusable))
 }

@@ -1,7 +1,10 @@
 //! The background writer: one named thread that takes finished trace chunks
-//! from a bounded queue, encodes them into v0.4 payloads, and sends them to
-//! the agent every flush interval, or sooner when a payload reaches its size
-//! cap. This file is the thread's loop; what it decides with lives apart and
+//! from a bounded queue, encodes them into payloads, and sends them to the
+//! agent every flush interval, or sooner when a payload reaches its size
+//! cap. Payloads are v0.5 (a string table, about half the bytes) when the
+//! agent's `GET /info`, asked from this thread at start and again when the
+//! agent changes or comes back, lists `/v0.5/traces`, and v0.4 otherwise
+//! ([`crate::export::agent_info`]). This file is the thread's loop; what it decides with lives apart and
 //! is tested without threads: the payload ([`crate::export::payload`]), what
 //! it holds within its byte budget ([`crate::export::buffer`]), what an
 //! answer means ([`crate::export::outcome`]) and how long to wait
@@ -35,6 +38,9 @@
 //!   as unconfirmed (`spans_unconfirmed`), with one warning. The answer's
 //!   first byte is waited for at least 10 s (a busy agent decodes a full
 //!   payload first), the rest within the request timeout;
+//! - 404 or 415 to a v0.5 payload (an agent that does not take v0.5 after
+//!   all): rewritten as v0.4 and sent again at once, the agent having
+//!   refused the whole of it; v0.4 from then on, until the agent changes;
 //! - any other status (4xx, and the 1xx and 3xx a v0.4 endpoint never
 //!   answers): dropped at once;
 //! - the body never came back from the sender thread: dropped.
@@ -48,19 +54,20 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::export::agent_info::Formats;
 use crate::export::backoff::Backoff;
 use crate::export::buffer::Buffer;
 use crate::export::encode::Encoder;
 use crate::export::outcome::{classify, Answer, Outcome};
-use crate::export::payload::Payload;
-use crate::export::sender::{Exchange, Link};
+use crate::export::payload::{Format, Payload};
+use crate::export::sender::{Exchange, Link, Method};
 use crate::export::stats::{add, Counters, Stats, Tally};
 use crate::export::transport::{Response, SendError, Transport};
 use crate::record::Chunk;
 use crate::record::SpanRecord;
 use crate::sampling::Sampler;
 
-const TRACES_PATH: &str = "/v0.4/traces";
+const INFO_PATH: &str = "/info";
 const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
 const MIN_POLL: Duration = Duration::from_millis(10);
@@ -164,6 +171,8 @@ struct Writer {
     /// sealed payloads wait for it (no second request).
     sending: bool,
     encoder: Encoder,
+    /// The format new payloads take, from the agent's `/info`.
+    formats: Formats,
     headers: Vec<(&'static str, String)>,
     /// The payload being filled and the sealed ones waiting.
     buffer: Buffer,
@@ -218,6 +227,7 @@ impl Writer {
             link: Link::new(transport),
             sending: false,
             encoder,
+            formats: Formats::new(),
             headers,
             resume_at: None,
             outage_since: None,
@@ -240,6 +250,7 @@ impl Writer {
         let max_poll = MAX_POLL.min(interval);
         let mut poll = MIN_POLL.min(max_poll);
         let mut next_send = Instant::now() + interval;
+        self.ask_info(Until::Unbounded);
         loop {
             match control.recv_timeout(poll) {
                 Ok(Control::Flush { deadline, reply }) => {
@@ -308,6 +319,13 @@ impl Writer {
     }
 
     fn add(&mut self, chunk: Chunk, until: Until) {
+        // A payload sealed while a request was under way (the buffer filled
+        // during an `/info` request) goes before anything is dropped for
+        // want of room. The chunk is not counted yet: the counters add up
+        // meanwhile.
+        if self.buffer.is_full() && !self.sending {
+            self.pump(until);
+        }
         let spans = chunk.spans.len();
         self.tally.traces_queued += 1;
         self.tally.spans_queued += spans;
@@ -326,7 +344,8 @@ impl Writer {
                 ));
             }
         } else {
-            self.buffer.append(&self.encoder, &chunk);
+            self.buffer
+                .append(&self.encoder, &chunk, self.formats.format());
         }
         self.spent.push(chunk.spans);
         if self.spent.len() >= SPENT_BATCH {
@@ -372,7 +391,13 @@ impl Writer {
                 break;
             }
             self.resume_at = None;
+            if self.formats.wants_info() {
+                self.ask_info(until);
+            }
             let outcome = self.send_front(until);
+            if outcome == Outcome::Resend {
+                continue;
+            }
             // Back-offs count from the answer, not from the request.
             let now = Instant::now();
             if let Outcome::Later(wait) = outcome {
@@ -411,21 +436,71 @@ impl Writer {
             self.publish();
         }
         self.publish();
+        // The agent changed or came back: the chunks from now on take the
+        // format it allows.
+        if self.formats.wants_info() && deadline.is_none_or(|d| Instant::now() < d) {
+            self.ask_info(until);
+        }
+    }
+
+    /// Asks the agent's `/info` (within the request timeout, whatever the
+    /// answer wait of a trace request) and takes the format it allows.
+    fn ask_info(&mut self, until: Until) {
+        let timeout = self.config.request_timeout;
+        let limit = until
+            .request_limit(Instant::now())
+            .map_or(timeout, |limit| limit.min(timeout));
+        let before = self.formats.format();
+        let drain = !matches!(until, Until::Shutdown(_));
+        let (result, _) = self.exchange(
+            Method::Get,
+            INFO_PATH,
+            Vec::new(),
+            Vec::new(),
+            (Some(limit), drain),
+        );
+        match &result {
+            Ok(response) => self.formats.info(Some((
+                response.status,
+                &response.body,
+                response.agent_state.as_deref(),
+            ))),
+            Err(_) => self.formats.info(None),
+        }
+        let after = self.formats.format();
+        crate::util::diagnostics::debug(format_args!(
+            "the agent's /info: {}; sending {} (was {})",
+            match &result {
+                Ok(response) => format!("status {}", response.status),
+                Err(error) => error.to_string(),
+            },
+            after.path(),
+            before.path()
+        ));
     }
 
     /// One send of the oldest payload, and what comes of it.
     fn send_front(&mut self, until: Until) -> Outcome {
+        // A v0.5 payload made before the agent turned out not to take v0.5.
+        let max = self.config.max_payload_bytes;
+        if self.formats.format() == Format::V04 && !self.buffer.front_to_v04(max) {
+            return Outcome::Rejected;
+        }
         let front = self.buffer.front().expect("a payload to send");
         if front.sent_before {
             add(&self.counters.retries, 1);
         }
         front.sent_before = true;
         let traces = front.payload.traces();
+        let format = front.payload.format();
         let body = front.payload.lend();
         let length = body.len();
         let mut headers = self.headers.clone();
         headers.push(("X-Datadog-Trace-Count", traces.to_string()));
-        let (result, body) = self.exchange(headers, body, until);
+        let limit = until.request_limit(Instant::now());
+        let drain = !matches!(until, Until::Shutdown(_));
+        let (result, body) =
+            self.exchange(Method::Put, format.path(), headers, body, (limit, drain));
         // The body comes back with the answer; only a sender thread that
         // ended (not reached: it turns panics into failed sends) keeps it.
         let answer = if body.len() == length {
@@ -435,6 +510,31 @@ impl Writer {
         };
         if let Some(front) = self.buffer.front() {
             front.payload.restore(body);
+        }
+        if let Ok(response) = &result {
+            self.formats
+                .answered(response.agent_state.as_deref(), self.outage_since.is_some());
+        }
+        if format == Format::V05
+            && matches!(
+                answer,
+                Answer::Status {
+                    code: 404 | 415,
+                    ..
+                }
+            )
+        {
+            // Refused whole, so not taken: the same traces as v0.4.
+            self.formats.refused_v05();
+            crate::util::diagnostics::debug(format_args!(
+                "the agent answered {answer:?} to a v0.5 payload: sending v0.4"
+            ));
+            self.agent_answers();
+            return if self.buffer.front_to_v04(self.config.max_payload_bytes) {
+                Outcome::Resend
+            } else {
+                Outcome::Rejected
+            };
         }
         let outcome = classify(answer, &self.backoff);
         self.backoff.observe(answer);
@@ -488,19 +588,21 @@ impl Writer {
     /// time, the queue keeps moving: chunks are taken and encoded (within
     /// the byte budget), and sealed payloads wait their turn.
     ///
-    /// Not during a shutdown: what finishes then is counted as finished
-    /// after the stop (see [`Writer::shut_down`]), not encoded.
+    /// `limit` bounds the request when shorter than the request timeout;
+    /// `keep_draining` is false during a shutdown: what finishes then is
+    /// counted as finished after the stop (see [`Writer::shut_down`]), not
+    /// encoded.
     fn exchange(
         &mut self,
+        method: Method,
+        path: &'static str,
         headers: Vec<(&'static str, String)>,
         body: Vec<u8>,
-        until: Until,
+        (limit, keep_draining): (Option<Duration>, bool),
     ) -> (Result<Response, SendError>, Vec<u8>) {
-        let limit = until.request_limit(Instant::now());
-        if let Exchange::Done(answer) = self.link.start(TRACES_PATH, headers, body, limit) {
+        if let Exchange::Done(answer) = self.link.start(method, path, headers, body, limit) {
             return (answer.result, answer.body);
         }
-        let keep_draining = !matches!(until, Until::Shutdown(_));
         loop {
             if let Some(answer) = self.link.answer(SEND_POLL) {
                 return (answer.result, answer.body);

@@ -95,6 +95,26 @@ pub trait Extractor {
     /// assert_eq!(headers.get("traceparent"), Ok(Some("00-...")));
     /// ```
     fn get(&self, name: &str) -> Result<Option<&str>, HeaderError>;
+
+    /// Every value of a header, in order: a header whose value is a list
+    /// (`tracestate`, `baggage`) may come as several fields, one list. By
+    /// default the one value [`Extractor::get`] finds; carriers that hold
+    /// repeated fields return them all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::Extractor;
+    ///
+    /// let headers = vec![
+    ///     ("tracestate".to_owned(), "a=1".to_owned()),
+    ///     ("TraceState".to_owned(), "b=2".to_owned()),
+    /// ];
+    /// assert_eq!(headers.get_all("tracestate"), Ok(vec!["a=1", "b=2"]));
+    /// ```
+    fn get_all(&self, name: &str) -> Result<Vec<&str>, HeaderError> {
+        Ok(self.get(name)?.into_iter().collect())
+    }
 }
 
 fn unique<'a>(mut values: impl Iterator<Item = &'a str>) -> Result<Option<&'a str>, HeaderError> {
@@ -120,6 +140,15 @@ impl Extractor for HashMap<String, String> {
                 .map(|(_, v)| v.as_str()),
         )
     }
+
+    fn get_all(&self, name: &str) -> Result<Vec<&str>, HeaderError> {
+        // Keys differing only in case: in no order a map keeps.
+        Ok(self
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect())
+    }
 }
 
 impl Injector for Vec<(String, String)> {
@@ -133,6 +162,10 @@ impl Extractor for Vec<(String, String)> {
     fn get(&self, name: &str) -> Result<Option<&str>, HeaderError> {
         Extractor::get(self.as_slice(), name)
     }
+
+    fn get_all(&self, name: &str) -> Result<Vec<&str>, HeaderError> {
+        Extractor::get_all(self.as_slice(), name)
+    }
 }
 
 impl Extractor for [(String, String)] {
@@ -142,6 +175,14 @@ impl Extractor for [(String, String)] {
                 .filter(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.as_str()),
         )
+    }
+
+    fn get_all(&self, name: &str) -> Result<Vec<&str>, HeaderError> {
+        Ok(self
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect())
     }
 }
 
@@ -172,5 +213,12 @@ impl Extractor for http::HeaderMap {
             return Err(HeaderError::Duplicate);
         }
         first.to_str().map(Some).map_err(|_| HeaderError::NotUtf8)
+    }
+
+    fn get_all(&self, name: &str) -> Result<Vec<&str>, HeaderError> {
+        http::HeaderMap::get_all(self, name)
+            .iter()
+            .map(|v| v.to_str().map_err(|_| HeaderError::NotUtf8))
+            .collect()
     }
 }

@@ -71,7 +71,10 @@ pub(super) fn extract<E: super::Extractor + ?Sized>(
             format!("{} is not an unsigned 64-bit number", quoted(parent)),
         )
     })?;
-    if span_id == 0 {
+    // A Synthetics (or RUM) request names its trace but no parent span: a
+    // zero parent with an origin continues the trace, with no parent.
+    let has_origin = header(carrier, ORIGIN)?.is_some_and(|o| !o.is_empty());
+    if span_id == 0 && !has_origin {
         return Err(invalid(PARENT_ID, "the parent id is 0".to_owned()));
     }
     let sampling_priority = match header(carrier, PRIORITY)? {

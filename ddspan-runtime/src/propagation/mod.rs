@@ -111,6 +111,27 @@ pub(crate) fn header<'a, E: Extractor + ?Sized>(
     }
 }
 
+/// A header whose fields form one comma-separated list (`tracestate`,
+/// `baggage`): every field of it, joined with `,` as HTTP allows a list to
+/// be split across fields; `None` when it is absent.
+pub(crate) fn header_list<E: Extractor + ?Sized>(
+    carrier: &E,
+    name: &'static str,
+) -> Result<Option<String>, ExtractError> {
+    match carrier.get_all(name) {
+        Ok(values) if values.is_empty() => Ok(None),
+        Ok(values) => Ok(Some(
+            values
+                .iter()
+                .map(|v| v.trim())
+                .collect::<Vec<_>>()
+                .join(","),
+        )),
+        Err(HeaderError::Duplicate) => Err(ExtractError::Duplicate { header: name }),
+        Err(HeaderError::NotUtf8) => Err(ExtractError::NotUtf8 { header: name }),
+    }
+}
+
 /// A context as one style read it, before the styles are reconciled.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Extracted {

@@ -449,3 +449,127 @@ fn tracestate_is_bounded_like_x_datadog_tags() {
     let context = Propagator::default().extract(&headers).unwrap();
     assert_eq!(context.propagated_tags().len(), 2);
 }
+
+/// system-tests `test_headers_tracestate_dd_propagate_origin`: in `dd=`, an
+/// origin is a value: `=` becomes `~`; `,`, `;`, `~` become `_`.
+#[test]
+fn an_origin_in_tracestate_is_encoded_as_a_value() {
+    let incoming = with(&[
+        ("x-datadog-trace-id", "123456789"),
+        ("x-datadog-parent-id", "987654321"),
+        ("x-datadog-sampling-priority", "1"),
+        ("x-datadog-origin", "synthetics~;=web,z"),
+    ]);
+    let context = Propagator::default().extract(&incoming).unwrap();
+    let mut out: Vec<(String, String)> = Vec::new();
+    Propagator::new(&[Style::TraceContext]).inject(&context, &mut out);
+    let tracestate = &out.iter().find(|(k, _)| k == "tracestate").unwrap().1;
+    assert!(tracestate.contains("o:synthetics__~web_z"), "{tracestate}");
+}
+
+/// HTTP and W3C Trace Context: several `tracestate` fields are one list
+/// (system-tests `test_tracestate_multiple_headers_different_keys`,
+/// `test_tracestate_empty_header`); only `traceparent` must be unique.
+#[test]
+fn several_tracestate_headers_are_one_list() {
+    let incoming = with(&[
+        (
+            "traceparent",
+            "00-12345678901234567890123456789012-1234567890123456-01",
+        ),
+        ("tracestate", "foo=1"),
+        ("tracestate", "bar=1,dd=s:2;o:rum"),
+        ("tracestate", ""),
+    ]);
+    let context = Propagator::new(&[Style::TraceContext])
+        .extract(&incoming)
+        .unwrap();
+    assert_eq!(context.span_id(), 0x1234_5678_9012_3456);
+    assert_eq!(context.sampling_priority(), Some(2));
+    assert_eq!(context.origin(), Some("rum"));
+    assert_eq!(context.upstream.tracestate.as_deref(), Some("foo=1,bar=1"));
+
+    let twice = with(&[
+        (
+            "traceparent",
+            "00-12345678901234567890123456789012-1234567890123456-01",
+        ),
+        (
+            "traceparent",
+            "00-12345678901234567890123456789012-1234567890123456-01",
+        ),
+    ]);
+    assert!(Propagator::new(&[Style::TraceContext])
+        .extract(&twice)
+        .is_err());
+}
+
+/// system-tests `..._propagatedtags_change_sampling_reset_dm`: when the
+/// sampled flag overrules `s:`, the decision is the flag's, made by no
+/// mechanism of the caller's: `_dd.p.dm` is reset to `-0` (kept) or
+/// dropped (not kept).
+#[test]
+fn a_sampled_flag_that_overrules_the_priority_resets_the_decision_maker() {
+    let kept = with(&[
+        (
+            "traceparent",
+            "00-12345678901234567890123456789012-1234567890123456-01",
+        ),
+        ("tracestate", "foo=1,dd=s:-1;t.dm:-4;t.usr.id:baz64~~"),
+    ]);
+    let context = Propagator::new(&[Style::TraceContext])
+        .extract(&kept)
+        .unwrap();
+    assert_eq!(context.sampling_priority(), Some(1));
+    assert!(context
+        .propagated_tags()
+        .contains(&("_dd.p.dm".to_owned(), "-0".to_owned())));
+    assert!(context
+        .propagated_tags()
+        .contains(&("_dd.p.usr.id".to_owned(), "baz64==".to_owned())));
+
+    let agreeing = with(&[
+        (
+            "traceparent",
+            "00-12345678901234567890123456789012-1234567890123456-01",
+        ),
+        ("tracestate", "dd=s:2;t.dm:-4"),
+    ]);
+    let context = Propagator::new(&[Style::TraceContext])
+        .extract(&agreeing)
+        .unwrap();
+    assert_eq!(context.sampling_priority(), Some(2));
+    assert!(context
+        .propagated_tags()
+        .contains(&("_dd.p.dm".to_owned(), "-4".to_owned())));
+}
+
+/// system-tests `test_distributed_headers_synthetics_sampling_decision`: a
+/// Synthetics request names its trace but no parent span
+/// (`x-datadog-parent-id: 0`): the trace, its decision and its origin
+/// continue, with no parent. Without an origin, a zero parent is still
+/// rejected.
+#[test]
+fn a_synthetics_request_without_a_parent_continues_its_trace() {
+    let synthetics = with(&[
+        ("x-datadog-trace-id", "123456789"),
+        ("x-datadog-parent-id", "0"),
+        ("x-datadog-sampling-priority", "1"),
+        ("x-datadog-origin", "synthetics;=web,z"),
+    ]);
+    let context = Propagator::new(&[Style::Datadog])
+        .extract(&synthetics)
+        .unwrap();
+    assert_eq!(context.trace_id(), 123_456_789);
+    assert_eq!(context.span_id(), 0);
+    assert_eq!(context.sampling_priority(), Some(1));
+    assert_eq!(context.origin(), Some("synthetics;=web,z"));
+
+    let no_origin = with(&[
+        ("x-datadog-trace-id", "123456789"),
+        ("x-datadog-parent-id", "0"),
+    ]);
+    assert!(Propagator::new(&[Style::Datadog])
+        .extract(&no_origin)
+        .is_err());
+}

@@ -2,7 +2,9 @@
 //! Datadog's `dd=` member (`s:` priority, `o:` origin, `p:` last Datadog
 //! parent, `t.*` propagated tags).
 
-use super::{has_control, header, quoted, ExtractError, Extracted, InjectState, Injector};
+use super::{
+    has_control, header, header_list, quoted, ExtractError, Extracted, InjectState, Injector,
+};
 use crate::record::Upstream;
 
 const TRACEPARENT: &str = "traceparent";
@@ -14,6 +16,11 @@ const MAX_MEMBERS: usize = 32;
 /// does: `traceparent` already carries the whole id.
 pub(super) fn inject(state: &InjectState<'_>, carrier: &mut dyn Injector, with_datadog: bool) {
     let context = state.context;
+    // A context with no parent span (a Synthetics request passed on as it
+    // came) has no W3C form: a zero parent id is an invalid `traceparent`.
+    if context.span_id == 0 {
+        return;
+    }
     let priority = state.priority();
     // Undecided counts as sampled: the tracer keeps by default.
     let flags = if priority.unwrap_or(1) > 0 {
@@ -33,7 +40,7 @@ pub(super) fn inject(state: &InjectState<'_>, carrier: &mut dyn Injector, with_d
         dd.push(format!("s:{priority}"));
     }
     if let Some(origin) = &context.upstream.origin {
-        dd.push(format!("o:{}", sanitize(origin, false)));
+        dd.push(format!("o:{}", sanitize(origin, true)));
     }
     for (key, value) in &state.tags {
         if key == "_dd.p.tid" && !with_datadog {
@@ -119,7 +126,7 @@ pub(super) fn extract<E: super::Extractor + ?Sized>(
     let mut upstream = Upstream::default();
     let mut priority = None;
     let mut last_parent_id = None;
-    if let Some(tracestate) = header(carrier, TRACESTATE)? {
+    if let Some(tracestate) = header_list(carrier, TRACESTATE)?.as_deref() {
         let mut others = Vec::new();
         // `_dd.p.*` from `t.*`, bounded as `x-datadog-tags` is.
         let mut tags_len = 0;
@@ -189,13 +196,22 @@ pub(super) fn extract<E: super::Extractor + ?Sized>(
         }
     }
     // The sampled flag is authoritative; `s:` refines it when they agree.
-    let sampling_priority = Some(match priority {
-        Some(p) if (p > 0) == sampled => p,
+    // When it overrules `s:`, no mechanism of the caller's made this
+    // decision: a kept trace's decision maker becomes the default (`-0`).
+    let agrees = priority.is_some_and(|p| (p > 0) == sampled);
+    let sampling_priority = match priority {
+        Some(p) if agrees => p,
         _ => i8::from(sampled),
-    });
-    if sampling_priority.is_some_and(|p| p <= 0) {
+    };
+    if sampling_priority <= 0 {
         upstream.propagated_tags.retain(|(k, _)| k != "_dd.p.dm");
+    } else if priority.is_some() && !agrees {
+        upstream.propagated_tags.retain(|(k, _)| k != "_dd.p.dm");
+        upstream
+            .propagated_tags
+            .push(("_dd.p.dm".to_owned(), "-0".to_owned()));
     }
+    let sampling_priority = Some(sampling_priority);
     Ok(Some(Extracted {
         trace_id,
         span_id,

@@ -315,6 +315,13 @@ impl SpanRecord {
             self.set_tag(Cow::Borrowed("error.stack"), TagValue::from(stack));
         }
     }
+
+    /// Renames a running span (the `tracing` bridge: an `otel.name` field
+    /// recorded after the span started).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn set_name(&mut self, name: Cow<'static, str>) {
+        self.extra_mut().name = Some(name);
+    }
 }
 
 #[cfg(test)]

@@ -266,3 +266,15 @@ impl std::fmt::Debug for EnteredSpan {
             .finish()
     }
 }
+
+#[cfg(feature = "tracing")]
+impl Span {
+    /// Makes this span the active span of this thread and hands back its
+    /// frame, for a caller that leaves it later with `stack::exit` from a
+    /// place that cannot hold an [`Entered`] guard (the `tracing` bridge's
+    /// `on_enter` / `on_exit`). [`FrameRef::NONE`] for a span that records
+    /// nothing.
+    pub(crate) fn enter_frame(&self) -> FrameRef {
+        self.enter_raw()
+    }
+}

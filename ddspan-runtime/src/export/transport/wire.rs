@@ -34,6 +34,9 @@ pub(crate) struct Answer {
     pub(crate) status: u16,
     /// The `Retry-After` header in seconds, when there is one.
     pub(crate) retry_after: Option<Duration>,
+    /// The `Datadog-Agent-State` header (a hash of the agent's `/info`,
+    /// which changes with it), when there is one.
+    pub(crate) agent_state: Option<String>,
     /// `None` when the body could not be read whole (too large, badly
     /// framed, cut off, too slow): the status alone tells what happened.
     pub(crate) body: Option<Vec<u8>>,
@@ -81,6 +84,7 @@ pub(crate) fn read_answer(source: impl Read) -> io::Result<Answer> {
     Ok(Answer {
         status: head.status,
         retry_after: head.retry_after,
+        agent_state: head.agent_state,
         body,
         reusable,
     })
@@ -106,6 +110,7 @@ enum Framing {
 struct Head {
     status: u16,
     retry_after: Option<Duration>,
+    agent_state: Option<String>,
     framing: Framing,
     close: bool,
 }
@@ -196,6 +201,7 @@ fn read_head(reader: &mut impl BufRead) -> io::Result<Head> {
         let mut chunked = None;
         let mut close = http_1_0;
         let mut retry_after = None;
+        let mut agent_state = None;
         let mut count = 0;
         loop {
             read_line(reader, &mut line, &mut budget)?;
@@ -232,6 +238,9 @@ fn read_head(reader: &mut impl BufRead) -> io::Result<Head> {
                 }
             } else if name.eq_ignore_ascii_case("retry-after") {
                 retry_after = parse_retry_after(value);
+            } else if name.eq_ignore_ascii_case("datadog-agent-state") {
+                // A hash: short. A longer value is not one.
+                agent_state = (value.len() <= 128).then(|| value.to_owned());
             }
         }
         match status {
@@ -255,6 +264,7 @@ fn read_head(reader: &mut impl BufRead) -> io::Result<Head> {
         return Ok(Head {
             status,
             retry_after,
+            agent_state,
             framing,
             close,
         });
