@@ -598,12 +598,58 @@ fn encoding(c: &mut Criterion) {
 
 static ENCODED_BYTES_PER_SPAN: AtomicU64 = AtomicU64::new(0);
 
+#[ddspan::dd_span]
+async fn dd_async(x: u64) -> u64 {
+    black_box(x)
+}
+
+/// Polls a future that is ready at once.
+fn poll_once<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => unreachable!("ready at once"),
+    }
+}
+
+/// What an `async fn` call adds to keep spawned work in its trace: the
+/// span active where the future is made, captured (a thread-local read, a
+/// reference count and a hold on the trace), then released
+/// (`async_call/capture`, under a sync `#[dd_span]`'s local span and under
+/// an entered `Span`); and a whole `#[dd_span] async fn` call under a
+/// parent, polled to its end (`async_call/ddspan`).
+fn async_call(c: &mut Criterion) {
+    use ddspan::Instrument;
+    start_ddspan(true);
+    static PARENT: SpanSpec = SpanSpec::new("parent");
+    let mut group = c.benchmark_group("async_call");
+    {
+        let _parent = LocalSpanGuard::start(&PARENT);
+        group.bench_function("capture_local", |b| {
+            b.iter(|| black_box(std::future::ready(1).in_active_span()))
+        });
+        group.bench_function("ddspan_local", |b| {
+            b.iter(|| poll_once(dd_async(black_box(1))))
+        });
+    }
+    {
+        let _parent = tracer::trace("parent");
+        group.bench_function("capture", |b| {
+            b.iter(|| black_box(std::future::ready(1).in_active_span()))
+        });
+        group.bench_function("ddspan", |b| b.iter(|| poll_once(dd_async(black_box(1)))));
+    }
+    group.finish();
+    stop_ddspan();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = floor, shapes, encoding
+    targets = floor, shapes, encoding, async_call
 }
 
 /// Mean time of one benchmark from criterion's own estimates, in ns.

@@ -55,12 +55,20 @@
 //! trait functions, generics, `unsafe`, `extern "C"`, `-> impl Trait`,
 //! `-> !`), on an `impl` block or inline `mod` (every function with a body
 //! inside), and on closures inside any of those. Arguments are
-//! `key = literal`, keys may be dotted and are unique:
+//! `key = value`, keys may be dotted and are unique:
 //!
 //! - string literals become string tags (`meta`); integers, floats and
-//!   booleans become numeric tags (`metrics`);
+//!   booleans become numeric tags (`metrics`); literals cost nothing at run
+//!   time (`http.status_code = 200` is sent as the string `"200"`, as
+//!   Datadog's tracers send it);
+//! - any other expression over the function's arguments is evaluated as the
+//!   span starts: `user.id = id` (numbers, bools, strings and `Option`s of
+//!   them, through [`AsTagValue`]), `tenant = %tenant` (its `Display`),
+//!   `req = ?req` (its `Debug`); arguments not named are never recorded;
 //! - `span.name`, `resource.name`, `service.name` and `span.type` set the
-//!   span's fields instead;
+//!   span's fields instead; `span.kind` is one of `server`, `client`,
+//!   `producer`, `consumer`, `internal`; `error = false` leaves a returned
+//!   `Err` unmarked;
 //! - the operation name is, as Orchestrion's `//dd:span`: `span.name`, else
 //!   the function's name, else (closures) the first tag's value, else
 //!   `<enclosing function>.closure`; named functions also carry the tag
@@ -73,15 +81,19 @@
 //! is decided by its type, so aliases such as `io::Result<T>` work. For a
 //! closure, write its return type (`|x| -> Result<_, E> { ... }`) for its
 //! `Err` to be recorded: Rust infers closure types from their use, too late
-//! for the macro. A panic marks the span (`error.type` = `panic`) and keeps
-//! unwinding. `#[dd_span]` on `fn main` flushes the tracer before `main`
+//! for the macro. An error type that implements [`ExpectedError`] says
+//! which of its values are expected outcomes (a `NotFound`): those leave
+//! the span unmarked. A panic marks the span (`error.type` = `panic`) and
+//! keeps unwinding. `#[dd_span]` on `fn main` flushes the tracer before `main`
 //! returns.
 //!
 //! Parents: the active span, per thread and per future. An `async fn`'s span
 //! starts when the future is first polled (as `tracing`'s `#[instrument]`),
-//! a function returning a future starts it when called; either way the span
-//! is active on every poll and finishes when the future completes or is
-//! dropped.
+//! under the span that was active where the function was called, so
+//! `tokio::spawn(work())` stays in the caller's trace; a function returning
+//! a future starts its span when called; either way the span is active on
+//! every poll and finishes when the future completes or is dropped.
+//! [`Instrument::in_active_span`] does the same for any future.
 //!
 //! `#[dd_ignore]` opts an item or closure out of an enclosing `#[dd_span]`;
 //! [`dd_closure!`] instruments a closure anywhere.

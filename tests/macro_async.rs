@@ -160,3 +160,109 @@ fn a_dropped_future_finishes_its_span() {
     let slow = span_by_name(&spans, "slow");
     assert!(duration(slow) >= 15_000_000 && duration(slow) < 2_000_000_000);
 }
+
+static DROPS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+struct Noisy(&'static str);
+
+impl Noisy {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl Drop for Noisy {
+    fn drop(&mut self) {
+        DROPS.lock().unwrap().push(self.0);
+    }
+}
+
+async fn drops_plain(first: Noisy, _unused: Noisy) -> usize {
+    let local = Noisy("local");
+    tokio::task::yield_now().await;
+    first.len() + local.len() + Noisy("tail").len()
+}
+
+#[dd_span]
+async fn drops_instrumented(first: Noisy, _unused: Noisy) -> usize {
+    let local = Noisy("local");
+    tokio::task::yield_now().await;
+    first.len() + local.len() + Noisy("tail").len()
+}
+
+/// The body of an instrumented `async fn` drops its locals, its tail's
+/// temporaries and its arguments in the order the plain function does
+/// (the rewrite into a `fn` returning a future keeps the user's edition
+/// for the body, and moves every argument into the future).
+#[test]
+fn an_async_fn_drops_as_without_the_macro() {
+    let runtime = runtime();
+    let mut orders = Vec::new();
+    for instrumented in [false, true] {
+        DROPS.lock().unwrap().clear();
+        let (first, unused) = (Noisy("first"), Noisy("unused"));
+        let length = if instrumented {
+            runtime.block_on(drops_instrumented(first, unused))
+        } else {
+            runtime.block_on(drops_plain(first, unused))
+        };
+        assert_eq!(length, 14);
+        orders.push(DROPS.lock().unwrap().clone());
+    }
+    assert_eq!(orders[0], orders[1], "plain, then instrumented");
+}
+
+/// Arguments as an `async fn` takes them: patterns, `mut`, `_`, raw names,
+/// references with elided lifetimes, and a `Send` but not `Sync` value held
+/// across an `.await` (the future stays `Send`).
+#[dd_span(first = a)]
+async fn argument_shapes(
+    (a, mut b): (u8, u8),
+    _: Noisy,
+    mut list: Vec<u8>,
+    r#type: &str,
+    cell: std::cell::Cell<u8>,
+) -> usize {
+    b += 1;
+    list.push(b);
+    tokio::task::yield_now().await;
+    cell.set(cell.get() + a);
+    list.len() + r#type.len() + usize::from(cell.get())
+}
+
+struct Repo {
+    name: String,
+}
+
+impl Repo {
+    #[dd_span]
+    async fn name_of(&self, prefix: &str) -> String {
+        tokio::task::yield_now().await;
+        format!("{prefix}{}", self.name)
+    }
+}
+
+#[test]
+fn async_fn_arguments_keep_their_meaning() {
+    let runtime = runtime();
+    DROPS.lock().unwrap().clear();
+    let future = argument_shapes(
+        (1, 2),
+        Noisy("wildcard"),
+        vec![0],
+        "ab",
+        std::cell::Cell::new(3),
+    );
+    assert!(
+        DROPS.lock().unwrap().is_empty(),
+        "a `_` argument lives in the future, as in an `async fn`"
+    );
+    let joined = runtime.spawn(future); // `Send` though `Cell` is not `Sync`
+    assert_eq!(runtime.block_on(joined).unwrap(), 2 + 2 + 4);
+    assert_eq!(*DROPS.lock().unwrap(), ["wildcard"]);
+    let repo = Repo {
+        name: "ddspan".into(),
+    };
+    let prefix = String::from("repo:");
+    assert_eq!(runtime.block_on(repo.name_of(&prefix)), "repo:ddspan");
+}

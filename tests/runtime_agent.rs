@@ -102,7 +102,9 @@ fn nested_spans_arrive_as_one_trace_with_unified_service_tags() {
     assert_eq!(metric(handler, "_sampling_priority_v1"), None);
 
     // Tags, resource and type.
-    assert_eq!(metric(root, "http.status_code"), Some(200.0));
+    // As ddtrace sends it: a string in meta.
+    assert_eq!(meta(root, "http.status_code"), Some("200"));
+    assert_eq!(metric(root, "http.status_code"), None);
     assert_eq!(meta(root, "http.method"), Some("GET"));
     assert_eq!(query["resource"], "SELECT * FROM users");
     assert_eq!(query["type"], "sql");

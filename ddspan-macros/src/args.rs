@@ -1,6 +1,7 @@
-//! Parse: `#[dd_span(key = value, other.key = 3, child_of = f::<A, B>(x))]`
-//! into a list of [`Arg`]s, syntax only (what each value may be is
-//! `model.rs`'s business).
+//! Parse: `#[dd_span(key = value, other.key = 3, child_of = f::<A, B>(x),
+//! user = %name, req = ?req)]` into a list of [`Arg`]s, syntax only (what
+//! each value may be is `model.rs`'s business). A value may start with `%`
+//! (record its `Display`) or `?` (its `Debug`), as in `tracing`'s fields.
 //!
 //! Keys are identifiers joined by dots (`span.name`, `http.route`), which
 //! `syn::Meta` (and so darling) cannot read: a dotted key is not a path.
@@ -19,7 +20,27 @@ use syn::{Expr, Ident, Token};
 pub(crate) struct Arg {
     pub(crate) key: Key,
     pub(crate) eq: Token![=],
+    /// `%` or `?` before the value.
+    pub(crate) format: Option<Format>,
     pub(crate) value: Expr,
+}
+
+/// How a value written with a sigil is recorded.
+#[derive(Clone)]
+pub(crate) enum Format {
+    /// `%value`: its `Display`.
+    Display(Token![%]),
+    /// `?value`: its `Debug`.
+    Debug(Token![?]),
+}
+
+impl ToTokens for Format {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        match self {
+            Format::Display(sigil) => sigil.to_tokens(tokens),
+            Format::Debug(sigil) => sigil.to_tokens(tokens),
+        }
+    }
 }
 
 /// A dotted key: `span.name`, `r#type`, `crate`.
@@ -41,6 +62,7 @@ impl ToTokens for Arg {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         self.key.to_tokens(tokens);
         self.eq.to_tokens(tokens);
+        self.format.to_tokens(tokens);
         self.value.to_tokens(tokens);
     }
 }
@@ -80,6 +102,13 @@ fn parse_arg(input: ParseStream<'_>) -> syn::Result<Arg> {
         ));
     }
     let eq: Token![=] = input.parse()?;
+    let format = if input.peek(Token![%]) {
+        Some(Format::Display(input.parse()?))
+    } else if input.peek(Token![?]) {
+        Some(Format::Debug(input.parse()?))
+    } else {
+        None
+    };
     let value: Expr = input.parse()?;
     if !input.is_empty() {
         if !input.peek(Token![,]) {
@@ -87,7 +116,12 @@ fn parse_arg(input: ParseStream<'_>) -> syn::Result<Arg> {
         }
         input.parse::<Token![,]>()?;
     }
-    Ok(Arg { key, eq, value })
+    Ok(Arg {
+        key,
+        eq,
+        format,
+        value,
+    })
 }
 
 fn parse_key(input: ParseStream<'_>) -> syn::Result<Key> {
@@ -142,6 +176,17 @@ mod tests {
         let (keys, errors) = keys_and_errors("child_of = f::<A, B>(x), a.b = 1,");
         assert_eq!(errors, 0);
         assert_eq!(keys, ["child_of=f :: < A , B > (x)", "a.b=1"]);
+    }
+
+    #[test]
+    fn values_may_start_with_a_format_sigil() {
+        let args = parse("a = %x.name(), b = ?req, c = -1".parse().unwrap());
+        let sigils: Vec<String> = args
+            .iter()
+            .flatten()
+            .map(|a| a.format.to_token_stream().to_string())
+            .collect();
+        assert_eq!(sigils, ["%", "?", ""]);
     }
 
     #[test]

@@ -157,7 +157,7 @@ impl Body {
                         return Err(Body {
                             code: Code::Tokens(tokens),
                             ..self
-                        })
+                        });
                     }
                 },
             },
@@ -537,7 +537,8 @@ mod tests {
     /// The body with its exits as `break`s, printed; `None` if left to the
     /// parser.
     fn breaks(body: &str) -> Option<String> {
-        tokens_to_breaks(body.parse().unwrap(), &emit::body_label()).map(|t| t.to_string())
+        tokens_to_breaks(body.parse().unwrap(), &emit::body_label(Span::call_site()))
+            .map(|t| t.to_string())
     }
 
     /// The `?` operands of a rewritten body, in order.
@@ -643,7 +644,7 @@ mod tests {
     /// where both apply: which one runs is a matter of speed only.
     #[test]
     fn token_and_parsed_rewrites_agree() {
-        let label = emit::body_label();
+        let label = emit::body_label(Span::call_site());
         for body in [
             "let v: u64 = b.parse()?; Ok(v)",
             "if a { return Err(e); } Ok(s.get(i)?.trim().parse::<u8>()?.len())",

@@ -9,7 +9,7 @@
 //! recorded when the closure's return type is written (`-> Result<_, _>`).
 
 use proc_macro2::{TokenStream, TokenTree};
-use quote::{quote, ToTokens};
+use quote::{ToTokens, quote};
 use syn::visit_mut::{self, VisitMut};
 use syn::{Attribute, Expr, ExprClosure, Item, Local, Meta, Stmt};
 
@@ -112,10 +112,11 @@ struct ClosureRewriter<'a> {
 }
 
 impl ClosureRewriter<'_> {
-    fn instrument(&self, closure: &mut ExprClosure, mut settings: Settings) {
+    fn instrument(&mut self, closure: &mut ExprClosure, mut settings: Settings) {
         if settings.krate.is_none() {
             settings.krate = self.krate.cloned();
         }
+        check_closure_tags(closure, &settings, self.errors);
         let body = emit::closure(closure, &settings, Some(self.fn_name));
         *closure.body = Expr::Verbatim(body);
     }
@@ -168,6 +169,14 @@ impl VisitMut for ClosureRewriter<'_> {
     }
 }
 
+/// Tags computed from a closure's arguments use only those.
+fn check_closure_tags(closure: &ExprClosure, settings: &Settings, errors: &mut Errors) {
+    if settings.first_dynamic_tag().is_some() {
+        let arguments = crate::model::argument_names(&closure.inputs);
+        crate::model::check_tag_arguments(settings, &arguments, "the closure", errors);
+    }
+}
+
 /// `dd_closure!(args; closure)`, the arguments optional.
 pub(crate) fn dd_closure(input: TokenStream) -> TokenStream {
     let trees: Vec<TokenTree> = input.clone().into_iter().collect();
@@ -204,6 +213,11 @@ pub(crate) fn dd_closure(input: TokenStream) -> TokenStream {
         errors: &mut errors,
     };
     rewriter.visit_expr_closure_mut(&mut closure);
+    check_closure_tags(&closure, &settings, &mut errors);
+    if !errors.is_empty() {
+        let errors = errors.into_compile_errors();
+        return quote!({ #errors #closure });
+    }
     let body = emit::closure(&closure, &settings, None);
     *closure.body = Expr::Verbatim(body);
     let errors = errors.into_compile_errors();

@@ -5,13 +5,13 @@
 //! `//orchestrion:ignore` does.
 
 use proc_macro2::TokenStream;
-use quote::{quote, ToTokens};
+use quote::{ToTokens, quote};
 use syn::{Attribute, ImplItem, Item, ItemImpl, ItemMod, TraitItem};
 
 use crate::args;
 use crate::closure::last_segment_is;
 use crate::errors::Errors;
-use crate::expand::instrument_block;
+use crate::expand::{inert, instrument_block};
 use crate::model::Settings;
 
 /// The settings to instrument an item inside a block with: `None` when it
@@ -58,16 +58,18 @@ fn member_args(outer: &Settings, own: TokenStream) -> TokenStream {
 /// an error.
 fn instrument_member(
     attrs: &mut [Attribute],
-    sig: &syn::Signature,
+    sig: &mut syn::Signature,
     block: &mut syn::Block,
     settings: &Settings,
     errors: &mut Errors,
+    inert_container: bool,
 ) {
     let Some(own) = item_settings(attrs, settings) else {
         return;
     };
     if sig.constness.is_none() {
-        instrument_block(sig, block, &own, errors);
+        let parent_at_call = inert_container && inert(attrs);
+        instrument_block(sig, block, &own, errors, parent_at_call);
     }
 }
 
@@ -81,14 +83,17 @@ pub(crate) fn rewrite_impl(
 }
 
 fn instrument_impl(block: &mut ItemImpl, settings: &Settings, errors: &mut Errors) {
+    // `#[async_trait]` and the like rewrite the `async fn`s themselves.
+    let inert_block = inert(&block.attrs);
     for item in &mut block.items {
         if let ImplItem::Fn(function) = item {
             instrument_member(
                 &mut function.attrs,
-                &function.sig,
+                &mut function.sig,
                 &mut function.block,
                 settings,
                 errors,
+                inert_block,
             );
         }
     }
@@ -112,10 +117,11 @@ fn instrument_mod(module: &mut ItemMod, settings: &Settings, errors: &mut Errors
             Item::Fn(function) => {
                 instrument_member(
                     &mut function.attrs,
-                    &function.sig,
+                    &mut function.sig,
                     &mut function.block,
                     settings,
                     errors,
+                    true,
                 );
             }
             Item::Impl(block) => {
@@ -129,6 +135,7 @@ fn instrument_mod(module: &mut ItemMod, settings: &Settings, errors: &mut Errors
                 }
             }
             Item::Trait(definition) => {
+                let inert_trait = inert(&definition.attrs);
                 let Some(own) = item_settings(&mut definition.attrs, settings) else {
                     continue;
                 };
@@ -138,7 +145,14 @@ fn instrument_mod(module: &mut ItemMod, settings: &Settings, errors: &mut Errors
                             continue;
                         };
                         if let Some(body) = &mut method.default {
-                            instrument_block(&method.sig, body, &method_settings, errors);
+                            let parent_at_call = inert_trait && inert(&method.attrs);
+                            instrument_block(
+                                &mut method.sig,
+                                body,
+                                &method_settings,
+                                errors,
+                                parent_at_call,
+                            );
                         }
                     }
                 }

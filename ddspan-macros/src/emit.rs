@@ -34,7 +34,7 @@
 //!     {
 //!         use ::ddspan::__private::ErrorRung as _;
 //!         // an `Err` marks the span; which fields, the value's type decides
-//!         (&&&::ddspan::__private::ReturnValue(&__ddspan_ret)).__ddspan_record(&__ddspan_guard);
+//!         (&&&&::ddspan::__private::ReturnValue(&__ddspan_ret)).__ddspan_record(&__ddspan_guard);
 //!     }
 //!     __ddspan_ret
 //! }
@@ -58,12 +58,13 @@
 //! parsed again.
 
 use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
-use quote::{quote, quote_spanned, ToTokens};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::{ExprClosure, ReturnType};
 
+use crate::args::Format;
 use crate::model::{Settings, TagValue};
 use crate::plan::{Braced, CheckedBody, Plan};
-use crate::shape::FnShape;
+use crate::shape::{FnShape, Moved};
 
 /// Generated locals: `__ddspan_`-prefixed, at mixed-site hygiene so user
 /// code can neither see nor shadow them.
@@ -72,11 +73,14 @@ pub(crate) fn local(name: &str) -> Ident {
 }
 
 /// The label of the block around a body whose `return`s and `?`s became
-/// `break`s.
-pub(crate) fn body_label() -> syn::Lifetime {
+/// `break`s, spanned at the body's braces: the labeled block is then of
+/// the user's edition, as the body was (a span of this crate, edition
+/// 2024, would drop the tail's temporaries before the body's locals). At
+/// the user's hygiene, so its name is one no user code writes.
+pub(crate) fn body_label(braces: Span) -> syn::Lifetime {
     syn::Lifetime {
-        apostrophe: Span::mixed_site(),
-        ident: local("__ddspan_body"),
+        apostrophe: braces,
+        ident: Ident::new("__ddspan_body_of_instrumented_fn", braces),
     }
 }
 
@@ -108,26 +112,71 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
     match plan {
         Plan::Guarded { body } => {
             let start = local_start(rt, settings);
+            let tags = guard_tags(rt, settings, &guard);
             let body = braced(body);
             quote! {
                 #spec
                 let #guard = #start;
+                #tags
                 #body
             }
         }
         Plan::Async {
-            stmts,
+            body,
+            output,
+            check_err,
+            flush: _,
+            parent_at_call: true,
+            moved,
+        } => {
+            // An `async fn` moves every argument into its future, used or
+            // not (a guard argument lives until the future ends), binds
+            // them there and drops them after the body, last to first.
+            let moved = moved.iter().map(|moved| match moved {
+                Moved::Receiver => {
+                    let receiver = Ident::new("self", Span::call_site());
+                    quote!(let _ = &#receiver;)
+                }
+                Moved::Binding {
+                    name,
+                    mutable: true,
+                } => quote!(#[allow(unused_mut)] let mut #name = #name;),
+                Moved::Binding { name, .. } => quote!(let #name = #name;),
+                // Bound first, so that the future takes the argument
+                // whole (`let _ = x;` alone would not move `x` in).
+                Moved::Pattern { pattern, argument } => {
+                    quote!(let #argument = #argument; let #pattern = #argument;)
+                }
+            });
+            let inner = async_body(rt, settings, body, output.as_ref(), quote!(#(#moved)*));
+            let annotation = output.as_ref().map(|ty| quote!(: #ty));
+            let record =
+                (check_err && !settings.ignore_errors).then(|| record_error(rt, &ret, None));
+            quote! {
+                #spec
+                #rt::span_on_first_poll(
+                    async move {
+                        let #ret #annotation = #inner.await;
+                        #record
+                        #ret
+                    },
+                    &__DDSPAN_SPEC,
+                )
+            }
+        }
+        Plan::Async {
+            body,
             output,
             check_err,
             flush,
+            ..
         } => {
-            let fake_edge = output.as_ref().map(fake_return_edge);
-            let inner = quote!(async move { #fake_edge #stmts });
+            let inner = async_body(rt, settings, body, output.as_ref(), TokenStream::new());
             let instrumented = instrument_future(
                 rt,
                 &inner,
                 output.as_ref(),
-                check_err,
+                check_err && !settings.ignore_errors,
                 &future_start(rt, settings),
             );
             let flush = flush.then(|| quote!(#rt::flush_before_exit();));
@@ -144,7 +193,8 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
             boxed_by,
         } => {
             let instrumented =
-                instrument_future(rt, &future, None, true, &future_start(rt, settings));
+                instrument_future(rt, &future, None, !settings.ignore_errors, &span_local());
+            let instrumented = started_first(rt, settings, &instrumented);
             let tail = match boxed_by {
                 Some(callee) => quote!(#callee(#instrumented)),
                 None => instrumented,
@@ -162,7 +212,9 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
             flush,
         } => {
             let start = local_start(rt, settings);
-            let record = check_err.then(|| record_error(rt, &ret, Some(&guard)));
+            let tags = guard_tags(rt, settings, &guard);
+            let record = (check_err && !settings.ignore_errors)
+                .then(|| record_error(rt, &ret, Some(&guard)));
             let annotation = output.as_ref().map(|ty| quote!(: #ty));
             // A body without exits that never ends (`todo!()`, a server's
             // loop) makes what follows unreachable, as in the function as
@@ -173,7 +225,7 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
             let value = match body {
                 CheckedBody::NoExits(body) => braced(body).into_token_stream(),
                 CheckedBody::Labeled(body) => {
-                    let label = body_label();
+                    let label = body_label(body.braces);
                     let body = braced(body);
                     quote!(#label: #body)
                 }
@@ -194,6 +246,7 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
             quote! {
                 #spec
                 let #guard = #start;
+                #tags
                 #[allow(clippy::diverging_sub_expression)]
                 let #ret #annotation = #value;
                 #allow_unreachable
@@ -202,6 +255,34 @@ pub(crate) fn function(plan: Plan, shape: &FnShape, settings: &Settings) -> Toke
             }
         }
     }
+}
+
+/// `async move { tags; fake return edge; body }`, the body in the user's
+/// braces (with `arguments`, the bindings of an `async fn`'s arguments,
+/// around them): the
+/// block is then of the user's edition, as the `async fn`'s body was (in
+/// braces of this crate, edition 2024, the tail's temporaries would drop
+/// before the body's locals).
+fn async_body(
+    rt: &Runtime,
+    settings: &Settings,
+    body: Braced,
+    output: Option<&TokenStream>,
+    arguments: TokenStream,
+) -> TokenStream {
+    let fake_edge = output.map(fake_return_edge);
+    let tags = active_tags(rt, settings);
+    let stmts = body.stmts;
+    let block = braced(Braced {
+        stmts: quote!(#tags #fake_edge #stmts),
+        braces: body.braces,
+    });
+    if arguments.is_empty() {
+        return quote!(async move #block);
+    }
+    // The arguments bound outside the body's block: they drop after it,
+    // last to first, as an `async fn`'s do.
+    quote!(async move { #arguments #block })
 }
 
 /// The statements in the user's braces, whose span the group keeps.
@@ -223,36 +304,39 @@ pub(crate) fn closure(
     let spec = spec(rt, &name, settings, None);
     let ret = local("__ddspan_ret");
     let body = &closure.body;
+    let check_err = !settings.ignore_errors;
     if closure.asyncness.is_some() {
+        let tags = active_tags(rt, settings);
         let instrumented = instrument_future(
             rt,
-            &quote!(async move { #body }),
+            &quote!(async move { #tags #body }),
             None,
-            true,
+            check_err,
             &future_start(rt, settings),
         );
         quote!({ #spec #instrumented.await })
     } else if let syn::Expr::Async(_) = &**body {
-        let instrumented = instrument_future(
-            rt,
-            &body.to_token_stream(),
-            None,
-            true,
-            &future_start(rt, settings),
-        );
+        let instrumented =
+            instrument_future(rt, &body.to_token_stream(), None, check_err, &span_local());
+        let instrumented = started_first(rt, settings, &instrumented);
         quote!({ #spec #instrumented })
     } else {
         // Rust infers an unannotated closure's type from its use, too late
         // for the macro: the `Err` check needs the return type written.
         let guard = local("__ddspan_guard");
         let (record, annotation) = match &closure.output {
-            ReturnType::Type(_, ty) => (record_error(rt, &ret, Some(&guard)), quote!(: #ty)),
+            ReturnType::Type(_, ty) if check_err => {
+                (record_error(rt, &ret, Some(&guard)), quote!(: #ty))
+            }
+            ReturnType::Type(_, ty) => (TokenStream::new(), quote!(: #ty)),
             ReturnType::Default => (TokenStream::new(), TokenStream::new()),
         };
         let start = local_start(rt, settings);
+        let tags = guard_tags(rt, settings, &guard);
         quote!({
             #spec
             let #guard = #start;
+            #tags
             let #ret #annotation = #rt::call_once(|| #body);
             #record
             #ret
@@ -275,14 +359,15 @@ fn spec(rt: &Runtime, name: &str, settings: &Settings, function: Option<&str>) -
     let mut tags: Vec<TokenStream> = settings
         .tags
         .iter()
-        .map(|tag| {
+        .filter_map(|tag| {
             let key = &tag.key;
             match &tag.value {
-                TagValue::Str(lit) => quote!(#rt::StaticTag::str(#key, #lit)),
+                TagValue::Str(text) => Some(quote!(#rt::StaticTag::str(#key, #text))),
                 TagValue::Number(value) => {
                     let value = proc_macro2::Literal::f64_suffixed(*value);
-                    quote!(#rt::StaticTag::number(#key, #value))
+                    Some(quote!(#rt::StaticTag::number(#key, #value)))
                 }
+                TagValue::Dynamic { .. } => None,
             }
         })
         .collect();
@@ -297,6 +382,88 @@ fn spec(rt: &Runtime, name: &str, settings: &Settings, function: Option<&str>) -
     quote! {
         static __DDSPAN_SPEC: #rt::SpanSpec = #rt::SpanSpec::new(#name) #setters;
     }
+}
+
+/// The values of the tags computed from arguments, each as the
+/// `Option<TagValue>` the runtime's `tag*` functions take, with its key.
+fn dynamic_tags(rt: &Runtime, settings: &Settings) -> Vec<(String, TokenStream)> {
+    settings
+        .tags
+        .iter()
+        .filter_map(|tag| {
+            let TagValue::Dynamic { format, expr } = &tag.value else {
+                return None;
+            };
+            // `&expr` where the expression binds tighter than `&`; else in
+            // parentheses (which would draw `unused_parens` around a path).
+            let operand = match expr {
+                syn::Expr::Path(_)
+                | syn::Expr::Field(_)
+                | syn::Expr::MethodCall(_)
+                | syn::Expr::Call(_)
+                | syn::Expr::Index(_)
+                | syn::Expr::Lit(_)
+                | syn::Expr::Paren(_)
+                | syn::Expr::Macro(_)
+                | syn::Expr::Tuple(_) => expr.to_token_stream(),
+                _ => quote!((#expr)),
+            };
+            let span = syn::spanned::Spanned::span(expr);
+            // Spanned at the user's expression: a type that is no tag value
+            // is reported there.
+            let value = match format {
+                None => quote_spanned!(span=> #rt::AsTagValue::as_tag_value(&#operand)),
+                Some(Format::Display(_)) => quote_spanned!(span=> #rt::display(&#operand)),
+                Some(Format::Debug(_)) => quote_spanned!(span=> #rt::debug(&#operand)),
+            };
+            Some((tag.key.clone(), value))
+        })
+        .collect()
+}
+
+/// Tags computed from arguments on the guard's span, when it records.
+fn guard_tags(rt: &Runtime, settings: &Settings, guard: &Ident) -> TokenStream {
+    let tags = dynamic_tags(rt, settings);
+    if tags.is_empty() {
+        return TokenStream::new();
+    }
+    let calls = tags
+        .iter()
+        .map(|(key, value)| quote!(#rt::tag(&#guard, #key, #value);));
+    quote! {
+        if #guard.is_recording() {
+            #(#calls)*
+        }
+    }
+}
+
+/// Tags computed from arguments on the active span: a future's, the first
+/// thing its body does.
+fn active_tags(rt: &Runtime, settings: &Settings) -> TokenStream {
+    let calls = dynamic_tags(rt, settings)
+        .into_iter()
+        .map(|(key, value)| quote!(#rt::tag_active(#key, #value);));
+    quote!(#(#calls)*)
+}
+
+/// The local holding a span started before the future it times is made.
+fn span_local() -> TokenStream {
+    local("__ddspan_span").into_token_stream()
+}
+
+/// `{ let span = start; tags; future }`: the span starts (and its tags are
+/// evaluated, from the arguments) before the future moves them.
+fn started_first(rt: &Runtime, settings: &Settings, future: &TokenStream) -> TokenStream {
+    let span = span_local();
+    let start = future_start(rt, settings);
+    let calls = dynamic_tags(rt, settings)
+        .into_iter()
+        .map(|(key, value)| quote!(#rt::tag_span(&#span, #key, #value);));
+    quote!({
+        let #span = #start;
+        #(#calls)*
+        #future
+    })
 }
 
 /// How a span on this thread starts: under the active span, or `child_of`.
@@ -332,7 +499,7 @@ fn record_error(rt: &Runtime, value: &Ident, guard: Option<&Ident>) -> TokenStre
         {
             #[allow(unused_imports)]
             use #rt::ErrorRung as _;
-            (&&&#rt::ReturnValue(&#value)).#call;
+            (&&&&#rt::ReturnValue(&#value)).#call;
         }
     }
 }

@@ -5,7 +5,7 @@
 //! errors, so callers see no follow-on errors.
 
 use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
-use quote::{quote, ToTokens};
+use quote::{ToTokens, quote};
 use syn::{Block, Expr, Item, Signature, Stmt, TraitItemFn};
 
 use crate::body::Body;
@@ -61,9 +61,30 @@ impl FnItem {
     }
 
     fn instrument(self, settings: &Settings, errors: &mut Errors) -> TokenStream {
-        let FnItem { head, shape, body } = self;
+        let FnItem {
+            head,
+            mut shape,
+            body,
+        } = self;
         if refused(&shape, errors) {
             return quote!(#head #body);
+        }
+        if shape.is_async
+            && !shape.is_main
+            && settings.child_of.is_none()
+            && only_inert_attributes(&head)
+        {
+            // Its signature changes (`fn .. -> impl Future`): parsed whole.
+            if let Ok(mut function) = syn::parse2::<syn::ItemFn>(quote!(#head #body)) {
+                instrument_block(
+                    &mut function.sig,
+                    &mut function.block,
+                    settings,
+                    errors,
+                    true,
+                );
+                return function.into_token_stream();
+            }
         }
         // A body that does not parse reaches rustc untouched: its error,
         // not the macro's.
@@ -72,29 +93,103 @@ impl FnItem {
         };
         let mut new_body = Group::new(
             Delimiter::Brace,
-            instrument_body(&shape, read, settings, errors),
+            instrument_body(&mut shape, read, settings, errors),
         );
         new_body.set_span(body.span());
         quote!(#head #new_body)
     }
 }
 
-/// Instruments a parsed function (a member of an `impl` block or module).
+/// Attributes that are not macros which might want an `async fn` as it
+/// was written (`#[tokio::test]`, `#[async_trait]`): an `async fn` under
+/// only these becomes a `fn` returning a future, which captures its parent
+/// when called.
+const INERT: &[&str] = &[
+    "doc",
+    "allow",
+    "warn",
+    "deny",
+    "forbid",
+    "expect",
+    "inline",
+    "cold",
+    "must_use",
+    "cfg",
+    "cfg_attr",
+    "track_caller",
+    "deprecated",
+    "dd_span",
+    "dd_ignore",
+    "rustfmt",
+    "clippy",
+];
+
+/// Whether every outer attribute in an item's head tokens is inert.
+fn only_inert_attributes(head: &TokenStream) -> bool {
+    let trees: Vec<TokenTree> = head.clone().into_iter().collect();
+    let mut i = 0;
+    while let (Some(TokenTree::Punct(p)), Some(TokenTree::Group(g))) =
+        (trees.get(i), trees.get(i + 1))
+    {
+        if p.as_char() != '#' || g.delimiter() != Delimiter::Bracket {
+            break;
+        }
+        let first = g.stream().into_iter().next();
+        if !matches!(&first, Some(TokenTree::Ident(name)) if INERT.iter().any(|inert| name == inert))
+        {
+            return false;
+        }
+        i += 2;
+    }
+    true
+}
+
+/// Whether parsed attributes are all inert (see [`INERT`]).
+pub(crate) fn inert(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().all(|attr| {
+        attr.path()
+            .segments
+            .first()
+            .is_some_and(|first| INERT.iter().any(|inert| first.ident == inert))
+    })
+}
+
+/// Instruments a parsed function (a member of an `impl` block or module);
+/// `parent_at_call`: an `async fn` may become a `fn` returning a future
+/// (no attribute macro expects it as written).
 pub(crate) fn instrument_block(
-    sig: &Signature,
+    sig: &mut Signature,
     block: &mut Block,
     settings: &Settings,
     errors: &mut Errors,
+    parent_at_call: bool,
 ) {
-    let shape = FnShape::of(sig);
+    let mut shape = FnShape::of(sig);
     if refused(&shape, errors) {
         return;
+    }
+    shape.parent_at_call =
+        parent_at_call && shape.is_async && !shape.is_main && settings.child_of.is_none();
+    if shape.parent_at_call {
+        // `async fn f(..) -> T` as `fn f(..) -> impl Future<Output = T>`.
+        // The `impl` is the macro's, at its edition (2024): the future
+        // captures every lifetime in scope, as an `async fn`'s does.
+        let output = match &sig.output {
+            syn::ReturnType::Default => quote!(()),
+            syn::ReturnType::Type(_, ty) => ty.to_token_stream(),
+        };
+        shape.take_moved(sig);
+        let span = proc_macro2::Span::mixed_site();
+        let future = quote::quote_spanned!(span=> impl ::core::future::Future<Output = #output>);
+        sig.asyncness = None;
+        sig.output =
+            syn::ReturnType::Type(syn::Token![->](span), Box::new(syn::Type::Verbatim(future)));
     }
     let body = Body::parsed(
         std::mem::take(&mut block.stmts),
         block.brace_token.span.join(),
     );
-    let new = instrument_body(&shape, body, settings, errors);
+    let new = instrument_body(&mut shape, body, settings, errors);
     // The user's braces stay (the item's span then lies wholly in user
     // code, so lints such as `dead_code` still report on it); the new body
     // is emitted as tokens, not parsed again.
@@ -115,11 +210,15 @@ fn refused(shape: &FnShape, errors: &mut Errors) -> bool {
 
 /// The statements of an instrumented body.
 fn instrument_body(
-    shape: &FnShape,
+    shape: &mut FnShape,
     mut body: Body,
     settings: &Settings,
     errors: &mut Errors,
 ) -> TokenStream {
+    if settings.first_dynamic_tag().is_some() {
+        let arguments = shape.argument_names();
+        crate::model::check_tag_arguments(settings, &arguments, &shape.name, errors);
+    }
     if let Some(stmts) = body.stmts_mut() {
         closure::rewrite_closures(stmts, &shape.name, settings.krate.as_ref(), errors);
     }
@@ -132,8 +231,22 @@ fn other_item(item: &TokenStream, settings: &Settings, errors: &mut Errors) -> T
         // A function whose body `FnItem` could not take apart (it came in
         // an invisible group from a `macro_rules!` fragment).
         Ok(Item::Fn(mut function)) => {
-            instrument_block(&function.sig, &mut function.block, settings, errors);
+            let inert = inert(&function.attrs);
+            instrument_block(
+                &mut function.sig,
+                &mut function.block,
+                settings,
+                errors,
+                inert,
+            );
             function.into_token_stream()
+        }
+        Ok(Item::Impl(_) | Item::Mod(_)) if settings.first_dynamic_tag().is_some() => {
+            errors.push(syn::Error::new_spanned(
+                settings.first_dynamic_tag(),
+                "a tag computed from arguments belongs to one function; put it on that function",
+            ));
+            item.clone()
         }
         Ok(Item::Impl(_) | Item::Mod(_)) if settings.child_of.is_some() => {
             errors.push(syn::Error::new_spanned(

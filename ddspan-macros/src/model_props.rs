@@ -139,13 +139,17 @@ fn summary(settings: &Settings) -> Vec<String> {
         format!("service={:?}", lit(&settings.service)),
         format!("type={:?}", lit(&settings.span_type)),
         format!("child_of={}", settings.child_of.is_some()),
+        format!("ignore_errors={}", settings.ignore_errors),
         format!("crate={krate:?}"),
     ];
     for tag in &settings.tags {
         let key = &tag.key;
         out.push(match &tag.value {
-            TagValue::Str(s) => format!("{key}=str:{}", s.value()),
+            TagValue::Str(s) => format!("{key}=str:{s}"),
             TagValue::Number(value) => format!("{key}=num:{value}"),
+            TagValue::Dynamic { format, expr } => {
+                format!("{key}=dyn:{}", quote!(#format #expr))
+            }
         });
     }
     out
@@ -176,6 +180,7 @@ fn random_arguments_never_panic_and_round_trip() {
             let mut expected = settings.clone();
             expected.name = None;
             expected.child_of = None;
+            expected.tags.retain(|tag| !tag.value.is_dynamic());
             assert_eq!(summary(&reparsed), summary(&expected), "`{text}`");
             true
         });
@@ -246,7 +251,7 @@ fn valid_arguments_give_the_settings_a_model_predicts() {
         assert_eq!(lit(&settings.resource), field("resource.name"));
         assert_eq!(lit(&settings.service), field("service.name"));
         assert_eq!(lit(&settings.span_type), field("span.type"));
-        let tags: Vec<String> = summary(&settings)[6..].to_vec();
+        let tags: Vec<String> = summary(&settings)[7..].to_vec();
         let expected: Vec<String> = model
             .iter()
             .filter(|(k, _)| {

@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 
-use crate::body::{stmts_tokens, Body, Exits, FutureTail};
+use crate::body::{Body, Exits, FutureTail, stmts_tokens};
 use crate::emit;
 use crate::shape::FnShape;
 
@@ -31,13 +31,21 @@ pub(crate) enum Plan {
         /// `Box::pin` (as written) around the instrumented future.
         boxed_by: Option<TokenStream>,
     },
-    /// `async fn`: the body runs in a future of its own, whose span (a child
-    /// of the span active when it is first polled) is active on every poll.
+    /// `async fn`: the body runs in a future of its own, whose span starts
+    /// at its first poll and is active on every poll. With
+    /// `parent_at_call`, the function became a `fn` returning that future,
+    /// which captures the span active where it is called (its parent even
+    /// when first polled on another task or thread); else (`main`, or
+    /// another attribute macro that wants an `async fn`) the parent is the
+    /// span active at the first poll.
     Async {
-        stmts: TokenStream,
+        body: Braced,
         output: Option<TokenStream>,
         check_err: bool,
         flush: bool,
+        parent_at_call: bool,
+        /// The arguments, moved into the future as an `async fn` moves them.
+        moved: Vec<crate::shape::Moved>,
     },
 }
 
@@ -62,16 +70,23 @@ pub(crate) struct Braced {
 }
 
 /// The plan for a function that may be instrumented (not a `const fn`).
-pub(crate) fn decide(shape: &FnShape, body: Body) -> Plan {
+pub(crate) fn decide(shape: &mut FnShape, body: Body) -> Plan {
     let output = &shape.output;
     let braces = body.braces;
     let braced = |stmts| Braced { stmts, braces };
     if shape.is_async {
+        let parent_at_call = shape.parent_at_call && !shape.is_main;
         return Plan::Async {
-            stmts: body.into_stmts(),
+            body: braced(body.into_stmts()),
             output: output.let_type.clone(),
             check_err: output.may_be_result,
             flush: shape.is_main,
+            moved: if parent_at_call {
+                std::mem::take(&mut shape.moved)
+            } else {
+                Vec::new()
+            },
+            parent_at_call,
         };
     }
     if output.never {
@@ -107,7 +122,7 @@ pub(crate) fn decide(shape: &FnShape, body: Body) -> Plan {
     let checked = match body.exits {
         Exits::None => CheckedBody::NoExits(braced(body.into_stmts())),
         Exits::Visible { question_mark } if breaks_apply(question_mark) => {
-            match body.into_breaks(&emit::body_label()) {
+            match body.into_breaks(&emit::body_label(braces)) {
                 Ok(stmts) => CheckedBody::Labeled(braced(stmts)),
                 // Tokens that syn cannot parse: the closure is right for
                 // any body.

@@ -2,7 +2,7 @@
 //! once from it.
 
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
-use quote::{quote, ToTokens};
+use quote::{ToTokens, quote};
 use syn::visit_mut::{self, VisitMut};
 use syn::{ReturnType, Signature, Token, Type};
 
@@ -14,7 +14,17 @@ pub(crate) struct FnShape {
     pub(crate) is_async: bool,
     /// `fn main()`, which flushes the tracer before it returns.
     pub(crate) is_main: bool,
+    /// An `async fn` rewritten as a `fn` returning a future, which captures
+    /// the span active where it is called (see `plan::Plan::Async`); set by
+    /// the caller, which rewrites the signature.
+    pub(crate) parent_at_call: bool,
+    /// With `parent_at_call`: what the arguments bind, moved into the
+    /// future as an `async fn` moves them.
+    pub(crate) moved: Vec<Moved>,
     pub(crate) output: Output,
+    /// The arguments' tokens, read only when a tag's expression needs
+    /// their names ([`FnShape::argument_names`]).
+    inputs: TokenStream,
 }
 
 impl FnShape {
@@ -25,8 +35,31 @@ impl FnShape {
             constness: sig.constness.map(|c| c.span),
             is_async: sig.asyncness.is_some(),
             is_main: sig.ident == "main" && sig.inputs.is_empty(),
+            parent_at_call: false,
+            moved: Vec::new(),
             output: Output::of(&sig.output),
+            inputs: sig.inputs.to_token_stream(),
         }
+    }
+
+    /// The names the arguments bind (`self` for a receiver); none when
+    /// they do not parse (rustc then reports them).
+    pub(crate) fn argument_names(&self) -> Vec<String> {
+        use syn::punctuated::Punctuated;
+        let parser = Punctuated::<syn::FnArg, Token![,]>::parse_terminated;
+        let Ok(inputs) = syn::parse::Parser::parse2(parser, self.inputs.clone()) else {
+            return Vec::new();
+        };
+        let mut names = Vec::new();
+        for input in &inputs {
+            match input {
+                syn::FnArg::Receiver(_) => names.push("self".to_owned()),
+                syn::FnArg::Typed(typed) => {
+                    names.extend(crate::model::argument_names([&*typed.pat]));
+                }
+            }
+        }
+        names
     }
 
     /// From the tokens of a function item before its body: outer
@@ -116,8 +149,73 @@ impl FnShape {
             name,
             constness,
             is_async,
+            parent_at_call: false,
+            moved: Vec::new(),
             output: Output::of(&output),
+            inputs: inputs.stream(),
         })
+    }
+}
+
+/// What one argument of an `async fn` binds, moved into its future.
+pub(crate) enum Moved {
+    /// `self`, `&self`, `mut self`, ...: captured as it is.
+    Receiver,
+    /// An argument that is a name (its `mut`, taken off the signature, goes
+    /// on the binding inside the future).
+    Binding { name: syn::Ident, mutable: bool },
+    /// Any other pattern (`_`, `(a, b)`, `State(s)`): the argument is
+    /// renamed `argument` in the signature and destructured in the
+    /// future, as an `async fn` does.
+    Pattern {
+        pattern: Box<syn::Pat>,
+        argument: syn::Ident,
+    },
+}
+
+impl FnShape {
+    /// Takes what the arguments of `sig` bind, for an `async fn` that
+    /// becomes a `fn` returning its future: the `mut`s of its patterns
+    /// move onto bindings inside the future (`let mut x = x;`), as an
+    /// `async fn`'s desugaring binds them.
+    pub(crate) fn take_moved(&mut self, sig: &mut Signature) {
+        let mut moved = Vec::new();
+        for (index, input) in sig.inputs.iter_mut().enumerate() {
+            let typed = match input {
+                syn::FnArg::Receiver(_) => {
+                    moved.push(Moved::Receiver);
+                    continue;
+                }
+                syn::FnArg::Typed(typed) => typed,
+            };
+            match &mut *typed.pat {
+                syn::Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
+                    moved.push(Moved::Binding {
+                        name: pat.ident.clone(),
+                        mutable: pat.mutability.take().is_some(),
+                    });
+                }
+                pattern => {
+                    let argument = syn::Ident::new(
+                        &format!("__ddspan_arg{index}"),
+                        proc_macro2::Span::mixed_site(),
+                    );
+                    let renamed = syn::Pat::Ident(syn::PatIdent {
+                        attrs: Vec::new(),
+                        by_ref: None,
+                        mutability: None,
+                        ident: argument.clone(),
+                        subpat: None,
+                    });
+                    let pattern = std::mem::replace(pattern, renamed);
+                    moved.push(Moved::Pattern {
+                        pattern: Box::new(pattern),
+                        argument,
+                    });
+                }
+            }
+        }
+        self.moved = moved;
     }
 }
 

@@ -50,9 +50,11 @@ pub use export::memory::{FinishedSpan, MemoryExporter};
 pub use export::stats::Stats;
 pub use propagation::{ExtractError, Extractor, HeaderError, Injector, Propagator};
 pub use record::spec::SpanSpec;
-pub use record::tag::{StaticTag, StaticValue, TagValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
-pub use span::error::ErrorFields;
-pub use span::instrument::{Instrument, Instrumented};
+pub use record::tag::{
+    AsTagValue, SpanKind, StaticTag, StaticValue, TagValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN,
+};
+pub use span::error::{ErrorFields, ExpectedError};
+pub use span::instrument::{InActiveSpan, Instrument, Instrumented};
 pub use span::span_ref::SpanRef;
 #[allow(deprecated)]
 pub use span::ActiveSpan;
@@ -66,9 +68,54 @@ pub mod __private {
     pub use crate::record::spec::SpanSpec;
     pub use crate::record::tag::StaticTag;
     pub use crate::span::error::{ErrorRung, ReturnValue};
-    pub use crate::span::instrument::Instrumented;
+    pub use crate::span::instrument::{Instrumented, SpanOnFirstPoll};
     pub use crate::span::LocalSpanGuard;
     pub use crate::span::{Span, SpanBuilder};
+
+    pub use crate::record::tag::AsTagValue;
+
+    /// `key = expression` of `#[dd_span]`: a tag on the guard's span
+    /// (`None`: no tag).
+    #[inline]
+    pub fn tag(guard: &LocalSpanGuard, key: &'static str, value: Option<crate::TagValue>) {
+        if let Some(value) = value {
+            guard.set_tag(key, value);
+        }
+    }
+
+    /// `key = expression` of `#[dd_span]` on a future: a tag on the active
+    /// span, the future's own while it is polled.
+    #[inline]
+    pub fn tag_active(key: &'static str, value: Option<crate::TagValue>) {
+        if let Some(value) = value {
+            crate::context::stack::with_active_record(|record| {
+                record.set_tag(std::borrow::Cow::Borrowed(key), value);
+            });
+        }
+    }
+
+    /// `key = expression` of `#[dd_span]` on a function returning a future:
+    /// a tag on its span, set as it starts.
+    #[inline]
+    pub fn tag_span(span: &Span, key: &'static str, value: Option<crate::TagValue>) {
+        if let Some(value) = value {
+            span.set_tag(key, value);
+        }
+    }
+
+    /// `key = %expression`: the value's `Display`.
+    pub fn display<T: core::fmt::Display + ?Sized>(value: &T) -> Option<crate::TagValue> {
+        Some(crate::TagValue::from(crate::util::safe_display::display(
+            &value,
+        )))
+    }
+
+    /// `key = ?expression`: the value's `Debug`.
+    pub fn debug<T: core::fmt::Debug + ?Sized>(value: &T) -> Option<crate::TagValue> {
+        Some(crate::TagValue::from(crate::util::safe_display::debug(
+            &value,
+        )))
+    }
 
     /// Calls a closure once. Passing the body as an `FnOnce` lets it move out
     /// what it captured (a `&mut self` reborrowed for the return value).
@@ -98,6 +145,16 @@ pub mod __private {
     /// Wraps a future so its span is active whenever it is polled.
     pub fn instrument<F: core::future::Future>(future: F, span: Span) -> Instrumented<F> {
         crate::Instrument::in_span(future, span)
+    }
+
+    /// An `async fn`'s future: its span starts at the first poll, under
+    /// the span active here, where the function is called.
+    #[inline]
+    pub fn span_on_first_poll<F: core::future::Future>(
+        future: F,
+        spec: &'static SpanSpec,
+    ) -> SpanOnFirstPoll<F> {
+        SpanOnFirstPoll::new(future, spec)
     }
 
     /// The end of an instrumented `main`: deliver what is finished.

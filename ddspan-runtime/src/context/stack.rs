@@ -45,6 +45,11 @@ enum FrameKind {
     /// place so that no frame above it moves and every guard's index stays
     /// right; gone when it reaches the top.
     Left,
+    /// A span whose data lives in another thread's stack (a sync
+    /// `#[dd_span]`'s), entered here by a future that captured it where it
+    /// was made ([`capture_active`]): the parent of spans started here and
+    /// nothing more (its tags cannot be reached from here).
+    Elsewhere,
 }
 
 /// Where a guard's frame is: its span and its place in the stack, so that
@@ -158,6 +163,39 @@ pub(crate) enum Parent {
     Active,
     /// This context, or a new root when `None`.
     Explicit(Option<SpanContext>),
+    /// A span captured where a future was made, its trace held open since
+    /// ([`capture_active`]): the new span joins that trace and takes over
+    /// the hold.
+    Held(HeldParent),
+}
+
+/// The active span of a thread, captured where a future is made so that
+/// the future's span (or the spans started while it is polled) are its
+/// children wherever the future runs. It holds the span's local trace open
+/// until it is used or dropped, so the trace is not sent before the future
+/// has added its spans.
+pub(crate) struct HeldParent {
+    /// `None` once the hold was handed over.
+    trace: Option<Arc<TraceShared>>,
+    span_id: u64,
+    service: Option<Cow<'static, str>>,
+    /// The span itself when it is a [`crate::Span`]: entered as itself.
+    span: Option<Arc<SpanInner>>,
+}
+
+impl HeldParent {
+    /// The trace and its hold, taken out (the drop then releases nothing).
+    fn take_trace(&mut self) -> Option<Arc<TraceShared>> {
+        self.trace.take()
+    }
+}
+
+impl Drop for HeldParent {
+    fn drop(&mut self) {
+        if let Some(trace) = self.trace.take() {
+            trace.release_hold();
+        }
+    }
 }
 
 /// What holds a new span's trace open.
@@ -352,6 +390,15 @@ impl LocalStack {
                 let hold = self.begin_trace(own_service, span_id, None, start, shared)?;
                 (hold, 0, None, false)
             }
+            Parent::Held(mut held) => {
+                let trace = held.take_trace()?;
+                let hold = if shared {
+                    TraceHold::Shared(trace)
+                } else {
+                    TraceHold::Segment(self.segment_for(&trace, true)?)
+                };
+                (hold, held.span_id, held.service.take(), true)
+            }
             Parent::Explicit(Some(context)) => {
                 let joined = context
                     .local_trace
@@ -504,8 +551,53 @@ impl LocalStack {
         }
     }
 
-    /// Removes the frame of `span_id` (normally the top) and finishes it if
-    /// it is a local span.
+    /// Enters a captured span that is not a [`crate::Span`] (see
+    /// [`FrameKind::Elsewhere`]).
+    fn push_elsewhere(&mut self, trace: &Arc<TraceShared>, held: &HeldParent) -> FrameRef {
+        let Some(slot) = self.segment_for(trace, false) else {
+            return FrameRef::NONE;
+        };
+        let Some(segment) = self.segment(slot) else {
+            return FrameRef::NONE;
+        };
+        segment.frames += 1;
+        let index = u32::try_from(self.frames.len()).unwrap_or(u32::MAX);
+        self.frames.push(Frame {
+            span_id: held.span_id,
+            segment: slot,
+            service: held.service.clone(),
+            kind: FrameKind::Elsewhere,
+        });
+        FrameRef {
+            span_id: held.span_id,
+            index,
+        }
+    }
+
+    /// The active span, captured with a hold on its trace.
+    fn capture_active(&mut self) -> Option<HeldParent> {
+        let top = self.frames.last()?;
+        let (span_id, service, slot) = (top.span_id, top.service.clone(), top.segment);
+        let span = match &top.kind {
+            FrameKind::Entered(inner) => Some(Arc::clone(inner)),
+            FrameKind::Local(_) | FrameKind::Elsewhere => None,
+            FrameKind::Left => return None,
+        };
+        let trace = match &span {
+            Some(inner) => Arc::clone(&inner.trace),
+            None => Arc::clone(self.segment(slot)?.shared()?),
+        };
+        if !trace.try_acquire() {
+            return None;
+        }
+        Some(HeldParent {
+            trace: Some(trace),
+            span_id,
+            service,
+            span,
+        })
+    }
+
     /// Removes the `Left` frames that the last pop uncovered on the top.
     #[cold]
     fn drop_left_on_top(&mut self) {
@@ -621,6 +713,24 @@ pub(crate) fn enter(span: &Arc<SpanInner>) -> FrameRef {
     with_stack(|stack| stack.push_entered(span)).unwrap_or(FrameRef::NONE)
 }
 
+/// The active span, captured where a future is made (see [`HeldParent`]);
+/// `None` when nothing is active (or its trace was sent already).
+pub(crate) fn capture_active() -> Option<HeldParent> {
+    with_stack(LocalStack::capture_active).flatten()
+}
+
+/// Makes a captured span the active span, for one poll of the future that
+/// captured it; its frame ([`FrameRef::NONE`] when it cannot be entered).
+pub(crate) fn enter_held(held: &HeldParent) -> FrameRef {
+    if let Some(span) = &held.span {
+        return enter(span);
+    }
+    let Some(trace) = &held.trace else {
+        return FrameRef::NONE;
+    };
+    with_stack(|stack| stack.push_elsewhere(trace, held)).unwrap_or(FrameRef::NONE)
+}
+
 /// Leaves a frame pushed here (a no-op for [`FrameRef::NONE`]).
 #[inline]
 pub(crate) fn exit(frame: FrameRef) {
@@ -680,7 +790,7 @@ pub(crate) fn with_active_record(f: impl FnOnce(&mut SpanRecord)) {
             ..
         }) => Some((Arc::clone(inner), f)),
         Some(Frame {
-            kind: FrameKind::Left,
+            kind: FrameKind::Left | FrameKind::Elsewhere,
             ..
         })
         | None => None,
@@ -715,7 +825,9 @@ pub(crate) enum Target {
 
 fn target_of(frame: &Frame) -> Option<Target> {
     match &frame.kind {
-        FrameKind::Local(_) => Some(Target::Local(frame.span_id)),
+        // A span of another thread's stack: a handle that can give its
+        // context, and tags nothing from here.
+        FrameKind::Local(_) | FrameKind::Elsewhere => Some(Target::Local(frame.span_id)),
         FrameKind::Entered(inner) => Some(Target::Shared(Arc::clone(inner))),
         FrameKind::Left => None,
     }

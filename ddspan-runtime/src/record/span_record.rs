@@ -293,6 +293,10 @@ impl SpanRecord {
         }
         match value {
             TagValue::Str(value) => extra.meta.push((key, tag::bound(value, MAX_TAG_VALUE_LEN))),
+            // A string in `meta`, as Datadog's tracers send it.
+            TagValue::Number(value) if key == tag::HTTP_STATUS_CODE => {
+                extra.meta.push((key, Cow::Owned(tag::number_text(value))));
+            }
             TagValue::Number(value) => extra.metrics.push((key, value)),
         }
     }
@@ -331,6 +335,16 @@ mod tests {
         record.set_tag("k".into(), TagValue::from(3));
         assert!(record.meta().is_empty());
         assert_eq!(record.metrics(), &[("k".into(), 3.0)]);
+    }
+
+    #[test]
+    fn http_status_codes_are_strings() {
+        let mut record = SpanRecord::named(1, 0, Cow::Borrowed("op"));
+        record.set_tag("http.status_code".into(), TagValue::from(200));
+        record.set_tag("out.port".into(), TagValue::from(8126));
+        assert_eq!(record.meta(), &[("http.status_code".into(), "200".into())]);
+        assert_eq!(record.metrics(), &[("out.port".into(), 8126.0)]);
+        assert_eq!(tag::number_text(2.5), "2.5");
     }
 
     #[test]

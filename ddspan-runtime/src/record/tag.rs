@@ -71,6 +71,195 @@ macro_rules! number_tag_value {
 }
 number_tag_value!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64);
 
+/// The one tag whose numbers Datadog's tracers send as strings, in `meta`:
+/// the agent computes its trace metrics from `http.status_code` in `meta`
+/// (ddtrace's `set_tag` turns the number into a string; dd-trace-go's
+/// integrations set it as one). Other numeric tags of Datadog's conventions
+/// (`out.port`, `grpc.status.code`, `db.row_count`, ...) stay numbers in
+/// ddtrace, and here.
+pub(crate) const HTTP_STATUS_CODE: &str = "http.status_code";
+
+/// A number as `meta` text: integers without a fraction (`200`, not
+/// `200.0`).
+pub(crate) fn number_text(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        value.to_string()
+    }
+}
+
+/// The kind of a span, Datadog's `span.kind` tag (OpenTelemetry's span
+/// kinds): set with [`SpanBuilder::kind`](crate::SpanBuilder::kind),
+/// `#[dd_span(span.kind = "server")]`, or `set_tag("span.kind", kind)`.
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::{tracer, SpanKind};
+///
+/// let span = tracer::span("kafka.produce").kind(SpanKind::Producer).start();
+/// assert_eq!(SpanKind::Producer.as_str(), "producer");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SpanKind {
+    /// Handles a request from a remote client (`server`).
+    Server,
+    /// Sends a request to a remote service (`client`).
+    Client,
+    /// Sends a message to a broker (`producer`).
+    Producer,
+    /// Receives a message from a broker (`consumer`).
+    Consumer,
+    /// Work inside the service (`internal`).
+    Internal,
+}
+
+impl SpanKind {
+    /// The value of the `span.kind` tag: `server`, `client`, `producer`,
+    /// `consumer` or `internal`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(ddspan_runtime::SpanKind::Server.as_str(), "server");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Server => "server",
+            SpanKind::Client => "client",
+            SpanKind::Producer => "producer",
+            SpanKind::Consumer => "consumer",
+            SpanKind::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for SpanKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<SpanKind> for TagValue {
+    fn from(kind: SpanKind) -> Self {
+        TagValue::Str(Cow::Borrowed(kind.as_str()))
+    }
+}
+
+/// A value `#[dd_span(key = expression)]` records as it is: numbers and
+/// booleans as numeric tags (`metrics`), strings as string tags (`meta`),
+/// `None` as no tag at all. Any other type is recorded through its
+/// `Display` (`key = %expression`) or `Debug` (`key = ?expression`), or
+/// through an implementation of this trait.
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::{AsTagValue, TagValue};
+///
+/// struct UserId(u64);
+/// impl AsTagValue for UserId {
+///     fn as_tag_value(&self) -> Option<TagValue> {
+///         Some(TagValue::from(self.0))
+///     }
+/// }
+/// assert_eq!(UserId(7).as_tag_value(), Some(TagValue::Number(7.0)));
+/// assert_eq!("gold".as_tag_value(), Some(TagValue::from("gold")));
+/// assert_eq!(None::<u8>.as_tag_value(), None);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a tag value as it is",
+    label = "not a number, bool or string",
+    note = "record it with its Display (`key = %expression`) or its Debug (`key = ?expression`), or implement `AsTagValue` for it"
+)]
+pub trait AsTagValue {
+    /// The tag's value; `None`: no tag.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::{AsTagValue, TagValue};
+    ///
+    /// assert_eq!(3u8.as_tag_value(), Some(TagValue::Number(3.0)));
+    /// ```
+    fn as_tag_value(&self) -> Option<TagValue>;
+}
+
+macro_rules! as_tag_value_by_from {
+    ($($ty:ty),*) => {$(
+        impl AsTagValue for $ty {
+            #[inline]
+            fn as_tag_value(&self) -> Option<TagValue> {
+                Some(TagValue::from(*self))
+            }
+        }
+    )*};
+}
+as_tag_value_by_from!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64, bool, SpanKind);
+
+impl AsTagValue for str {
+    fn as_tag_value(&self) -> Option<TagValue> {
+        Some(TagValue::Str(Cow::Owned(self.to_owned())))
+    }
+}
+
+impl AsTagValue for String {
+    fn as_tag_value(&self) -> Option<TagValue> {
+        self.as_str().as_tag_value()
+    }
+}
+
+impl AsTagValue for Cow<'_, str> {
+    fn as_tag_value(&self) -> Option<TagValue> {
+        self.as_ref().as_tag_value()
+    }
+}
+
+impl AsTagValue for TagValue {
+    fn as_tag_value(&self) -> Option<TagValue> {
+        Some(self.clone())
+    }
+}
+
+impl<T: AsTagValue> AsTagValue for Option<T> {
+    fn as_tag_value(&self) -> Option<TagValue> {
+        self.as_ref()?.as_tag_value()
+    }
+}
+
+impl<T: AsTagValue + ?Sized> AsTagValue for &T {
+    #[inline]
+    fn as_tag_value(&self) -> Option<TagValue> {
+        (**self).as_tag_value()
+    }
+}
+
+impl<T: AsTagValue + ?Sized> AsTagValue for &mut T {
+    fn as_tag_value(&self) -> Option<TagValue> {
+        (**self).as_tag_value()
+    }
+}
+
+impl<T: AsTagValue + ?Sized> AsTagValue for Box<T> {
+    fn as_tag_value(&self) -> Option<TagValue> {
+        (**self).as_tag_value()
+    }
+}
+
+impl<T: AsTagValue + ?Sized> AsTagValue for std::sync::Arc<T> {
+    fn as_tag_value(&self) -> Option<TagValue> {
+        (**self).as_tag_value()
+    }
+}
+
+impl<T: AsTagValue + ?Sized> AsTagValue for std::rc::Rc<T> {
+    fn as_tag_value(&self) -> Option<TagValue> {
+        (**self).as_tag_value()
+    }
+}
+
 /// A tag known at compile time, as `#[dd_span(key = "value")]` writes it.
 /// Spans keep a reference to a static slice of these: no copy, no allocation.
 ///
@@ -125,7 +314,9 @@ impl StaticTag {
         }
     }
 
-    /// A numeric tag, sent in `metrics`.
+    /// A numeric tag, sent in `metrics`. (`#[dd_span(http.status_code =
+    /// 200)]` writes that one as a string tag, `"200"`, as Datadog's
+    /// tracers send it; a spec built by hand should too.)
     ///
     /// # Examples
     ///

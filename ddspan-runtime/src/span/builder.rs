@@ -146,6 +146,20 @@ impl SpanBuilder {
         self
     }
 
+    /// Sets the span's kind: the `span.kind` tag (`server`, `client`,
+    /// `producer`, `consumer`, `internal`), as Datadog's tracers set it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::{tracer, SpanKind};
+    ///
+    /// let span = tracer::span("http.request").kind(SpanKind::Client).start();
+    /// ```
+    pub fn kind(self, kind: crate::SpanKind) -> SpanBuilder {
+        self.tag("span.kind", kind)
+    }
+
     /// Makes the span a child of this parent: a `SpanContext` (or a
     /// reference to one), an `Option` of one (`None`: a new root, so an
     /// extraction's `.ok()` can be passed straight in), or incoming headers
@@ -164,6 +178,12 @@ impl SpanBuilder {
     /// ```
     pub fn child_of(mut self, parent: impl crate::ParentSource) -> SpanBuilder {
         self.parent = Parent::Explicit(parent.into_parent());
+        self
+    }
+
+    /// Makes the span a child of a span captured where a future was made.
+    pub(crate) fn held_parent(mut self, parent: crate::context::stack::HeldParent) -> SpanBuilder {
+        self.parent = Parent::Held(parent);
         self
     }
 

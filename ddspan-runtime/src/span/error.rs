@@ -8,6 +8,7 @@
 //!
 //! | rung | the error type | `error.message` | `error.stack` |
 //! |---|---|---|---|
+//! | 4 | implements [`ExpectedError`] | as rung 3, or nothing when `is_expected` | |
 //! | 3 | implements `std::error::Error` | `Display` | the `source()` chain |
 //! | 2 | `Display + Debug` (e.g. `anyhow::Error`, `Box<dyn Error>`) | `Display` | `Debug` (anyhow: chain and backtrace) |
 //! | 1 | only `Debug` | `Debug` | none |
@@ -119,6 +120,70 @@ fn source_chain<E: Error + ?Sized>(error: &E) -> Option<String> {
     (!chain.is_empty()).then_some(chain)
 }
 
+/// An error type some of whose values are expected outcomes, not failures
+/// (a `NotFound` answered with a 404, a validation error, a cache miss): a
+/// function instrumented with `#[dd_span]` that returns such an `Err`
+/// leaves its span unmarked. Errors for which
+/// [`is_expected`](ExpectedError::is_expected) is `false` mark it as any
+/// other error does.
+///
+/// For a function whose every `Err` is expected, `#[dd_span(error =
+/// false)]` says so without a trait.
+///
+/// # Examples
+///
+/// ```
+/// use ddspan_runtime::ExpectedError;
+///
+/// #[derive(Debug)]
+/// enum ApiError {
+///     NotFound,
+///     Database(String),
+/// }
+/// impl std::fmt::Display for ApiError {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         match self {
+///             ApiError::NotFound => f.write_str("not found"),
+///             ApiError::Database(e) => write!(f, "database: {e}"),
+///         }
+///     }
+/// }
+/// impl std::error::Error for ApiError {}
+///
+/// impl ExpectedError for ApiError {
+///     fn is_expected(&self) -> bool {
+///         matches!(self, ApiError::NotFound)
+///     }
+/// }
+/// assert!(ApiError::NotFound.is_expected());
+/// ```
+pub trait ExpectedError: Error {
+    /// Whether this error is an expected outcome, which does not mark the
+    /// span.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::ExpectedError;
+    ///
+    /// #[derive(Debug)]
+    /// struct CacheMiss;
+    /// impl std::fmt::Display for CacheMiss {
+    ///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    ///         f.write_str("cache miss")
+    ///     }
+    /// }
+    /// impl std::error::Error for CacheMiss {}
+    /// impl ExpectedError for CacheMiss {
+    ///     fn is_expected(&self) -> bool {
+    ///         true
+    ///     }
+    /// }
+    /// assert!(CacheMiss.is_expected());
+    /// ```
+    fn is_expected(&self) -> bool;
+}
+
 /// A borrowed return value, asked by `#[dd_span]` whether it is an `Err`.
 #[doc(hidden)]
 pub struct ReturnValue<'a, T>(pub &'a T);
@@ -170,6 +235,15 @@ macro_rules! rung {
 
 rung!(ErrorRung);
 
+impl<T, E: ExpectedError> ErrorRung for &&&&ReturnValue<'_, Result<T, E>> {
+    fn __ddspan_error(self) -> Option<ErrorFields> {
+        match self.0 {
+            Err(error) if !error.is_expected() => Some(ErrorFields::from_error(error)),
+            _ => None,
+        }
+    }
+}
+
 impl<T, E: Error> ErrorRung for &&&ReturnValue<'_, Result<T, E>> {
     fn __ddspan_error(self) -> Option<ErrorFields> {
         self.0.as_ref().err().map(ErrorFields::from_error)
@@ -215,7 +289,7 @@ mod tests {
             #[allow(unused_imports)]
             use super::ErrorRung as _;
             let value = $value;
-            (&&&ReturnValue(&value)).__ddspan_error()
+            (&&&&ReturnValue(&value)).__ddspan_error()
         }};
     }
 
@@ -270,6 +344,29 @@ mod tests {
         assert_eq!(fields.message, "OnlyDebug { code: 7 }");
         struct Opaque;
         assert_eq!(ask!(Err::<(), _>(Opaque)), None, "nothing to say about it");
+    }
+
+    #[test]
+    fn expected_errors_record_nothing() {
+        #[derive(Debug)]
+        enum Lookup {
+            Missing,
+            Broken,
+        }
+        impl Display for Lookup {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{self:?}")
+            }
+        }
+        impl Error for Lookup {}
+        impl ExpectedError for Lookup {
+            fn is_expected(&self) -> bool {
+                matches!(self, Lookup::Missing)
+            }
+        }
+        assert_eq!(ask!(Err::<(), _>(Lookup::Missing)), None);
+        let fields = ask!(Err::<(), _>(Lookup::Broken)).unwrap();
+        assert_eq!(fields.message, "Broken");
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! ([`current_root_span`]), Python's `tracer.current_span()` and
 //! `tracer.current_root_span()`.
 
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use crate::context::stack;
@@ -17,7 +16,14 @@ use crate::trace::TraceShared;
 /// [`tracer::current_root_span`]: it sets tags, errors, the resource and
 /// baggage with the same methods as [`Span`](crate::Span) and
 /// [`LocalSpanGuard`](crate::LocalSpanGuard); it does not finish the span.
-/// It stays on the thread that took it.
+///
+/// It is `Send` and `Sync`, so a handler may hold it across `.await` (an
+/// axum handler's future must be `Send`). It holds what identifies the
+/// span: a span that may move (a [`Span`](crate::Span), an `async fn`'s
+/// under `#[dd_span]`) is reached from any thread; a sync `#[dd_span]`
+/// function's span lives in its thread's stack, and is reached only from
+/// that thread: elsewhere the setters do nothing (its `context()` is
+/// `None` there).
 ///
 /// [`tracer::current_span`]: crate::tracer::current_span
 /// [`tracer::current_root_span`]: crate::tracer::current_root_span
@@ -36,15 +42,11 @@ use crate::trace::TraceShared;
 #[must_use]
 pub struct SpanRef {
     target: Target,
-    _not_send: PhantomData<*const ()>,
 }
 
 impl SpanRef {
     pub(crate) fn new(target: Target) -> SpanRef {
-        SpanRef {
-            target,
-            _not_send: PhantomData,
-        }
+        SpanRef { target }
     }
 
     /// The old name of [`SpanRef::log_context`].
@@ -100,6 +102,12 @@ span_methods!(
 let Some(span) = ddspan_runtime::tracer::current_span() else { return };"
 );
 
+// Handles cross threads and `.await`s (see the type's docs).
+const _: fn() = || {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<SpanRef>();
+};
+
 impl std::fmt::Debug for SpanRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpanRef")
@@ -119,6 +127,21 @@ impl std::fmt::Debug for SpanRef {
 /// if let Some(span) = tracer::current_span() {
 ///     span.set_tag("user.id", 42);
 /// }
+/// ```
+///
+/// Held across `.await` in a future that must be `Send`:
+///
+/// ```
+/// use ddspan_runtime::tracer;
+///
+/// fn spawn<F: std::future::Future + Send + 'static>(_: F) {}
+/// spawn(async {
+///     let span = tracer::current_span();
+///     std::future::ready(()).await;
+///     if let Some(span) = span {
+///         span.set_tag("http.status_code", 200);
+///     }
+/// });
 /// ```
 pub fn current_span() -> Option<SpanRef> {
     stack::active_target().map(SpanRef::new)

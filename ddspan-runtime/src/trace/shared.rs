@@ -160,6 +160,24 @@ impl TraceShared {
         self.add(Finished::Many(finished), true);
     }
 
+    /// Releases a holder that added no spans (a captured parent, see
+    /// `context::stack::HeldParent`): the trace is sent if it was the last.
+    pub(crate) fn release_hold(self: &Arc<Self>) {
+        let chunk = {
+            let mut state = self.state();
+            state.open = state.open.saturating_sub(1);
+            if state.open > 0 {
+                return;
+            }
+            state.closed = true;
+            let spans = std::mem::take(&mut state.spans);
+            (!spans.is_empty()).then(|| self.chunk(spans, state.sampling))
+        };
+        if let Some(chunk) = chunk {
+            self.tracer.submit(chunk);
+        }
+    }
+
     /// Adds one finished span and releases the holder it was.
     pub(crate) fn release_one(self: &Arc<Self>, record: SpanRecord) {
         self.add(Finished::One(record), true);

@@ -61,7 +61,21 @@ impl Counter {
     }
 }
 
+// Tags computed from the arguments, in every form, with the names above
+// shadowing std's.
+#[dd_span(id = id, name = name, shown = %name, debugged = ?name, sum = id + 1, span.kind = "internal", error = false)]
+fn tagged(id: u64, name: &str) -> ::core::result::Result<u64, ::std::io::Error> {
+    ::core::result::Result::Ok(id + name.len() as u64)
+}
+
+#[dd_span(id = id, shown = %id)]
+async fn tagged_async(id: u64) -> u64 {
+    id
+}
+
 pub(crate) fn main() {
+    let _ = tagged(1, "x");
+    drop(tagged_async(2));
     let _ = plain(1, 2);
     let _ = fallible();
     let _ = early(" 1");

@@ -1,10 +1,6 @@
 use ddspan::dd_span;
 
-fn some_fn() -> &'static str {
-    "x"
-}
-
-#[dd_span(k = some_fn())]
+#[dd_span(initial = 'c', sign = -true)]
 fn handler() {}
 
 fn main() {
