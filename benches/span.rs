@@ -59,6 +59,28 @@ fn dd_fails(x: u64) -> Result<u64, std::io::Error> {
     Ok(x)
 }
 
+/// An error that costs nothing to make, so the disabled benches time the
+/// instrumentation, not an allocation of the function's own.
+#[derive(Debug)]
+struct NotFound;
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not found")
+    }
+}
+
+impl std::error::Error for NotFound {}
+
+#[dd_span]
+#[inline(never)]
+fn dd_not_found(x: u64) -> Result<u64, NotFound> {
+    if black_box(x) > 0 {
+        return Err(NotFound);
+    }
+    Ok(x)
+}
+
 // ---------------------------------------------------------------- tracing
 
 #[tracing::instrument(skip_all)]
@@ -578,6 +600,10 @@ fn shapes(c: &mut Criterion) {
     // A group, so that criterion keeps `disabled/ddspan` where `mean_ns` reads it.
     let mut group = c.benchmark_group("disabled");
     group.bench_function("ddspan", |b| b.iter(|| LocalSpanGuard::start(&SPEC)));
+    // Tracing off, a `#[dd_span]` function returning `Ok` and one returning
+    // `Err`: the error must not be formatted when nothing records.
+    group.bench_function("ddspan_ok", |b| b.iter(|| dd_not_found(black_box(0))));
+    group.bench_function("ddspan_err", |b| b.iter(|| dd_not_found(black_box(1))));
     group.finish();
     stop_ddspan();
 }
@@ -716,6 +742,11 @@ fn print_ratios() {
     }
     if let Some(disabled) = mean_ns("disabled", "ddspan") {
         println!("{:<16} {disabled:>8.2}ns", "disabled");
+    }
+    for (label, function) in [("disabled Ok", "ddspan_ok"), ("disabled Err", "ddspan_err")] {
+        if let Some(mean) = mean_ns("disabled", function) {
+            println!("{label:<16} {mean:>8.2}ns");
+        }
     }
     if let Some(encode) = mean_ns("encode", "1000_spans_10_traces") {
         println!(

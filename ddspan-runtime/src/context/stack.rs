@@ -776,6 +776,22 @@ pub(crate) fn start_shared(
 }
 
 /// Runs `f` on the active span's data, if there is an active span.
+/// Whether an active span records here (what [`with_active_record`]
+/// would reach): a cheap question to ask before formatting anything.
+#[inline]
+pub(crate) fn active_records() -> bool {
+    with_stack(|stack| {
+        matches!(
+            stack.frames.last(),
+            Some(Frame {
+                kind: FrameKind::Local(_) | FrameKind::Entered(_),
+                ..
+            })
+        )
+    })
+    .unwrap_or(false)
+}
+
 pub(crate) fn with_active_record(f: impl FnOnce(&mut SpanRecord)) {
     let inner = with_stack(|stack| match stack.frames.last_mut() {
         Some(Frame {
