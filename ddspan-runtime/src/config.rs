@@ -110,6 +110,12 @@ table::options! {
         default: "`300`" => 300,
         set: usize => |spans: usize| spans.max(1),
     }
+    /// Client-side stats (feature `stats`) when the agent's `/info` lists `/v0.6/stats`; P0 traces are then not sent when it says `client_drop_p0s`.
+    stats_computation_enabled: bool {
+        env: ["DD_TRACE_STATS_COMPUTATION_ENABLED"] => flag,
+        default: "`true`" => true,
+        set: bool,
+    }
     /// How often the writer sends: seconds in the variable (at most 3600), at least 1 ms in code.
     flush_interval: Duration {
         env: ["DD_TRACE_WRITER_INTERVAL_SECONDS"] => seconds,
