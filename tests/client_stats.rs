@@ -404,3 +404,124 @@ fn the_test_agent_decodes_the_stats_with_their_counts() {
     assert_accounted(&stats);
     traced.agent.assert_no_check_failures();
 }
+
+/// The web trace of benches/README.md's bytes-per-span figure: a server
+/// root with HTTP tags and four children (a PostgreSQL query, a Redis
+/// command, an outgoing HTTP call, rendering); no error.
+fn typical_web_trace(user: usize) {
+    let root = tracer::span("http.request")
+        .resource("GET /users/:id")
+        .span_type("web")
+        .start();
+    let _active = root.enter();
+    for (key, value) in [
+        ("component", "axum"),
+        ("span.kind", "server"),
+        ("http.method", "GET"),
+        ("http.route", "/users/:id"),
+        ("http.url", "http://shop.example/users/42"),
+        ("http.status_code", "200"),
+    ] {
+        root.set_tag(key, value);
+    }
+    root.set_tag("usr.id", user.to_string());
+    for (name, resource, span_type, service, kind, tags) in [
+        (
+            "postgresql.query",
+            "SELECT * FROM users WHERE id = $1",
+            "sql",
+            "postgres",
+            "client",
+            &[("db.system", "postgresql"), ("db.name", "shop")][..],
+        ),
+        (
+            "redis.command",
+            "GET",
+            "redis",
+            "redis",
+            "client",
+            &[("db.system", "redis"), ("out.host", "cache1")][..],
+        ),
+        (
+            "http.request",
+            "GET /inventory",
+            "http",
+            "shop",
+            "client",
+            &[("http.method", "GET"), ("out.host", "inventory")][..],
+        ),
+        ("render", "render", "template", "shop", "internal", &[][..]),
+    ] {
+        let child = tracer::span(name)
+            .resource(resource)
+            .span_type(span_type)
+            .service(service)
+            .start();
+        child.set_tag("span.kind", kind);
+        for (key, value) in tags {
+            child.set_tag(*key, *value);
+        }
+    }
+}
+
+/// Bytes on the wire (trace and stats request bodies) for `traces` web
+/// traces sampled at 10 %, with the agent's `/info` as given.
+fn bytes_on_the_wire(info: Reply, traces: usize) -> (usize, usize, u64) {
+    let agent = FaultAgent::healthy();
+    agent.set_info(move |_| info.clone());
+    // No rate limit: the figure is about the 10 %, not the limiter.
+    let _guard = tracer_at(&agent.url(), |b| {
+        b.sample_rate(0.1)
+            .rate_limit(1e9)
+            .flush_interval(Duration::from_secs(3600))
+    });
+    assert!(tracer::flush(LONG));
+    for user in 0..traces {
+        typical_web_trace(user);
+    }
+    assert!(tracer::flush(LONG));
+    let trace_bytes: usize = agent.requests().iter().map(|r| r.body_bytes).sum();
+    let stats_bytes: usize = agent.stats_requests().iter().map(|r| r.body.len()).sum();
+    let stats = tracer::stats();
+    assert_accounted(&stats);
+    assert_eq!(stats.spans_dropped(), 0);
+    tracer::stop();
+    (trace_bytes, stats_bytes, stats.traces_sent)
+}
+
+/// The saving of issue #14: a service sampling 10 % of its traces stops
+/// shipping the other 90 %. Run with `--nocapture` for the figures
+/// (benches/README.md, "Client-side stats").
+#[test]
+fn p0_dropping_at_a_10_percent_sample_rate_saves_most_of_the_bytes() {
+    const TRACES: usize = 2000;
+    for format in ["/v0.4/traces", "/v0.5/traces"] {
+        let info = |stats: bool| {
+            let endpoints = if stats {
+                format!(r#"["/v0.4/traces","{format}","/v0.6/stats"]"#)
+            } else {
+                format!(r#"["/v0.4/traces","{format}"]"#)
+            };
+            Reply::status(
+                200,
+                &format!(
+                    r#"{{"endpoints":{endpoints},"client_drop_p0s":true,"peer_tags":["db.name","out.host"]}}"#
+                ),
+            )
+        };
+        let (without, _, all_sent) = bytes_on_the_wire(info(false), TRACES);
+        let (traces, stats, kept) = bytes_on_the_wire(info(true), TRACES);
+        assert_eq!(all_sent, TRACES as u64);
+        println!(
+            "{format}: {TRACES} web traces of 5 spans at a 10 % sample rate: {without} bytes \
+             without client stats; with them {} bytes ({traces} of the {kept} kept traces + \
+             {stats} of stats) = {:.1} %",
+            traces + stats,
+            100.0 * (traces + stats) as f64 / without as f64
+        );
+        assert!(
+            (traces + stats) * 2 < without,
+            "{format}: {without} bytes without stats, {traces} + {stats} with"
+        );
+    }
+}
