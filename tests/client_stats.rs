@@ -362,6 +362,37 @@ fn stats_left_at_stop_are_sent_by_it() {
 }
 
 #[test]
+fn stats_the_agent_refuses_are_dropped_not_resent_and_traces_go_on() {
+    let agent = FaultAgent::healthy();
+    agent.set_info(|_| info(true, true));
+    agent.set_stats_status(500);
+    let _guard = tracer_at(&agent.url(), |b| b.sample_rate(1.0));
+    assert!(tracer::flush(LONG));
+    web_traces(2, 0);
+    assert!(tracer::flush(LONG), "the traces were delivered");
+    // One request, or two when the spans straddle a bucket's end.
+    let refused = agent.stats_requests().len();
+    assert!(refused >= 1);
+    assert_eq!(agent.span_count(), 2 * 3 + 1);
+    assert!(tracer::flush(LONG));
+    assert_eq!(agent.stats_requests().len(), refused, "not sent again");
+    agent.set_stats_status(200);
+    web_traces(1, 0);
+    assert!(tracer::flush(LONG));
+    let requests = agent.stats_requests();
+    assert!(requests.len() > refused);
+    let totals = totals(&requests[refused..]);
+    assert_eq!(
+        totals[&key("web.request", "GET /users", 200, "server", true, &[])].hits,
+        1,
+        "only the spans since"
+    );
+    let stats = tracer::stats();
+    assert_eq!(stats.spans_dropped(), 0);
+    assert_accounted(&stats);
+}
+
+#[test]
 fn the_test_agent_decodes_the_stats_with_their_counts() {
     let traced = traced_with(|b| b.sample_rate(0.0));
     // ddapm-test-agent lists /v0.6/stats, client_drop_p0s and db.name

@@ -179,6 +179,7 @@ struct Shared {
     accepted: Mutex<Vec<Vec<Vec<WireSpan>>>>,
     requests: Mutex<Vec<Request>>,
     stats: Mutex<Vec<StatsRequest>>,
+    stats_status: Mutex<u16>,
     errors: Mutex<Vec<String>>,
     started: Instant,
     next_request: Mutex<usize>,
@@ -308,6 +309,7 @@ impl FaultAgent {
             accepted: Mutex::default(),
             requests: Mutex::default(),
             stats: Mutex::default(),
+            stats_status: Mutex::new(200),
             errors: Mutex::default(),
             started: Instant::now(),
             next_request: Mutex::new(0),
@@ -399,6 +401,11 @@ impl FaultAgent {
     /// [`FaultAgent::requests`]).
     pub fn stats_requests(&self) -> Vec<StatsRequest> {
         lock(&self.shared.stats).clone()
+    }
+
+    /// Answers later `/v0.6/stats` requests with `status` (200 until set).
+    pub fn set_stats_status(&self, status: u16) {
+        *lock(&self.shared.stats_status) = status;
     }
 
     /// The payloads answered with a 2xx, each as its traces.
@@ -532,8 +539,9 @@ fn serve_connection<S: Read + Write>(mut stream: S, shared: &Shared) {
     }
     if path == "/v0.6/stats" {
         lock(&shared.stats).push(StatsRequest { headers, body });
+        let status = *lock(&shared.stats_status);
         let _ = stream
-            .write_all(answer_text(&Reply::ok()).as_bytes())
+            .write_all(answer_text(&Reply::status(status, "{}")).as_bytes())
             .and_then(|()| stream.flush());
         return;
     }
