@@ -116,6 +116,12 @@ table::options! {
         default: "`true`" => true,
         set: bool,
     }
+    /// The most aggregation keys of client-side stats per 10 s bucket, at least 1; spans of further keys count under one key per service whose name and resource are `tracer_blocked_value`.
+    stats_cardinality_limit: usize {
+        env: ["DD_TRACE_STATS_CARDINALITY_LIMIT"] => count(1, usize::MAX),
+        default: "`2048`" => 2048,
+        set: usize => |keys: usize| keys.max(1),
+    }
     /// How often the writer sends: seconds in the variable (at most 3600), at least 1 ms in code.
     flush_interval: Duration {
         env: ["DD_TRACE_WRITER_INTERVAL_SECONDS"] => seconds,

@@ -1,5 +1,10 @@
 //! The stats of the spans the writer took, in 10 s buckets by aggregation
 //! key, until they are sent.
+//!
+//! Besides the key of the module's docs, the agent's newer `ClientGroupedStats`
+//! carries `HTTPMethod` and `HTTPEndpoint` (`http.method`; `http.endpoint`,
+//! else `http.route`); spans with `_dd.partial_version` (snapshots of open
+//! spans) are left out, as the agent does.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -34,6 +39,10 @@ pub(crate) struct Key {
     /// `tag:value`, in the order of the agent's `peer_tags`.
     pub(crate) peer_tags: Vec<String>,
     pub(crate) is_trace_root: i32,
+    /// `http.method`.
+    pub(crate) http_method: String,
+    /// `http.endpoint` (dd-trace-go's), else `http.route`.
+    pub(crate) http_endpoint: String,
 }
 
 /// The stats of one key in one bucket.
@@ -55,17 +64,27 @@ pub(crate) struct Bucket {
     pub(crate) groups: HashMap<Key, Group>,
 }
 
+/// What the name and resource of the overflow key say: the sentinel of
+/// Datadog's client-side stats specification.
+pub(crate) const BLOCKED: &str = "tracer_blocked_value";
+
 /// The buckets not sent yet, by start.
 pub(crate) struct Concentrator {
     service: String,
+    /// The most keys a bucket holds; then spans of new keys count under
+    /// their service's overflow key, so that memory stays bounded whatever
+    /// the resources' cardinality.
+    max_keys: usize,
     buckets: BTreeMap<u64, HashMap<Key, Group>>,
 }
 
 impl Concentrator {
-    /// Stats of spans whose service is `service` when they set none.
-    pub(crate) fn new(service: String) -> Concentrator {
+    /// Stats of spans whose service is `service` when they set none, at
+    /// most `max_keys` keys per bucket (plus one overflow key per service).
+    pub(crate) fn new(service: String, max_keys: usize) -> Concentrator {
         Concentrator {
             service,
+            max_keys,
             buckets: BTreeMap::new(),
         }
     }
@@ -81,7 +100,11 @@ impl Concentrator {
             let kind = meta(span, "span.kind").unwrap_or("");
             let eligible_kind = matches!(kind, "server" | "client" | "producer" | "consumer");
             let measured = metric(span, "_dd.measured").is_some_and(|v| v != 0.0);
-            if !(span.top_level || measured || eligible_kind) {
+            // A snapshot of a span still open (`_dd.partial_version`) is
+            // not its end: the agent leaves it out of stats, and so do we.
+            if !(span.top_level || measured || eligible_kind)
+                || metric(span, "_dd.partial_version").is_some()
+            {
                 continue;
             }
             let peer = if matches!(kind, "client" | "producer" | "consumer") {
@@ -112,14 +135,32 @@ impl Concentrator {
                 } else {
                     TRACE_ROOT_FALSE
                 },
+                http_method: meta(span, "http.method").unwrap_or("").to_owned(),
+                http_endpoint: meta(span, "http.endpoint")
+                    .or_else(|| meta(span, "http.route"))
+                    .unwrap_or("")
+                    .to_owned(),
             };
             let end = span.start.saturating_add(span.duration_ns);
-            let group = self
-                .buckets
-                .entry(end - end % BUCKET_NS)
-                .or_default()
-                .entry(key)
-                .or_default();
+            let bucket = self.buckets.entry(end - end % BUCKET_NS).or_default();
+            let key = if bucket.len() >= self.max_keys && !bucket.contains_key(&key) {
+                Key {
+                    service: key.service,
+                    name: BLOCKED.to_owned(),
+                    resource: BLOCKED.to_owned(),
+                    span_type: String::new(),
+                    http_status_code: 0,
+                    span_kind: String::new(),
+                    synthetics: false,
+                    peer_tags: Vec::new(),
+                    is_trace_root: 0,
+                    http_method: String::new(),
+                    http_endpoint: String::new(),
+                }
+            } else {
+                key
+            };
+            let group = bucket.entry(key).or_default();
             group.hits += 1;
             group.duration = group.duration.saturating_add(span.duration_ns);
             if span.top_level {
@@ -227,12 +268,16 @@ mod tests {
     #[test]
     fn eligible_spans_are_counted_per_key_and_bucket() {
         let mut root = span("web.request", 0, T0 + 1_000, 900, true);
+        root.set_tag(Cow::Borrowed("http.method"), TagValue::Str("GET".into()));
+        root.set_tag(Cow::Borrowed("http.route"), TagValue::Str("/u/:id".into()));
         root.set_tag(
             Cow::Borrowed("http.status_code"),
             TagValue::Str("200".into()),
         );
         root.set_tag(Cow::Borrowed("span.kind"), TagValue::Str("server".into()));
         let mut failed = span("web.request", 0, T0 + 2_000, 100, true);
+        failed.set_tag(Cow::Borrowed("http.method"), TagValue::Str("GET".into()));
+        failed.set_tag(Cow::Borrowed("http.route"), TagValue::Str("/u/:id".into()));
         failed.error = true;
         failed.set_tag(
             Cow::Borrowed("http.status_code"),
@@ -240,15 +285,17 @@ mod tests {
         );
         failed.set_tag(Cow::Borrowed("span.kind"), TagValue::Str("server".into()));
         let internal = span("compute", 5, T0 + 3_000, 50, false);
+        let mut snapshot = span("web.request", 0, T0 + 3_000, 50, true);
+        snapshot.set_tag(Cow::Borrowed("_dd.partial_version"), TagValue::Number(0.0));
         let mut measured = span("cache", 5, T0 + 3_000, 60, false);
         measured.set_tag(Cow::Borrowed("_dd.measured"), TagValue::Number(1.0));
         let mut client = span("db.query", 5, T0 + BUCKET_NS + 1, 70, false);
         client.set_tag(Cow::Borrowed("span.kind"), TagValue::Str("client".into()));
         client.set_tag(Cow::Borrowed("db.name"), TagValue::Str("orders".into()));
         client.set_tag(Cow::Borrowed("out.host"), TagValue::Str("db1".into()));
-        let mut concentrator = Concentrator::new("svc".into());
+        let mut concentrator = Concentrator::new("svc".into(), 100);
         concentrator.add(
-            &chunk(vec![root, failed, internal, measured, client]),
+            &chunk(vec![root, failed, internal, snapshot, measured, client]),
             &["db.name".to_owned(), "peer.service".to_owned()],
         );
 
@@ -256,7 +303,11 @@ mod tests {
         assert_eq!(open.len(), 1, "only the bucket that is over");
         let first = &open[0];
         assert_eq!(first.start, T0 - T0 % BUCKET_NS);
-        assert_eq!(first.groups.len(), 2, "web.request and cache; not compute");
+        assert_eq!(
+            first.groups.len(),
+            2,
+            "web.request (not its snapshot) and cache; not compute"
+        );
         let (key, web) = first
             .groups
             .iter()
@@ -271,6 +322,10 @@ mod tests {
             (200, "server", TRACE_ROOT_TRUE)
         );
         assert_eq!(key.service, "svc");
+        assert_eq!(
+            (key.http_method.as_str(), key.http_endpoint.as_str()),
+            ("GET", "/u/:id")
+        );
         assert_eq!(
             (web.hits, web.top_level_hits, web.errors, web.duration),
             (2, 2, 1, 1000)
@@ -290,6 +345,28 @@ mod tests {
         assert_eq!(key.peer_tags, ["db.name:orders"], "only the listed tags");
         assert_eq!(db.hits, 1);
         assert!(concentrator.take(T0, true).is_empty(), "taken once");
+    }
+
+    #[test]
+    fn keys_beyond_the_limit_count_under_the_overflow_key() {
+        let mut concentrator = Concentrator::new("svc".into(), 3);
+        let spans = (0..10)
+            .map(|i| {
+                let mut s = span("web.request", 0, T0 + 1_000, 10, true);
+                s.set_resource(Cow::Owned(format!("/resource/{i}")));
+                s
+            })
+            .collect();
+        concentrator.add(&chunk(spans), &[]);
+        let buckets = concentrator.take(T0, true);
+        let groups = &buckets[0].groups;
+        assert_eq!(groups.len(), 4, "three keys and the overflow");
+        let overflow = groups
+            .iter()
+            .find(|(k, _)| k.resource == BLOCKED)
+            .map(|(k, g)| (k.service.as_str(), k.name.as_str(), g.hits));
+        assert_eq!(overflow, Some(("svc", BLOCKED, 7)));
+        assert_eq!(groups.values().map(|g| g.hits).sum::<u64>(), 10);
     }
 
     #[test]

@@ -90,7 +90,10 @@ impl ClientStats {
         ClientStats {
             wanted: config.stats_computation_enabled && cfg!(feature = "stats"),
             #[cfg(feature = "stats")]
-            concentrator: concentrator::Concentrator::new(config.service.clone()),
+            concentrator: concentrator::Concentrator::new(
+                config.service.clone(),
+                config.stats_cardinality_limit,
+            ),
             #[cfg(feature = "stats")]
             payload: payload::Identity::new(config),
             p0_traces: 0,

@@ -70,13 +70,15 @@ impl Identity {
 
 /// One `ClientGroupedStats`.
 fn grouped(out: &mut Vec<u8>, key: &Key, group: Group) {
-    write_map_len(out, 16);
+    write_map_len(out, 18);
     for (name, value) in [
         ("Service", &key.service),
         ("Name", &key.name),
         ("Resource", &key.resource),
         ("Type", &key.span_type),
         ("SpanKind", &key.span_kind),
+        ("HTTPMethod", &key.http_method),
+        ("HTTPEndpoint", &key.http_endpoint),
     ] {
         write_str(out, name);
         write_str(out, value);
@@ -178,6 +180,8 @@ mod tests {
         Name: String,
         Resource: String,
         HTTPStatusCode: u32,
+        HTTPMethod: String,
+        HTTPEndpoint: String,
         Synthetics: bool,
         PeerTags: Vec<String>,
         IsTraceRoot: i32,
@@ -228,6 +232,8 @@ mod tests {
             synthetics: true,
             peer_tags: vec!["db.name:x".into()],
             is_trace_root: 1,
+            http_method: "GET".into(),
+            http_endpoint: "/".into(),
         };
         let mut group = Group {
             hits: 3,
@@ -267,6 +273,10 @@ mod tests {
             ("web.request", "GET /", 200)
         );
         assert!(group.Synthetics);
+        assert_eq!(
+            (group.HTTPMethod.as_str(), group.HTTPEndpoint.as_str()),
+            ("GET", "/")
+        );
         assert_eq!(group.PeerTags, ["db.name:x"]);
         assert_eq!(group.IsTraceRoot, 1);
         assert_eq!(
