@@ -91,12 +91,12 @@ impl Concentrator {
 
     /// Counts the eligible spans of `chunk`.
     pub(crate) fn add(&mut self, chunk: &Chunk, peer_tags: &[String]) {
-        let synthetics = chunk
-            .upstream()
-            .origin
-            .as_deref()
-            .is_some_and(|origin| origin.starts_with("synthetics"));
+        let trace_origin = chunk.upstream().origin.as_deref();
         for span in &chunk.spans {
+            // The trace's origin, or one set on the span itself.
+            let synthetics = meta(span, "_dd.origin")
+                .or(trace_origin)
+                .is_some_and(|origin| origin.starts_with("synthetics"));
             let kind = meta(span, "span.kind").unwrap_or("");
             let eligible_kind = matches!(kind, "server" | "client" | "producer" | "consumer");
             let measured = metric(span, "_dd.measured").is_some_and(|v| v != 0.0);
@@ -289,13 +289,20 @@ mod tests {
         snapshot.set_tag(Cow::Borrowed("_dd.partial_version"), TagValue::Number(0.0));
         let mut measured = span("cache", 5, T0 + 3_000, 60, false);
         measured.set_tag(Cow::Borrowed("_dd.measured"), TagValue::Number(1.0));
+        let mut synthetic = span("compute", 5, T0 + 3_000, 50, true);
+        synthetic.set_tag(
+            Cow::Borrowed("_dd.origin"),
+            TagValue::Str("synthetics-browser".into()),
+        );
         let mut client = span("db.query", 5, T0 + BUCKET_NS + 1, 70, false);
         client.set_tag(Cow::Borrowed("span.kind"), TagValue::Str("client".into()));
         client.set_tag(Cow::Borrowed("db.name"), TagValue::Str("orders".into()));
         client.set_tag(Cow::Borrowed("out.host"), TagValue::Str("db1".into()));
         let mut concentrator = Concentrator::new("svc".into(), 100);
         concentrator.add(
-            &chunk(vec![root, failed, internal, snapshot, measured, client]),
+            &chunk(vec![
+                root, failed, internal, snapshot, measured, synthetic, client,
+            ]),
             &["db.name".to_owned(), "peer.service".to_owned()],
         );
 
@@ -305,9 +312,11 @@ mod tests {
         assert_eq!(first.start, T0 - T0 % BUCKET_NS);
         assert_eq!(
             first.groups.len(),
-            2,
-            "web.request (not its snapshot) and cache; not compute"
+            3,
+            "web.request (not its snapshot), cache, the top-level compute; not the other"
         );
+        let synthetic = first.groups.keys().find(|k| k.name == "compute").unwrap();
+        assert!(synthetic.synthetics, "its own _dd.origin");
         let (key, web) = first
             .groups
             .iter()
@@ -322,6 +331,7 @@ mod tests {
             (200, "server", TRACE_ROOT_TRUE)
         );
         assert_eq!(key.service, "svc");
+        assert!(!key.synthetics);
         assert_eq!(
             (key.http_method.as_str(), key.http_endpoint.as_str()),
             ("GET", "/u/:id")
