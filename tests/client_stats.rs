@@ -279,6 +279,27 @@ fn stats_count_every_span_and_p0_chunks_stay_home_but_errors_and_single_spans() 
 }
 
 #[test]
+fn p0_counts_of_a_request_the_agent_did_not_take_go_with_the_next() {
+    let agent = FaultAgent::scripted(vec![Reply::status(503, "busy"), Reply::ok()]);
+    agent.set_info(|_| info(true, true));
+    let _guard = tracer_at(&agent.url(), |b| b.sample_rate(0.0));
+    assert!(tracer::flush(LONG));
+    web_traces(5, 1);
+    assert!(tracer::flush(LONG));
+    let requests = agent.requests();
+    assert_eq!(requests[0].answered, Some(503));
+    let delivered: u64 = requests
+        .iter()
+        .filter(|r| r.answered == Some(200))
+        .filter_map(|r| r.headers.get("datadog-client-dropped-p0-traces"))
+        .map(|v| v.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(delivered, 5, "{requests:#?}");
+    assert_eq!(agent.span_count(), 2);
+    assert_accounted(&tracer::stats());
+}
+
+#[test]
 fn kept_traces_are_all_sent_with_stats_and_no_p0_counts() {
     let agent = FaultAgent::healthy();
     agent.set_info(|_| info(true, true));

@@ -549,7 +549,9 @@ impl Writer {
                 }
             )
         {
-            // Refused whole, so not taken: the same traces as v0.4.
+            // Refused whole, so not taken: the same traces as v0.4, with
+            // the P0 counts.
+            self.stats.restore_p0(p0);
             self.formats.refused_v05();
             crate::util::diagnostics::debug(format_args!(
                 "the agent answered {answer:?} to a v0.5 payload: sending v0.4"
