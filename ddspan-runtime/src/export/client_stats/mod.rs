@@ -8,18 +8,21 @@
 //!   `server`, `client`, `producer` or `consumer`;
 //! - each goes into the 10 s bucket its end falls in (bucket starts are
 //!   multiples of 10 s in unix time, as the agent aligns its own), under
-//!   its aggregation key ([`concentrator::Key`]): service, name, resource,
-//!   type, HTTP status code, `span.kind`, synthetics (the trace's origin
-//!   starts with `synthetics`), whether it is the trace's root, and for
-//!   client, producer and consumer spans the peer tags the agent's `/info`
-//!   lists (`peer_tags`);
+//!   its aggregation key (`concentrator::Key`): service, name, resource,
+//!   type, HTTP status code, HTTP method and endpoint, `span.kind`,
+//!   synthetics (the span's or the trace's origin starts with
+//!   `synthetics`), whether it is the trace's root, and for client,
+//!   producer and consumer spans the peer tags the agent's `/info` lists
+//!   (`peer_tags`); at most `DD_TRACE_STATS_CARDINALITY_LIMIT` keys per
+//!   bucket, further spans under their service's `tracer_blocked_value`
+//!   key;
 //! - per key: hits, top-level hits, errors, the sum of durations and two
 //!   DDSketches of durations, one of the spans without error and one of
 //!   those with (libdatadog's sketch, encoded as the agent's protobuf
 //!   `DDSketch`);
 //! - buckets whose 10 s are over are sent by the writer's periodic round,
 //!   every bucket at a flush and at the stop, as one msgpack
-//!   `ClientStatsPayload` to `PUT /v0.6/stats` ([`payload`]).
+//!   `ClientStatsPayload` to `PUT /v0.6/stats` (`payload`).
 //!
 //! Stats are computed only with the feature `stats`, with
 //! `DD_TRACE_STATS_COMPUTATION_ENABLED` (on by default, as in dd-trace-go
