@@ -110,6 +110,18 @@ table::options! {
         default: "`300`" => 300,
         set: usize => |spans: usize| spans.max(1),
     }
+    /// Client-side stats (feature `stats`) when the agent's `/info` lists `/v0.6/stats`; P0 traces are then not sent when it says `client_drop_p0s`.
+    stats_computation_enabled: bool {
+        env: ["DD_TRACE_STATS_COMPUTATION_ENABLED"] => flag,
+        default: "`true`" => true,
+        set: bool,
+    }
+    /// The most aggregation keys of client-side stats per 10 s bucket, at least 1; spans of further keys count under one key per service whose name and resource are `tracer_blocked_value`.
+    stats_cardinality_limit: usize {
+        env: ["DD_TRACE_STATS_CARDINALITY_LIMIT"] => count(1, usize::MAX),
+        default: "`2048`" => 2048,
+        set: usize => |keys: usize| keys.max(1),
+    }
     /// How often the writer sends: seconds in the variable (at most 3600), at least 1 ms in code.
     flush_interval: Duration {
         env: ["DD_TRACE_WRITER_INTERVAL_SECONDS"] => seconds,

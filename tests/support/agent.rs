@@ -452,6 +452,14 @@ impl TestAgent {
         ))
     }
 
+    /// The client-side stats payloads it decoded (`GET /test/session/stats`),
+    /// oldest first: each with its `Stats` buckets of grouped stats (a
+    /// sketch shows as the number of bytes the agent's protobuf decoder
+    /// read from it).
+    pub fn stats(&self) -> Vec<Value> {
+        self.get_list("/test/session/stats")
+    }
+
     /// Forgets the requests of the latest session, or of all if there was
     /// none (`GET /test/session/clear`): e.g. after a payload it could not
     /// decode.

@@ -158,6 +158,15 @@ pub struct Request {
     /// The bytes of a raw answer written before it ended or the client
     /// hung up (0 for the others).
     pub written: u64,
+    /// The length of its body.
+    pub body_bytes: usize,
+}
+
+/// A `PUT /v0.6/stats` request (client-side stats), answered 200.
+#[derive(Debug, Clone)]
+pub struct StatsRequest {
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
 }
 
 type Behaviour = Box<dyn FnMut(usize, &HashMap<String, String>) -> Reply + Send>;
@@ -169,6 +178,8 @@ struct Shared {
     info_requests: Mutex<usize>,
     accepted: Mutex<Vec<Vec<Vec<WireSpan>>>>,
     requests: Mutex<Vec<Request>>,
+    stats: Mutex<Vec<StatsRequest>>,
+    stats_status: Mutex<u16>,
     errors: Mutex<Vec<String>>,
     started: Instant,
     next_request: Mutex<usize>,
@@ -297,6 +308,8 @@ impl FaultAgent {
             info_requests: Mutex::new(0),
             accepted: Mutex::default(),
             requests: Mutex::default(),
+            stats: Mutex::default(),
+            stats_status: Mutex::new(200),
             errors: Mutex::default(),
             started: Instant::now(),
             next_request: Mutex::new(0),
@@ -382,6 +395,17 @@ impl FaultAgent {
     /// answer.
     pub fn requests(&self) -> Vec<Request> {
         lock(&self.shared.requests).clone()
+    }
+
+    /// The client-side stats requests, in order of arrival (not among
+    /// [`FaultAgent::requests`]).
+    pub fn stats_requests(&self) -> Vec<StatsRequest> {
+        lock(&self.shared.stats).clone()
+    }
+
+    /// Answers later `/v0.6/stats` requests with `status` (200 until set).
+    pub fn set_stats_status(&self, status: u16) {
+        *lock(&self.shared.stats_status) = status;
     }
 
     /// The payloads answered with a 2xx, each as its traces.
@@ -513,6 +537,14 @@ fn serve_connection<S: Read + Write>(mut stream: S, shared: &Shared) {
             .and_then(|()| stream.flush());
         return;
     }
+    if path == "/v0.6/stats" {
+        lock(&shared.stats).push(StatsRequest { headers, body });
+        let status = *lock(&shared.stats_status);
+        let _ = stream
+            .write_all(answer_text(&Reply::status(status, "{}")).as_bytes())
+            .and_then(|()| stream.flush());
+        return;
+    }
     let n = {
         let mut next = lock(&shared.next_request);
         *next += 1;
@@ -539,6 +571,7 @@ fn serve_connection<S: Read + Write>(mut stream: S, shared: &Shared) {
         spans,
         answered: None,
         written: 0,
+        body_bytes: body.len(),
     };
     std::thread::sleep(reply.delay);
     if let Some(raw) = &reply.raw {

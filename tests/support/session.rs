@@ -111,8 +111,8 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
     }
 }
 
-/// Every span the writer took is, once: sent, unconfirmed, dropped or
-/// buffered.
+/// Every span the writer took is, once: sent, unconfirmed, dropped, left
+/// unsent as a P0 counted in client stats, or buffered.
 pub fn assert_accounted(stats: &Stats) {
     assert_eq!(
         stats.spans_queued,
@@ -120,6 +120,7 @@ pub fn assert_accounted(stats: &Stats) {
             + stats.spans_unconfirmed
             + stats.spans_dropped_send_failed
             + stats.spans_dropped_buffer_full
+            + stats.spans_p0_dropped
             + stats.spans_buffered,
         "{stats:?}"
     );

@@ -18,8 +18,18 @@
 //! or 415 to v0.5 sends v0.4 until the agent's state changes or it
 //! restarts, so that an agent listing v0.5 but refusing it is not asked in
 //! a loop.
+//!
+//! The same `/info` says whether the agent takes client-side stats (it
+//! lists `/v0.6/stats`), whether it lets the tracer leave sampled-out (P0)
+//! traces unsent (`client_drop_p0s`), and which peer tags it aggregates
+//! stats on (`peer_tags`), as dd-trace-go and libdatadog read them.
+
+use std::sync::Arc;
 
 use crate::export::payload::Format;
+
+/// The path client-side stats are sent to.
+pub(crate) const STATS_PATH: &str = "/v0.6/stats";
 
 /// What the writer knows of the agent's formats.
 #[derive(Debug)]
@@ -31,8 +41,23 @@ pub(crate) struct Formats {
     state: Option<String>,
     /// The agent refused v0.5 (404, 415) since it last changed.
     refused: bool,
+    /// What it takes of client-side stats.
+    stats: StatsInfo,
     /// `/info` is to be asked before the next send.
     stale: bool,
+}
+
+/// What the agent's last `/info` says of client-side stats; nothing until
+/// one answered (an agent that does not answer `/info` takes none).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct StatsInfo {
+    /// `/v0.6/stats` is listed.
+    pub(crate) listed: bool,
+    /// `client_drop_p0s` is `true`.
+    pub(crate) drop_p0s: bool,
+    /// The span tags the agent aggregates client, producer and consumer
+    /// spans on (`peer_tags`).
+    pub(crate) peer_tags: Arc<[String]>,
 }
 
 impl Default for Formats {
@@ -48,8 +73,14 @@ impl Formats {
             v05_listed: None,
             state: None,
             refused: false,
+            stats: StatsInfo::default(),
             stale: true,
         }
+    }
+
+    /// What the agent takes of client-side stats.
+    pub(crate) fn stats(&self) -> &StatsInfo {
+        &self.stats
     }
 
     /// The format to send in.
@@ -78,7 +109,11 @@ impl Formats {
         if let Some(state) = state {
             self.state = Some(state.to_owned());
         }
-        self.v05_listed = Some(status == 200 && lists_v05(body));
+        let info = (status == 200)
+            .then(|| serde_json::from_str::<serde_json::Value>(body).ok())
+            .flatten();
+        self.v05_listed = Some(info.as_ref().is_some_and(|i| lists(i, Format::V05.path())));
+        self.stats = info.as_ref().map(stats_info).unwrap_or_default();
     }
 
     /// The agent answered a trace request (any status) with this state
@@ -106,18 +141,31 @@ impl Formats {
     }
 }
 
-/// Whether an `/info` body lists `/v0.5/traces` in its `endpoints`.
-fn lists_v05(body: &str) -> bool {
-    let Ok(info) = serde_json::from_str::<serde_json::Value>(body) else {
-        return false;
-    };
+/// Whether an `/info` body lists `path` in its `endpoints`.
+fn lists(info: &serde_json::Value, path: &str) -> bool {
     info.get("endpoints")
         .and_then(serde_json::Value::as_array)
-        .is_some_and(|endpoints| {
-            endpoints
-                .iter()
-                .any(|e| e.as_str() == Some(Format::V05.path()))
+        .is_some_and(|endpoints| endpoints.iter().any(|e| e.as_str() == Some(path)))
+}
+
+fn stats_info(info: &serde_json::Value) -> StatsInfo {
+    let peer_tags: Vec<String> = info
+        .get("peer_tags")
+        .and_then(serde_json::Value::as_array)
+        .map(|tags| {
+            tags.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
         })
+        .unwrap_or_default();
+    StatsInfo {
+        listed: lists(info, STATS_PATH),
+        drop_p0s: info
+            .get("client_drop_p0s")
+            .and_then(serde_json::Value::as_bool)
+            == Some(true),
+        peer_tags: peer_tags.into(),
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +197,51 @@ mod tests {
             assert_eq!(formats.format(), expected, "{answer:?}");
             assert!(!formats.wants_info());
         }
+    }
+
+    #[test]
+    fn stats_and_p0_dropping_only_as_info_says() {
+        for (body, listed, drop_p0s, peer_tags) in [
+            (
+                r#"{"endpoints":["/v0.4/traces","/v0.6/stats"],"client_drop_p0s":true,"peer_tags":["db.name","peer.service"]}"#,
+                true,
+                true,
+                &["db.name", "peer.service"][..],
+            ),
+            (
+                r#"{"endpoints":["/v0.6/stats"],"client_drop_p0s":false}"#,
+                true,
+                false,
+                &[],
+            ),
+            (
+                r#"{"endpoints":["/v0.4/traces"],"client_drop_p0s":true}"#,
+                false,
+                true,
+                &[],
+            ),
+            (
+                r#"{"endpoints":["/v0.6/stats"],"client_drop_p0s":"yes"}"#,
+                true,
+                false,
+                &[],
+            ),
+            ("not json", false, false, &[]),
+        ] {
+            let mut formats = Formats::new();
+            formats.info(Some((200, body, None)));
+            let stats = formats.stats();
+            assert_eq!((stats.listed, stats.drop_p0s), (listed, drop_p0s), "{body}");
+            assert_eq!(&*stats.peer_tags, peer_tags, "{body}");
+        }
+        let mut formats = Formats::new();
+        formats.info(Some((
+            200,
+            r#"{"endpoints":["/v0.6/stats"],"client_drop_p0s":true}"#,
+            None,
+        )));
+        formats.info(Some((404, "404 page not found", None)));
+        assert!(!formats.stats().listed, "an agent that no longer lists it");
     }
 
     #[test]

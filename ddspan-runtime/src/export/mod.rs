@@ -13,6 +13,7 @@ use crate::record::Chunk;
 pub(crate) mod agent_info;
 pub(crate) mod backoff;
 pub(crate) mod buffer;
+pub(crate) mod client_stats;
 pub(crate) mod console;
 pub(crate) mod encode;
 pub(crate) mod encode_v05;

@@ -13,9 +13,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// again), dropped because its send failed, dropped because the writer's
 /// buffer was full, or buffered (waiting to be sent):
 /// `spans_queued == spans_sent + spans_unconfirmed +
-/// spans_dropped_send_failed + spans_dropped_buffer_full + spans_buffered`. Spans that never reached the
+/// spans_dropped_send_failed + spans_dropped_buffer_full + spans_p0_dropped +
+/// spans_buffered`. Spans that never reached the
 /// writer are counted as dropped because the queue was full or the tracer
-/// was stopped.
+/// was stopped. P0 traces left unsent because client-side stats already
+/// counted them (`spans_p0_dropped`) are not losses: the agent was told of
+/// them, and [`Stats::spans_dropped`] leaves them out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -65,6 +68,12 @@ pub struct Stats {
     pub payloads_split: u64,
     /// Tags not kept because a span already had the most it may keep.
     pub tags_dropped: u64,
+    /// Chunks not sent because their trace was sampled out (priority 0 or
+    /// less, no error, no single span kept) while client-side stats counted
+    /// their spans and the agent allowed it (`client_drop_p0s`): not a loss.
+    pub traces_p0_dropped: u64,
+    /// Spans in those chunks.
+    pub spans_p0_dropped: u64,
 }
 
 impl Stats {
@@ -84,7 +93,7 @@ impl std::fmt::Display for Stats {
             "{} spans in {} traces sent, {} spans unconfirmed, {} spans buffered; dropped: {} spans ({} traces) \
              with the queue full, {} spans ({} traces) with the buffer full, \
              {} spans after stop, {} spans ({} traces) the agent did not take; \
-             {} failed requests, {} retries",
+             {} failed requests, {} retries; {} sampled-out spans counted in client stats, not sent",
             self.spans_sent,
             self.traces_sent,
             self.spans_unconfirmed,
@@ -98,6 +107,7 @@ impl std::fmt::Display for Stats {
             self.traces_dropped_send_failed,
             self.send_failures,
             self.retries,
+            self.spans_p0_dropped,
         )
     }
 }
@@ -176,7 +186,9 @@ counters!(
     send_failures,
     retries,
     payloads_split,
-    tags_dropped
+    tags_dropped,
+    traces_p0_dropped,
+    spans_p0_dropped
 );
 
 pub(crate) fn add(counter: &AtomicU64, n: usize) {
@@ -226,6 +238,8 @@ pub(crate) struct Tally {
     pub(crate) traces_dropped_buffer_full: usize,
     pub(crate) spans_dropped_buffer_full: usize,
     pub(crate) tags_dropped: usize,
+    pub(crate) traces_p0_dropped: usize,
+    pub(crate) spans_p0_dropped: usize,
 }
 
 impl Tally {
@@ -242,6 +256,8 @@ impl Tally {
             (&counters.traces_queued, tally.traces_queued),
             (&counters.spans_queued, tally.spans_queued),
             (&counters.tags_dropped, tally.tags_dropped),
+            (&counters.traces_p0_dropped, tally.traces_p0_dropped),
+            (&counters.spans_p0_dropped, tally.spans_p0_dropped),
             (
                 &counters.traces_dropped_buffer_full,
                 tally.traces_dropped_buffer_full,
@@ -278,6 +294,8 @@ mod tests {
             traces_dropped_buffer_full: 1,
             spans_dropped_buffer_full: 3,
             tags_dropped: 4,
+            traces_p0_dropped: 1,
+            spans_p0_dropped: 2,
         };
         tally.publish(&counters, 900, 4);
         tally.publish(&counters, 100, 1);
@@ -292,6 +310,7 @@ mod tests {
             (1, 3)
         );
         assert_eq!(stats.tags_dropped, 4);
+        assert_eq!((stats.traces_p0_dropped, stats.spans_p0_dropped), (1, 2));
         assert_eq!((stats.bytes_buffered, stats.spans_buffered), (100, 1));
         assert_eq!(stats.bytes_buffered_peak, 900);
     }

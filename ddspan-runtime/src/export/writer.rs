@@ -54,9 +54,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::export::agent_info::Formats;
+use crate::export::agent_info::{Formats, STATS_PATH};
 use crate::export::backoff::Backoff;
 use crate::export::buffer::Buffer;
+use crate::export::client_stats::{droppable, ClientStats};
 use crate::export::encode::Encoder;
 use crate::export::outcome::{classify, Answer, Outcome};
 use crate::export::payload::{Format, Payload};
@@ -193,6 +194,8 @@ struct Writer {
     /// Emptied span buffers, handed back to the pool in batches (one lock
     /// per batch, not per chunk).
     spent: Vec<Vec<SpanRecord>>,
+    /// Client-side stats and the P0 chunks left unsent.
+    stats: ClientStats,
 }
 
 impl Writer {
@@ -239,6 +242,7 @@ impl Writer {
             summarised: Stats::default(),
             tally: Tally::default(),
             spent: Vec::with_capacity(SPENT_BATCH),
+            stats: ClientStats::new(&config),
             counters,
             sampler,
             config,
@@ -273,6 +277,7 @@ impl Writer {
                     };
                     if Instant::now() >= next_send {
                         self.buffer.seal();
+                        self.send_stats(false, Until::Unbounded);
                         self.summarise();
                         next_send = Instant::now() + interval;
                     }
@@ -331,7 +336,19 @@ impl Writer {
         self.tally.spans_queued += spans;
         let tags_dropped: u32 = chunk.spans.iter().map(SpanRecord::tags_dropped).sum();
         self.tally.tags_dropped += tags_dropped as usize;
-        if self.buffer.is_full() {
+        let stats_info = self.formats.stats();
+        let p0_dropped = if self.stats.active(stats_info) {
+            self.stats.add(&chunk, &stats_info.peer_tags);
+            stats_info.drop_p0s && droppable(&chunk)
+        } else {
+            false
+        };
+        if p0_dropped {
+            // Counted in the stats the agent receives: not sent, not lost.
+            self.stats.p0_dropped(spans);
+            self.tally.traces_p0_dropped += 1;
+            self.tally.spans_p0_dropped += spans;
+        } else if self.buffer.is_full() {
             self.tally.traces_dropped_buffer_full += 1;
             self.tally.spans_dropped_buffer_full += spans;
             if !self.warned_buffer_full {
@@ -497,6 +514,14 @@ impl Writer {
         let length = body.len();
         let mut headers = self.headers.clone();
         headers.push(("X-Datadog-Trace-Count", traces.to_string()));
+        let p0 = self.stats.take_p0();
+        if self.stats.active(self.formats.stats()) {
+            headers.push(("Datadog-Client-Computed-Stats", "yes".to_owned()));
+        }
+        if p0 != (0, 0) {
+            headers.push(("Datadog-Client-Dropped-P0-Traces", p0.0.to_string()));
+            headers.push(("Datadog-Client-Dropped-P0-Spans", p0.1.to_string()));
+        }
         let limit = until.request_limit(Instant::now());
         let drain = !matches!(until, Until::Shutdown(_));
         let (result, body) =
@@ -524,7 +549,9 @@ impl Writer {
                 }
             )
         {
-            // Refused whole, so not taken: the same traces as v0.4.
+            // Refused whole, so not taken: the same traces as v0.4, with
+            // the P0 counts.
+            self.stats.restore_p0(p0);
             self.formats.refused_v05();
             crate::util::diagnostics::debug(format_args!(
                 "the agent answered {answer:?} to a v0.5 payload: sending v0.4"
@@ -538,6 +565,10 @@ impl Writer {
         }
         let outcome = classify(answer, &self.backoff);
         self.backoff.observe(answer);
+        if !matches!(outcome, Outcome::Delivered | Outcome::Unconfirmed) {
+            // Not taken: the next request reports them.
+            self.stats.restore_p0(p0);
+        }
         match result {
             _ if answer == Answer::BodyLost => {
                 self.last_failure = "the sender thread ended".to_owned();
@@ -615,6 +646,55 @@ impl Writer {
         }
     }
 
+    /// Sends the client-side stats of the buckets that are over (every
+    /// bucket with `all`: a flush, the stop). Once: stats the agent did not
+    /// take are dropped (as dd-trace-go does), with a debug line.
+    fn send_stats(&mut self, all: bool, until: Until) {
+        if !self.stats.active(self.formats.stats())
+            || until.deadline().is_some_and(|d| Instant::now() >= d)
+        {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+            });
+        let Some(body) = self.stats.take_payload(now, all) else {
+            return;
+        };
+        if self.outage_since.is_some() {
+            // Not kept for later: the buckets of a long outage would pile up.
+            crate::util::diagnostics::debug(format_args!(
+                "the agent is unreachable: {} bytes of stats dropped",
+                body.len()
+            ));
+            return;
+        }
+        let timeout = self.config.request_timeout;
+        let limit = until
+            .request_limit(Instant::now())
+            .map_or(timeout, |limit| limit.min(timeout));
+        let drain = !matches!(until, Until::Shutdown(_));
+        let mut headers = self.headers.clone();
+        headers.retain(|(name, _)| *name != "Datadog-Client-Computed-Top-Level");
+        let length = body.len();
+        let (result, _) =
+            self.exchange(Method::Put, STATS_PATH, headers, body, (Some(limit), drain));
+        match result {
+            Ok(response) if (200..300).contains(&response.status) => {
+                crate::util::diagnostics::debug(format_args!("sent {length} bytes of stats"));
+            }
+            Ok(response) => crate::util::diagnostics::debug(format_args!(
+                "the agent answered {} to {length} bytes of stats: dropped",
+                response.status
+            )),
+            Err(error) => crate::util::diagnostics::debug(format_args!(
+                "stats of {length} bytes not sent: {error}"
+            )),
+        }
+    }
+
     fn delivered(&mut self, payload: &Payload) {
         let counters = &self.counters;
         add(&counters.traces_sent, payload.traces());
@@ -684,6 +764,7 @@ impl Writer {
         };
         self.drain(until);
         self.buffer.seal();
+        self.send_stats(true, until);
         // What finished before the flush: not what finishes while its
         // requests are under way.
         let target = self.buffer.last_sealed();

@@ -11,7 +11,7 @@
 //!
 //! What ddspan's API has no call for answers as Datadog's own Rust app
 //! does: a no-op 200 where the client needs a success (`manual_keep`,
-//! `manual_drop`, `stats/flush`), 404 where the protocol reads that as "not
+//! `manual_drop`), 404 where the protocol reads that as "not
 //! implemented" (`add_link`, `add_event`, `remove_baggage`,
 //! `remove_all_baggage`, `remote-config/apply`, the OTel routes).
 //! CONFORMANCE.md lists each with the issue item that adds it.
@@ -108,8 +108,10 @@ impl App {
             ("GET", "/trace/span/get_baggage") => with(body, |a| self.get_baggage(a)),
             ("GET", "/trace/span/get_all_baggage") => with(body, |a| self.get_all_baggage(a)),
             ("POST", "/trace/span/flush") => ok(&json!({ "success": self.flush() })),
-            // No client-side stats yet (issue #14, item 4): nothing to flush.
-            ("POST", "/trace/stats/flush") => ok(&json!({})),
+            // `tracer::flush` sends every bucket of client-side stats too.
+            ("POST", "/trace/stats/flush") => {
+                ok(&json!({ "success": tracer::flush(FLUSH_TIMEOUT) }))
+            }
             // The client requires `success` here after every test, OTel or not.
             ("POST", "/trace/otel/flush") => ok(&json!({ "success": self.flush() })),
             ("POST", "/log/otel/flush") => ok(&json!({
