@@ -33,6 +33,9 @@ pub(crate) struct Formats {
     refused: bool,
     /// `/info` is to be asked before the next send.
     stale: bool,
+    /// The agent's last `/info` says `"span_events": true`: it takes the
+    /// native `span_events` field (dd-trace-go and ddtrace read the same).
+    span_events: bool,
 }
 
 impl Default for Formats {
@@ -49,6 +52,7 @@ impl Formats {
             state: None,
             refused: false,
             stale: true,
+            span_events: false,
         }
     }
 
@@ -79,6 +83,12 @@ impl Formats {
             self.state = Some(state.to_owned());
         }
         self.v05_listed = Some(status == 200 && lists_v05(body));
+        self.span_events = status == 200 && takes_span_events(body);
+    }
+
+    /// Whether the agent takes span events natively (`span_events` in v0.4).
+    pub(crate) fn span_events(&self) -> bool {
+        self.span_events
     }
 
     /// The agent answered a trace request (any status) with this state
@@ -120,6 +130,14 @@ fn lists_v05(body: &str) -> bool {
         })
 }
 
+/// Whether an `/info` body says `"span_events": true`.
+fn takes_span_events(body: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|info| info.get("span_events")?.as_bool())
+        .unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +167,25 @@ mod tests {
             assert_eq!(formats.format(), expected, "{answer:?}");
             assert!(!formats.wants_info());
         }
+    }
+
+    #[test]
+    fn native_span_events_only_when_info_says_so() {
+        for (body, expected) in [
+            (r#"{"endpoints":[],"span_events":true}"#, true),
+            (r#"{"endpoints":[],"span_events":false}"#, false),
+            (r#"{"endpoints":[],"span_events":"true"}"#, false),
+            (WITH_V05, false),
+            ("not json", false),
+        ] {
+            let mut formats = Formats::new();
+            assert!(!formats.span_events(), "before /info");
+            formats.info(Some((200, body, None)));
+            assert_eq!(formats.span_events(), expected, "{body}");
+        }
+        let mut formats = Formats::new();
+        formats.info(Some((500, r#"{"span_events":true}"#, None)));
+        assert!(!formats.span_events());
     }
 
     #[test]
