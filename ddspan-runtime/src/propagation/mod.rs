@@ -362,7 +362,7 @@ fn terminated_link(style: Style, other: &Extracted) -> Option<Link> {
         local_trace: None,
         service: None,
     };
-    let mut link = Link::to(&context)?;
+    let mut link = link_to(&context)?;
     let name = match style {
         Style::Datadog => "datadog",
         Style::TraceContext => "tracecontext",
@@ -376,6 +376,26 @@ fn terminated_link(style: Style, other: &Extracted) -> Option<Link> {
         ("context_headers", AttributeValue::from(name)),
     ]);
     Some(link)
+}
+
+/// A span link to `context` (its ids, `tracestate` and sampled flag), or
+/// `None` for a context with no span (baggage only).
+pub(crate) fn link_to(context: &SpanContext) -> Option<Link> {
+    if context.trace_id == 0 || context.span_id == 0 {
+        return None;
+    }
+    let priority = context
+        .local_trace
+        .as_ref()
+        .map(|trace| trace.sampling().priority)
+        .or(context.sampling_priority);
+    Some(Link {
+        trace_id: context.trace_id,
+        span_id: context.span_id,
+        tracestate: tracestate_of(context),
+        flags: priority.map(|p| u32::from(p > 0)),
+        attributes: Vec::new(),
+    })
 }
 
 /// The W3C `tracestate` of `context`, as tracecontext injection writes it

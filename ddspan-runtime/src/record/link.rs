@@ -162,26 +162,6 @@ pub(crate) struct Link {
 pub(crate) const FLAGS_SET: u32 = 1 << 31;
 
 impl Link {
-    /// A link to the context (ids, tracestate, sampled flag), or `None`
-    /// for a context with no span (baggage only).
-    pub(crate) fn to(context: &crate::SpanContext) -> Option<Link> {
-        if context.trace_id == 0 || context.span_id == 0 {
-            return None;
-        }
-        let priority = context
-            .local_trace
-            .as_ref()
-            .map(|trace| trace.sampling().priority)
-            .or(context.sampling_priority);
-        Some(Link {
-            trace_id: context.trace_id,
-            span_id: context.span_id,
-            tracestate: crate::propagation::tracestate_of(context),
-            flags: priority.map(|p| u32::from(p > 0)),
-            attributes: Vec::new(),
-        })
-    }
-
     /// Adds attributes, flattened as Datadog's tracers do; returns how
     /// many did not fit under [`MAX_ATTRIBUTES`].
     pub(crate) fn with_attributes<'a>(

@@ -207,7 +207,7 @@ impl SpanBuilder {
         context: &crate::SpanContext,
         attributes: &[(&str, AttributeValue)],
     ) -> SpanBuilder {
-        if let Some(mut link) = Link::to(context) {
+        if let Some(mut link) = crate::propagation::link_to(context) {
             let dropped = link.with_attributes(attributes.iter().map(|(k, v)| (*k, v.clone())));
             self.links.push((link, dropped));
         }

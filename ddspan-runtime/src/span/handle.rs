@@ -233,7 +233,7 @@ macro_rules! span_methods {
                 if !self.is_recording() {
                     return;
                 }
-                if let Some(mut link) = $crate::record::link::Link::to(context) {
+                if let Some(mut link) = $crate::propagation::link_to(context) {
                     let dropped =
                         link.with_attributes(attributes.iter().map(|(k, v)| (*k, v.clone())));
                     $crate::span::handle::SpanHandle::handle_record(self, |record| {
