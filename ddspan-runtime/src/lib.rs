@@ -49,6 +49,7 @@ pub use context::SpanContext;
 pub use export::memory::{FinishedSpan, MemoryExporter};
 pub use export::stats::Stats;
 pub use propagation::{ExtractError, Extractor, HeaderError, Injector, Propagator};
+pub use record::link::AttributeValue;
 pub use record::spec::SpanSpec;
 pub use record::tag::{
     AsTagValue, SpanKind, StaticTag, StaticValue, TagValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN,

@@ -45,6 +45,9 @@ pub(crate) struct Formats {
     stats: StatsInfo,
     /// `/info` is to be asked before the next send.
     stale: bool,
+    /// The agent's last `/info` says `"span_events": true`: it takes the
+    /// native `span_events` field (dd-trace-go and ddtrace read the same).
+    span_events: bool,
 }
 
 /// What the agent's last `/info` says of client-side stats; nothing until
@@ -75,6 +78,7 @@ impl Formats {
             refused: false,
             stats: StatsInfo::default(),
             stale: true,
+            span_events: false,
         }
     }
 
@@ -114,6 +118,12 @@ impl Formats {
             .flatten();
         self.v05_listed = Some(info.as_ref().is_some_and(|i| lists(i, Format::V05.path())));
         self.stats = info.as_ref().map(stats_info).unwrap_or_default();
+        self.span_events = info.as_ref().is_some_and(takes_span_events);
+    }
+
+    /// Whether the agent takes span events natively (`span_events` in v0.4).
+    pub(crate) fn span_events(&self) -> bool {
+        self.span_events
     }
 
     /// The agent answered a trace request (any status) with this state
@@ -166,6 +176,13 @@ fn stats_info(info: &serde_json::Value) -> StatsInfo {
             == Some(true),
         peer_tags: peer_tags.into(),
     }
+}
+
+/// Whether an `/info` body says `"span_events": true`.
+fn takes_span_events(info: &serde_json::Value) -> bool {
+    info.get("span_events")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -242,6 +259,25 @@ mod tests {
         )));
         formats.info(Some((404, "404 page not found", None)));
         assert!(!formats.stats().listed, "an agent that no longer lists it");
+    }
+
+    #[test]
+    fn native_span_events_only_when_info_says_so() {
+        for (body, expected) in [
+            (r#"{"endpoints":[],"span_events":true}"#, true),
+            (r#"{"endpoints":[],"span_events":false}"#, false),
+            (r#"{"endpoints":[],"span_events":"true"}"#, false),
+            (WITH_V05, false),
+            ("not json", false),
+        ] {
+            let mut formats = Formats::new();
+            assert!(!formats.span_events(), "before /info");
+            formats.info(Some((200, body, None)));
+            assert_eq!(formats.span_events(), expected, "{body}");
+        }
+        let mut formats = Formats::new();
+        formats.info(Some((500, r#"{"span_events":true}"#, None)));
+        assert!(!formats.span_events());
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! the writer thread, not when spans finish.
 
 use crate::config::Config;
+use crate::export::encode_links;
 use crate::export::msgpack::{write_array_len, write_int, write_str, write_uint, MapWriter};
+use crate::record::link::{Event, Link};
 use crate::record::tag::{truncated, StaticValue, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
 use crate::record::Chunk;
 use crate::record::SamplingDecision;
@@ -38,6 +40,9 @@ pub(crate) struct Encoder {
     base_meta_other_service: BaseMeta,
     runtime_id: String,
     process_id: f64,
+    /// The agent's `/info` says it takes `span_events` (set by the writer):
+    /// events go natively in v0.4, else as `events` meta JSON.
+    pub(crate) native_span_events: bool,
 }
 
 impl Encoder {
@@ -78,6 +83,7 @@ impl Encoder {
             base_meta_other_service: BaseMeta::new(1, base_meta_other_service),
             runtime_id: runtime_id().to_owned(),
             process_id: f64::from(std::process::id()),
+            native_span_events: false,
         }
     }
 
@@ -192,6 +198,15 @@ impl Encoder {
         let set_on_span =
             |key: &str| set_at_run_time(key) || static_tags.iter().any(|t| t.key == key);
 
+        // Links and events: native fields of v0.4 (events only for an agent
+        // that takes them), else meta JSON.
+        let (links, events) = (span.links(), span.events());
+        let native_links: &[Link] = if W::NATIVE_LINKS_EVENTS { links } else { &[] };
+        let native_events: &[Event] = if W::NATIVE_LINKS_EVENTS && self.native_span_events {
+            events
+        } else {
+            &[]
+        };
         let own_service = service == self.service;
         let head = Head {
             trace_id: id::low_bits(trace_id),
@@ -205,12 +220,16 @@ impl Encoder {
             start: i64::try_from(span.start).unwrap_or(i64::MAX),
             duration: i64::try_from(span.duration_ns).unwrap_or(i64::MAX),
             error: i32::from(span.error),
+            links: native_links,
+            events: native_events,
         };
         let most = base.pairs.len()
             + global.len()
             + chunk_meta.len()
             + static_tags.len()
-            + dynamic_meta.len();
+            + dynamic_meta.len()
+            + usize::from(native_links.len() < links.len())
+            + usize::from(native_events.len() < events.len());
         writer.head(&head, most);
         // The span sets none of the tracer-wide keys (nearly always): they
         // go as one block.
@@ -250,6 +269,20 @@ impl Encoder {
         }
         for (key, value) in dynamic_meta {
             meta_entry(writer, key, value);
+        }
+        // A tag of the same key set on the span wins; the JSON is bounded
+        // to a tag value whole (never cut).
+        if native_links.len() < links.len() && !set_on_span(encode_links::LINKS_META_KEY) {
+            writer.meta(
+                encode_links::LINKS_META_KEY,
+                &encode_links::links_json(links),
+            );
+        }
+        if native_events.len() < events.len() && !set_on_span(encode_links::EVENTS_META_KEY) {
+            writer.meta(
+                encode_links::EVENTS_META_KEY,
+                &encode_links::events_json(events),
+            );
         }
 
         let top_level: &[(&str, f64)] = if span.top_level {
@@ -295,6 +328,10 @@ pub(crate) struct Head<'a> {
     pub(crate) start: i64,
     pub(crate) duration: i64,
     pub(crate) error: i32,
+    /// Links written as the native `span_links` field (v0.4).
+    pub(crate) links: &'a [Link],
+    /// Events written as the native `span_events` field (v0.4).
+    pub(crate) events: &'a [Event],
 }
 
 /// What a payload format writes the encoder's description of a chunk
@@ -306,6 +343,9 @@ pub(crate) struct Head<'a> {
 /// its [`metric`](SpanWriter::metric)s; [`end`](SpanWriter::end). Keys and
 /// values come already cut to the tag limits.
 pub(crate) trait SpanWriter {
+    /// Whether the format has fields for links and events (else the
+    /// encoder gives them as meta JSON).
+    const NATIVE_LINKS_EVENTS: bool;
     /// A chunk of `spans` spans begins.
     fn chunk(&mut self, spans: usize);
     /// A span begins, with its meta map of at most `most_meta` entries.
@@ -332,7 +372,10 @@ pub(crate) struct V04 {
 impl V04 {
     /// Every field but the tags: shared with the v0.5 to v0.4 transcoder.
     pub(crate) fn fields(out: &mut Vec<u8>, head: &Head<'_>) {
-        out.extend_from_slice(KEYS_TO_TRACE_ID);
+        // A fixmap of 12 fields, and one for each native extra.
+        let extras = u8::from(!head.links.is_empty()) + u8::from(!head.events.is_empty());
+        out.push(0x80 | (12 + extras));
+        out.extend_from_slice(KEY_TRACE_ID);
         write_uint(out, head.trace_id);
         out.extend_from_slice(KEY_SPAN_ID);
         write_uint(out, head.span_id);
@@ -359,6 +402,8 @@ impl V04 {
 }
 
 impl SpanWriter for V04 {
+    const NATIVE_LINKS_EVENTS: bool = true;
+
     #[inline]
     fn chunk(&mut self, spans: usize) {
         write_array_len(&mut self.out, spans);
@@ -400,8 +445,16 @@ impl SpanWriter for V04 {
     }
 
     #[inline]
-    fn end(&mut self, _head: &Head<'_>) {
+    fn end(&mut self, head: &Head<'_>) {
         std::mem::take(&mut self.map).end(&mut self.out);
+        if !head.links.is_empty() {
+            write_str(&mut self.out, "span_links");
+            encode_links::write_links(&mut self.out, head.links);
+        }
+        if !head.events.is_empty() {
+            write_str(&mut self.out, "span_events");
+            encode_links::write_events(&mut self.out, head.events);
+        }
     }
 }
 
@@ -463,9 +516,9 @@ fn metric_entry<W: SpanWriter>(writer: &mut W, key: &str, value: f64) {
     writer.metric(truncated(key, MAX_TAG_KEY_LEN), value);
 }
 
-/// A span is a map of 12 entries; its keys, msgpack-encoded (checked
-/// against `write_str` in the tests).
-const KEYS_TO_TRACE_ID: &[u8] = b"\x8c\xa8trace_id";
+/// A span is a map of 12 entries (and `span_links`, `span_events`); its
+/// keys, msgpack-encoded (checked against `write_str` in the tests).
+const KEY_TRACE_ID: &[u8] = b"\xa8trace_id";
 const KEY_SPAN_ID: &[u8] = b"\xa7span_id";
 const KEY_PARENT_ID: &[u8] = b"\xa9parent_id";
 const KEY_NAME: &[u8] = b"\xa4name";
@@ -543,9 +596,8 @@ pub(crate) mod tests {
             write_str(&mut out, key);
             out
         };
-        assert_eq!(KEYS_TO_TRACE_ID[0], 0x8c, "a map of 12");
-        assert_eq!(&KEYS_TO_TRACE_ID[1..], encoded("trace_id"));
         for (constant, key) in [
+            (KEY_TRACE_ID, "trace_id"),
             (KEY_SPAN_ID, "span_id"),
             (KEY_PARENT_ID, "parent_id"),
             (KEY_NAME, "name"),

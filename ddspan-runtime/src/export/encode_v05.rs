@@ -165,6 +165,8 @@ impl<'a> V05<'a> {
 }
 
 impl SpanWriter for V05<'_> {
+    const NATIVE_LINKS_EVENTS: bool = false;
+
     fn chunk(&mut self, spans: usize) {
         write_array_len(self.out, spans);
     }
@@ -285,6 +287,8 @@ pub(crate) fn to_v04(bytes: &[u8]) -> Option<(Vec<u8>, TraceEnds)> {
                 start,
                 duration,
                 error,
+                links: &[],
+                events: &[],
             };
             V04::fields(&mut out, &head);
             let mut tags = Reader { bytes, at: meta_at };

@@ -16,6 +16,7 @@ pub(crate) mod buffer;
 pub(crate) mod client_stats;
 pub(crate) mod console;
 pub(crate) mod encode;
+pub(crate) mod encode_links;
 pub(crate) mod encode_v05;
 pub(crate) mod memory;
 pub(crate) mod msgpack;

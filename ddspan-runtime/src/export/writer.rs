@@ -484,6 +484,7 @@ impl Writer {
             ))),
             Err(_) => self.formats.info(None),
         }
+        self.encoder.native_span_events = self.formats.span_events();
         let after = self.formats.format();
         crate::util::diagnostics::debug(format_args!(
             "the agent's /info: {}; sending {} (was {})",

@@ -20,6 +20,7 @@ pub use carrier::{Extractor, HeaderError, Injector};
 pub use fuzz::check_extract;
 
 use crate::context::SpanContext;
+use crate::record::link::{AttributeValue, Link};
 use crate::record::Upstream;
 
 pub(crate) use crate::config::Style;
@@ -276,6 +277,8 @@ impl Propagator {
         let mut first_error = None;
         let mut primary: Option<Extracted> = None;
         let mut w3c: Option<Extracted> = None;
+        // The contexts of the styles after the first that gave one.
+        let mut others: Vec<(Style, Extracted)> = Vec::new();
         for style in &self.extract {
             let result = match style {
                 Style::Datadog => datadog::extract(carrier, self.max_tags_len),
@@ -289,6 +292,8 @@ impl Propagator {
                     }
                     if primary.is_none() {
                         primary = Some(extracted);
+                    } else {
+                        others.push((*style, extracted));
                     }
                 }
                 Ok(None) => {}
@@ -319,9 +324,18 @@ impl Propagator {
                 || (crate::util::id::high_bits(context.trace_id) == 0
                     && crate::util::id::low_bits(w.trace_id) == crate::util::id::low_bits(context.trace_id))
         };
+        // Another style naming another trace: the first style's context
+        // wins and the span started under it links to the other one, as
+        // ddtrace's `HTTPPropagator.extract` does.
+        let terminated: Vec<Link> = others
+            .iter()
+            .filter(|(_, other)| !same_trace(other))
+            .filter_map(|(style, other)| terminated_link(*style, other))
+            .collect();
         if let Some(w3c) = w3c.filter(same_trace) {
             reconcile(&mut context, w3c);
         }
+        context.upstream.links = terminated;
         if self.extract.contains(&Style::Baggage) {
             context.upstream.baggage = baggage::extract(carrier);
         }
@@ -334,6 +348,65 @@ impl Propagator {
             service: None,
         })
     }
+}
+
+/// The link ddtrace adds to the context of a style that named another
+/// trace than the first style: its ids, its `tracestate` (tracecontext
+/// only) and sampled flag, `reason: terminated_context` and the style.
+fn terminated_link(style: Style, other: &Extracted) -> Option<Link> {
+    let context = SpanContext {
+        trace_id: other.trace_id,
+        span_id: other.span_id,
+        sampling_priority: other.sampling_priority,
+        upstream: Arc::new(other.upstream.clone()),
+        local_trace: None,
+        service: None,
+    };
+    let mut link = link_to(&context)?;
+    let name = match style {
+        Style::Datadog => "datadog",
+        Style::TraceContext => "tracecontext",
+        Style::Baggage => return None,
+    };
+    if style != Style::TraceContext {
+        link.tracestate = None;
+    }
+    link.with_attributes([
+        ("reason", AttributeValue::from("terminated_context")),
+        ("context_headers", AttributeValue::from(name)),
+    ]);
+    Some(link)
+}
+
+/// A span link to `context` (its ids, `tracestate` and sampled flag), or
+/// `None` for a context with no span (baggage only).
+pub(crate) fn link_to(context: &SpanContext) -> Option<Link> {
+    if context.trace_id == 0 || context.span_id == 0 {
+        return None;
+    }
+    let priority = context
+        .local_trace
+        .as_ref()
+        .map(|trace| trace.sampling().priority)
+        .or(context.sampling_priority);
+    Some(Link {
+        trace_id: context.trace_id,
+        span_id: context.span_id,
+        tracestate: tracestate_of(context),
+        flags: priority.map(|p| u32::from(p > 0)),
+        attributes: Vec::new(),
+    })
+}
+
+/// The W3C `tracestate` of `context`, as tracecontext injection writes it
+/// (what a span link to it carries); `None` without a span id.
+pub(crate) fn tracestate_of(context: &SpanContext) -> Option<String> {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    tracecontext::inject(&InjectState::of(context), &mut headers, true);
+    headers
+        .into_iter()
+        .find(|(k, _)| k == "tracestate")
+        .map(|(_, v)| v)
 }
 
 /// Datadog headers first, tracecontext for the same trace: the W3C parent

@@ -573,3 +573,71 @@ fn a_synthetics_request_without_a_parent_continues_its_trace() {
         .extract(&no_origin)
         .is_err());
 }
+
+/// ddtrace's `HTTPPropagator.extract`: the Datadog context wins, and the
+/// span started under it links to the tracecontext one, with its
+/// tracestate and sampled flag.
+#[test]
+fn conflicting_trace_ids_give_a_terminated_context_link() {
+    let headers = with(&[
+        ("x-datadog-trace-id", "1234567890"),
+        ("x-datadog-parent-id", "987654321"),
+        ("x-datadog-sampling-priority", "2"),
+        (
+            "traceparent",
+            "00-12345678901234567890123456789012-1234567890123456-01",
+        ),
+        ("tracestate", "foo=1,dd=s:2;t.dm:-4"),
+    ]);
+    let context = Propagator::default().extract(&headers).unwrap();
+    assert_eq!(context.trace_id_low(), 1234567890);
+    assert_eq!(context.span_id(), 987654321);
+    let links = &context.upstream.links;
+    assert_eq!(links.len(), 1);
+    let link = &links[0];
+    assert_eq!(link.trace_id, 0x1234_5678_9012_3456_7890_1234_5678_9012);
+    assert_eq!(link.span_id, 0x1234_5678_9012_3456);
+    assert_eq!(link.flags, Some(1));
+    let tracestate = link.tracestate.as_deref().unwrap();
+    assert!(
+        tracestate.starts_with("dd=p:1234567890123456;s:2;t.dm:-4"),
+        "{tracestate}"
+    );
+    assert!(tracestate.ends_with(",foo=1"), "{tracestate}");
+    assert_eq!(
+        link.attributes,
+        [
+            ("reason".to_owned(), "terminated_context".to_owned()),
+            ("context_headers".to_owned(), "tracecontext".to_owned()),
+        ]
+    );
+    // No _dd.parent_id: the W3C context is another trace's.
+    assert!(context.upstream.root_meta.is_empty());
+
+    // tracecontext first: the Datadog context is the one linked, without
+    // a tracestate.
+    let w3c_first = Propagator::new(&[Style::TraceContext, Style::Datadog]);
+    let context = w3c_first.extract(&headers).unwrap();
+    assert_eq!(context.span_id(), 0x1234_5678_9012_3456);
+    let link = &context.upstream.links[0];
+    assert_eq!((link.trace_id, link.span_id), (1234567890, 987654321));
+    assert_eq!(link.tracestate, None);
+    assert_eq!(link.attributes[1].1, "datadog");
+}
+
+#[test]
+fn agreeing_styles_give_no_link() {
+    let context = Propagator::default().extract(&ddtrace_headers()).unwrap();
+    assert!(context.upstream.links.is_empty());
+    // 64-bit Datadog ids naming the W3C trace's lower half: the same trace.
+    let headers = with(&[
+        ("x-datadog-trace-id", "1890081292213679918"),
+        ("x-datadog-parent-id", "7628922200302827473"),
+        (
+            "traceparent",
+            "00-6b0335ef000000001a3aeaebd301f72e-69df6052482437d1-01",
+        ),
+    ]);
+    let context = Propagator::default().extract(&headers).unwrap();
+    assert!(context.upstream.links.is_empty());
+}

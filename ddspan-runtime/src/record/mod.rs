@@ -7,6 +7,7 @@
 
 mod chunk;
 pub(crate) mod global_tags;
+pub(crate) mod link;
 pub(crate) mod pool;
 mod reuse_budget;
 pub(crate) mod sampling_decision;

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 
+use crate::record::link::{Event, Link, LinksAndEvents};
 use crate::record::reuse_budget;
 use crate::record::spec::SpanSpec;
 use crate::record::tag::{self, TagValue, MAX_TAGS_PER_SPAN, MAX_TAG_KEY_LEN, MAX_TAG_VALUE_LEN};
@@ -39,8 +40,11 @@ struct SpanExtra {
     span_type: Option<Cow<'static, str>>,
     meta: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     metrics: Vec<(Cow<'static, str>, f64)>,
-    /// Tags that did not fit under [`MAX_TAGS_PER_SPAN`].
+    /// Tags that did not fit under [`MAX_TAGS_PER_SPAN`] (and links,
+    /// events and their attributes that did not fit under theirs).
     tags_dropped: u32,
+    /// Span links and events: one more box, as few spans have them.
+    links_events: Option<Box<LinksAndEvents>>,
 }
 
 /// The spec of spans whose every field is set at run time.
@@ -113,7 +117,10 @@ pub(crate) fn recycle(records: &mut Vec<SpanRecord>) {
 
 impl SpanExtra {
     /// The heap memory this extra holds: the box, its vectors' room and the
-    /// strings it owns.
+    /// strings it owns. Out of line, so that [`SpanRecord::retained_bytes`]
+    /// of a span without one (the child span's case, summed over every
+    /// recycled buffer) stays a null check inlined into its caller.
+    #[inline(never)]
     fn heap_bytes(&self) -> usize {
         #[allow(clippy::ptr_arg)] // whether it is owned is the question
         fn owned(text: &Cow<'static, str>) -> usize {
@@ -129,7 +136,8 @@ impl SpanExtra {
             .sum::<usize>();
         let meta: usize = self.meta.iter().map(|(k, v)| owned(k) + owned(v)).sum();
         let metrics: usize = self.metrics.iter().map(|(k, _)| owned(k)).sum();
-        self.kept_bytes() + fields + meta + metrics
+        let links_events = self.links_events.as_ref().map_or(0, |l| l.heap_bytes());
+        self.kept_bytes() + fields + meta + metrics + links_events
     }
 
     /// The memory an emptied extra keeps: the box and its vectors' room.
@@ -151,6 +159,7 @@ impl SpanExtra {
             meta,
             metrics,
             tags_dropped,
+            links_events,
         } = self;
         for field in [name, resource, service, span_type] {
             *field = None;
@@ -160,12 +169,14 @@ impl SpanExtra {
         metrics.clear();
         metrics.shrink_to(KEPT_ROOM);
         *tags_dropped = 0;
+        *links_events = None;
     }
 }
 
 impl SpanRecord {
     /// The heap memory this record holds besides itself (its run-time data),
     /// for the bounds on what is kept for reuse.
+    #[inline]
     pub(crate) fn retained_bytes(&self) -> usize {
         self.extra.as_ref().map_or(0, |extra| extra.heap_bytes())
     }
@@ -256,6 +267,47 @@ impl SpanRecord {
 
     pub(crate) fn tags_dropped(&self) -> u32 {
         self.extra.as_ref().map_or(0, |e| e.tags_dropped)
+    }
+
+    /// The span's links.
+    pub(crate) fn links(&self) -> &[Link] {
+        self.extra
+            .as_ref()
+            .and_then(|e| e.links_events.as_deref())
+            .map_or(&[], |l| &l.links)
+    }
+
+    /// The span's events.
+    pub(crate) fn events(&self) -> &[Event] {
+        self.extra
+            .as_ref()
+            .and_then(|e| e.links_events.as_deref())
+            .map_or(&[], |l| &l.events)
+    }
+
+    /// Adds a link (and counts what its attributes left out); past
+    /// [`crate::record::link::MAX_LINKS`] it is counted as dropped.
+    pub(crate) fn add_link(&mut self, link: Link, attributes_dropped: u32) {
+        let extra = self.extra_mut();
+        let kept = extra
+            .links_events
+            .get_or_insert_with(Box::default)
+            .add_link(link);
+        extra.tags_dropped = extra
+            .tags_dropped
+            .saturating_add(attributes_dropped + u32::from(!kept));
+    }
+
+    /// Adds an event, as [`SpanRecord::add_link`] does a link.
+    pub(crate) fn add_event(&mut self, event: Event, attributes_dropped: u32) {
+        let extra = self.extra_mut();
+        let kept = extra
+            .links_events
+            .get_or_insert_with(Box::default)
+            .add_event(event);
+        extra.tags_dropped = extra
+            .tags_dropped
+            .saturating_add(attributes_dropped + u32::from(!kept));
     }
 
     pub(crate) fn set_resource(&mut self, resource: Cow<'static, str>) {

@@ -37,6 +37,9 @@ pub(crate) struct Upstream {
     pub(crate) root_meta: Vec<(String, String)>,
     /// W3C baggage.
     pub(crate) baggage: Vec<(String, String)>,
+    /// Span links for the span started under this context: the contexts of
+    /// other styles naming another trace (`reason: terminated_context`).
+    pub(crate) links: Vec<crate::record::link::Link>,
 }
 
 impl Upstream {

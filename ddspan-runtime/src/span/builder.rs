@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::context::stack::{self, Parent};
+use crate::record::link::{AttributeValue, Link};
 use crate::record::spec::SpanSpec;
 use crate::record::tag::TagValue;
 use crate::record::DYNAMIC;
@@ -41,6 +42,8 @@ pub struct SpanBuilder {
     tags: Vec<(Cow<'static, str>, TagValue)>,
     parent: Parent,
     start_time: Option<SystemTime>,
+    /// Span links, with the count of attributes each left out.
+    links: Vec<(Link, u32)>,
 }
 
 impl std::fmt::Debug for SpanBuilder {
@@ -88,6 +91,7 @@ impl SpanBuilder {
             tags: Vec::new(),
             parent: Parent::Active,
             start_time: None,
+            links: Vec::new(),
         }
     }
 
@@ -181,6 +185,35 @@ impl SpanBuilder {
         self
     }
 
+    /// Links the span to another span's context, as
+    /// [`Span::add_link`] does once it runs (the form OpenTelemetry's
+    /// "links at creation" takes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ddspan_runtime::tracer;
+    ///
+    /// let batch = tracer::start_span("batch.receive");
+    /// let span = tracer::span("message.process");
+    /// let span = match batch.context() {
+    ///     Some(context) => span.link(&context, &[("messaging.batch", true.into())]),
+    ///     None => span,
+    /// };
+    /// span.start().finish();
+    /// ```
+    pub fn link(
+        mut self,
+        context: &crate::SpanContext,
+        attributes: &[(&str, AttributeValue)],
+    ) -> SpanBuilder {
+        if let Some(mut link) = crate::propagation::link_to(context) {
+            let dropped = link.with_attributes(attributes.iter().map(|(k, v)| (*k, v.clone())));
+            self.links.push((link, dropped));
+        }
+        self
+    }
+
     /// Makes the span a child of a span captured where a future was made.
     pub(crate) fn held_parent(mut self, parent: crate::context::stack::HeldParent) -> SpanBuilder {
         self.parent = Parent::Held(parent);
@@ -241,8 +274,15 @@ impl SpanBuilder {
             return None;
         }
         let own_service = self.service.or(self.spec.service.map(Cow::Borrowed));
+        let terminated = terminated_links(&self.parent);
         let started = stack::start_shared(self.spec, self.name, own_service, self.parent)?;
         let mut record = started.record;
+        for link in terminated {
+            record.add_link(link, 0);
+        }
+        for (link, dropped) in self.links {
+            record.add_link(link, dropped);
+        }
         if let Some(resource) = self.resource {
             record.set_resource(resource);
         }
@@ -262,5 +302,17 @@ impl SpanBuilder {
             started.service,
             record,
         ))
+    }
+}
+
+/// The links extraction attached to a remote parent (another style's
+/// context for another trace: `reason: terminated_context`), for the span
+/// started under it.
+pub(crate) fn terminated_links(parent: &Parent) -> Vec<Link> {
+    match parent {
+        Parent::Explicit(Some(context)) if context.local_trace.is_none() => {
+            context.upstream.links.clone()
+        }
+        _ => Vec::new(),
     }
 }

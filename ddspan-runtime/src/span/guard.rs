@@ -85,15 +85,21 @@ impl LocalSpanGuard {
     /// let _span = LocalSpanGuard::start_child_of(&SPEC, tracer::extract(&headers).ok());
     /// ```
     pub fn start_child_of(spec: &'static SpanSpec, parent: Option<SpanContext>) -> LocalSpanGuard {
+        let parent = Parent::Explicit(parent);
+        let terminated = crate::span::builder::terminated_links(&parent);
         let frame = if registry::is_running() {
-            stack::push_local(spec, Parent::Explicit(parent))
+            stack::push_local(spec, parent)
         } else {
             FrameRef::NONE
         };
-        LocalSpanGuard {
+        let guard = LocalSpanGuard {
             frame,
             _not_send: PhantomData,
+        };
+        for link in terminated {
+            guard.handle_record(|record| record.add_link(link, 0));
         }
+        guard
     }
 }
 

@@ -206,6 +206,87 @@ macro_rules! span_methods {
                 $crate::span::handle::SpanHandle::handle_context(self)
             }
 
+            /// Links this span to another span's context (a span of
+            /// another trace it follows from, a batch's messages, ...):
+            /// Datadog's span links. The link carries the context's ids,
+            /// W3C `tracestate` and sampled flag, and `attributes`
+            /// (strings, numbers, booleans, arrays of them: flattened to
+            /// `key.0`, `key.1`, ... as Datadog's tracers send them). A span
+            /// keeps at most 128 links of 128 attributes each; more are
+            /// counted in [`Stats::tags_dropped`](crate::Stats::tags_dropped).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// let producer = ddspan_runtime::tracer::start_span("enqueue");
+            /// if let Some(context) = producer.context() {
+            ///     span.add_link(&context, &[("messaging.operation", "receive".into())]);
+            ///     span.add_link(&context, &[]);
+            /// }
+            /// ```
+            pub fn add_link(
+                &self,
+                context: &$crate::SpanContext,
+                attributes: &[(&str, $crate::AttributeValue)],
+            ) {
+                if !self.is_recording() {
+                    return;
+                }
+                if let Some(mut link) = $crate::propagation::link_to(context) {
+                    let dropped =
+                        link.with_attributes(attributes.iter().map(|(k, v)| (*k, v.clone())));
+                    $crate::span::handle::SpanHandle::handle_record(self, |record| {
+                        record.add_link(link, dropped)
+                    });
+                }
+            }
+
+            /// Records an event that happened during the span, now, with
+            /// typed attributes (strings, numbers, booleans, arrays of one
+            /// of those; an array of mixed types or of arrays is left out):
+            /// Datadog's span events, sent natively to an agent that says
+            /// it takes them, else as the span's `events` tag. A span
+            /// keeps at most 128 events of 128 attributes each.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// span.add_event("cache.miss", &[("key", "user:42".into()), ("attempt", 2.into())]);
+            /// ```
+            pub fn add_event(&self, name: &str, attributes: &[(&str, $crate::AttributeValue)]) {
+                self.add_event_at(name, ::std::time::SystemTime::now(), attributes);
+            }
+
+            /// [`add_event`](Self::add_event) at an explicit time.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// let at = std::time::SystemTime::now() - std::time::Duration::from_millis(5);
+            /// span.add_event_at("retry", at, &[]);
+            /// ```
+            pub fn add_event_at(
+                &self,
+                name: &str,
+                time: ::std::time::SystemTime,
+                attributes: &[(&str, $crate::AttributeValue)],
+            ) {
+                if !self.is_recording() {
+                    return;
+                }
+                let (event, dropped) = $crate::record::link::Event::new(
+                    name,
+                    $crate::util::clock::system_time_nanos(time),
+                    attributes.iter().map(|(k, v)| (*k, v.clone())),
+                );
+                $crate::span::handle::SpanHandle::handle_record(self, |record| {
+                    record.add_event(event, dropped)
+                });
+            }
+
             /// The span's log correlation fields (`dd.trace_id`, ...; see
             /// [`LogContext`](crate::LogContext)), as
             /// [`tracer::log_context`](crate::tracer::log_context) gives

@@ -11,9 +11,9 @@
 //!
 //! What ddspan's API has no call for answers as Datadog's own Rust app
 //! does: a no-op 200 where the client needs a success (`manual_keep`,
-//! `manual_drop`), 404 where the protocol reads that as "not
-//! implemented" (`add_link`, `add_event`, `remove_baggage`,
-//! `remove_all_baggage`, `remote-config/apply`, the OTel routes).
+//! `manual_drop`, `stats/flush`), 404 where the protocol reads that as "not
+//! implemented" (`remove_baggage`, `remove_all_baggage`,
+//! `remote-config/apply`, the OTel routes).
 //! CONFORMANCE.md lists each with the issue item that adds it.
 
 use std::collections::HashMap;
@@ -28,8 +28,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::protocol::{
-    ExtractHeaders, Extracted, GetBaggage, Id, Injected, SetBaggage, SetError, SetMeta, SetMetric,
-    SetResource, SpanArgs, SpanIds, StartSpan,
+    attributes, AddEvent, AddLink, ExtractHeaders, Extracted, GetBaggage, Id, Injected, SetBaggage,
+    SetError, SetMeta, SetMetric, SetResource, SpanArgs, SpanIds, StartSpan,
 };
 use crate::settings::TraceConfig;
 
@@ -102,6 +102,8 @@ impl App {
             ("POST", "/trace/span/manual_keep" | "/trace/span/manual_drop") => {
                 with(body, |a: SpanArgs| self.on_span(a.span_id, |_| json!({})))
             }
+            ("POST", "/trace/span/add_link") => with(body, |a| self.add_link(a)),
+            ("POST", "/trace/span/add_event") => with(body, |a| self.add_event(a)),
             ("POST", "/trace/span/inject_headers") => with(body, |a| self.inject(a)),
             ("POST", "/trace/span/extract_headers") => with(body, |a| self.extract(a)),
             ("POST", "/trace/span/set_baggage") => with(body, |a| self.set_baggage(a)),
@@ -233,6 +235,51 @@ impl App {
     fn set_error(&self, args: SetError) -> Result<Value, Reply> {
         let fields = ErrorFields::new(args.message, args.error_type).with_stack(args.stack);
         self.on_span(args.span_id, |span| span.record_error(fields))?;
+        Ok(json!({}))
+    }
+
+    /// A link to a span started here or to an extracted context (as
+    /// ddtrace's reference server looks them up); 400 for an unknown one.
+    fn add_link(&self, args: AddLink) -> Result<Value, Reply> {
+        let target = {
+            let registry = self.registry();
+            match registry.spans.get(&args.parent_id.0) {
+                Some(started) => started.span.context(),
+                None => Some(
+                    registry
+                        .extracted
+                        .get(&args.parent_id.0)
+                        .cloned()
+                        .ok_or_else(|| unknown(args.parent_id))?,
+                ),
+            }
+        };
+        let attributes = attributes(args.attributes);
+        let attributes: Vec<(&str, ddspan::AttributeValue)> = attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        self.on_span(args.span_id, |span| {
+            if let Some(target) = &target {
+                span.add_link(target, &attributes);
+            }
+        })?;
+        Ok(json!({}))
+    }
+
+    fn add_event(&self, args: AddEvent) -> Result<Value, Reply> {
+        let attributes = attributes(args.attributes);
+        let attributes: Vec<(&str, ddspan::AttributeValue)> = attributes
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        let time = match args.timestamp {
+            Some(nanos) => std::time::UNIX_EPOCH + Duration::from_nanos(nanos),
+            None => std::time::SystemTime::now(),
+        };
+        self.on_span(args.span_id, |span| {
+            span.add_event_at(&args.name, time, &attributes)
+        })?;
         Ok(json!({}))
     }
 

@@ -210,3 +210,51 @@ mod tests {
         );
     }
 }
+
+/// `POST /trace/span/add_link`: `parent_id` names a span started here or
+/// an extracted context.
+#[derive(Debug, Deserialize)]
+pub(crate) struct AddLink {
+    pub(crate) span_id: Id,
+    pub(crate) parent_id: Id,
+    #[serde(default)]
+    pub(crate) attributes: serde_json::Map<String, Value>,
+}
+
+/// `POST /trace/span/add_event`: `timestamp` in nanoseconds since the
+/// epoch (the client's `time_unix_nano`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct AddEvent {
+    pub(crate) span_id: Id,
+    pub(crate) name: String,
+    pub(crate) timestamp: Option<u64>,
+    #[serde(default)]
+    pub(crate) attributes: serde_json::Map<String, Value>,
+}
+
+/// Attributes as ddspan takes them: strings, booleans, integers that fit
+/// 64 bits, floats and arrays of them; anything else (null, objects,
+/// integers past 64 bits) is left out.
+pub(crate) fn attributes(
+    map: serde_json::Map<String, Value>,
+) -> Vec<(String, ddspan::AttributeValue)> {
+    map.into_iter()
+        .filter_map(|(key, value)| attribute(value).map(|value| (key, value)))
+        .collect()
+}
+
+fn attribute(value: Value) -> Option<ddspan::AttributeValue> {
+    use ddspan::AttributeValue;
+    match value {
+        Value::String(s) => Some(AttributeValue::String(s)),
+        Value::Bool(b) => Some(AttributeValue::Bool(b)),
+        Value::Number(n) if n.is_f64() => n.as_f64().map(AttributeValue::Double),
+        Value::Number(n) => n.as_i64().map(AttributeValue::Int),
+        Value::Array(items) => items
+            .into_iter()
+            .map(attribute)
+            .collect::<Option<Vec<_>>>()
+            .map(AttributeValue::Array),
+        Value::Null | Value::Object(_) => None,
+    }
+}

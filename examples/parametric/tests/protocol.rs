@@ -285,3 +285,73 @@ fn spans_tags_parents_and_propagation_reach_the_agent() {
     assert_eq!(metric(consumer, "_sampling_priority_v1"), Some(2.0));
     agent.assert_no_check_failures();
 }
+
+/// `add_link` to a span started here and to an extracted context, and
+/// `add_event`, as `test_span_links.py` drives them; the agent's `/info`
+/// lists v0.5, so both reach it as meta JSON.
+#[test]
+fn links_and_events_reach_the_agent() {
+    let agent = TestAgent::start();
+    let server = Server::start(&agent);
+    let first = server.start_span("first", Value::Null, json!({}));
+    server.call("/trace/span/finish", json!({"span_id": first}));
+    let second = server.start_span("second", Value::Null, json!({}));
+    server.call(
+        "/trace/span/add_link",
+        json!({"span_id": second, "parent_id": first,
+               "attributes": {"foo": "bar", "array": ["a", "b", "c"]}}),
+    );
+    let extracted = server.call(
+        "/trace/span/extract_headers",
+        json!({"http_headers": [
+            ["traceparent", "00-12345678901234567890123456789012-1234567890123456-01"],
+            ["tracestate", "foo=1,dd=t.dm:-4;s:2,bar=baz"],
+        ]}),
+    );
+    server.call(
+        "/trace/span/add_link",
+        json!({"span_id": second, "parent_id": extracted["span_id"], "attributes": {}}),
+    );
+    server.call(
+        "/trace/span/add_event",
+        json!({"span_id": second, "name": "retry", "timestamp": 123_450_000u64,
+               "attributes": {"attempt": 2, "ok": false}}),
+    );
+    let (status, _) = server.post(
+        "/trace/span/add_link",
+        json!({"span_id": second, "parent_id": 42, "attributes": {}}),
+    );
+    assert_eq!(status, 400, "an unknown link target");
+    server.call("/trace/span/finish", json!({"span_id": second}));
+    assert_eq!(server.call("/trace/span/flush", json!({}))["success"], true);
+
+    let spans: Vec<Value> = agent
+        .wait_for_spans(2, Duration::from_secs(20))
+        .into_iter()
+        .flatten()
+        .collect();
+    let first = span_by_name(&spans, "first");
+    let second = span_by_name(&spans, "second");
+    let links: Value = serde_json::from_str(meta(second, "_dd.span_links").unwrap()).unwrap();
+    assert_eq!(
+        links[0]["span_id"],
+        format!("{:016x}", id(first, "span_id")).as_str()
+    );
+    assert_eq!(links[0]["attributes"]["array.2"], "c");
+    assert_eq!(links[1]["trace_id"], "12345678901234567890123456789012");
+    assert_eq!(links[1]["span_id"], "1234567890123456");
+    assert_eq!(links[1]["flags"], 1);
+    let tracestate = links[1]["tracestate"].as_str().unwrap();
+    assert!(
+        tracestate.contains("foo=1")
+            && tracestate.contains("bar=baz")
+            && tracestate.contains("s:2"),
+        "{tracestate}"
+    );
+    let events: Value = serde_json::from_str(meta(second, "events").unwrap()).unwrap();
+    assert_eq!(
+        events,
+        json!([{"name": "retry", "time_unix_nano": 123_450_000u64,
+                "attributes": {"attempt": 2, "ok": false}}])
+    );
+}
