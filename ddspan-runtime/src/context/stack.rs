@@ -139,8 +139,8 @@ impl Segment {
 
     /// Hands finished spans on: to the writer for an own trace, to the
     /// shared trace otherwise.
-    fn hand_over(&self, finished: Vec<SpanRecord>) {
-        match &self.trace {
+    fn hand_over(&mut self, finished: Vec<SpanRecord>) {
+        match &mut self.trace {
             SegmentTrace::Own(seed) => seed.submit(finished),
             SegmentTrace::Shared(trace) => trace.merge(finished),
         }
@@ -150,7 +150,7 @@ impl Segment {
     /// shared trace loses this segment as a holder.
     fn close(self) {
         match self.trace {
-            SegmentTrace::Own(seed) => seed.submit(self.finished),
+            SegmentTrace::Own(mut seed) => seed.submit(self.finished),
             SegmentTrace::Shared(trace) => trace.release(self.finished),
         }
     }
