@@ -346,8 +346,13 @@ impl Sampler {
 /// One warning for a variable's bad rules (the good ones are used).
 fn warn_rules(variable: &str, problems: &[String], kept: usize) {
     if !problems.is_empty() {
+        let using = match kept {
+            0 => "no rules".to_owned(),
+            1 => "using the one valid rule".to_owned(),
+            n => format!("using the {n} valid rules"),
+        };
         crate::util::diagnostics::warn(format_args!(
-            "{variable}: {}; using the {kept} valid rule(s)",
+            "{variable}: {}; {using}",
             problems.join("; ")
         ));
     }
