@@ -190,3 +190,38 @@ fn bad_rules_are_left_out_and_tracing_goes_on() {
         Some(1.0)
     );
 }
+
+static BIG: SpanSpec = SpanSpec::new("big.root");
+static ITEM: SpanSpec = SpanSpec::new("item");
+
+#[test]
+fn a_partial_flush_decides_by_the_root_still_open() {
+    let traced = traced_with(|b| {
+        b.trace_sampling_rules(r#"[{"resource":"GET /big","sample_rate":0}]"#.to_owned())
+            .partial_flush_enabled(true)
+            .partial_flush_min_spans(2usize)
+    });
+    {
+        // A `#[dd_span]`-style root and children, in this thread's stack.
+        let root = LocalSpanGuard::start(&BIG);
+        root.set_resource("GET /big");
+        for _ in 0..3 {
+            drop(LocalSpanGuard::start(&ITEM));
+        }
+    }
+    let spans = flatten(traced.collect(4));
+    // Every chunk's first span carries the decision.
+    let firsts: Vec<&Value> = spans
+        .iter()
+        .filter(|s| metric(s, "_sampling_priority_v1").is_some())
+        .collect();
+    assert!(firsts.len() >= 2, "the trace left in parts: {spans:?}");
+    for first in firsts {
+        assert_eq!(
+            metric(first, "_sampling_priority_v1"),
+            Some(-1.0),
+            "{first}"
+        );
+        assert_eq!(metric(first, "_dd.rule_psr"), Some(0.0));
+    }
+}

@@ -80,15 +80,19 @@ impl TraceSeed {
     }
 
     /// Hands finished spans of this trace to the writer, deciding sampling
-    /// first if it waited (by the root when it is among them: it has
-    /// finished, nothing about it changes any more).
-    pub(crate) fn submit(&mut self, mut spans: Vec<SpanRecord>) {
+    /// first if it waited: by the root when it is among them (it has
+    /// finished, nothing about it changes any more), else by `open_root`
+    /// (the root still open in this thread's stack: a partial flush).
+    pub(crate) fn submit(&mut self, mut spans: Vec<SpanRecord>, open_root: Option<&SpanRecord>) {
         if spans.is_empty() {
             pool::give(spans);
             return;
         }
         if self.sampling.deferred {
-            let root = spans.iter().find(|s| s.span_id == self.root_span_id);
+            let root = spans
+                .iter()
+                .find(|s| s.span_id == self.root_span_id)
+                .or(open_root);
             self.sampling = decide_deferred(&self.tracer, self.trace_id, root);
         }
         sample_single_spans(&self.tracer, self.sampling, &mut spans);
