@@ -74,6 +74,24 @@ table::options! {
         default: "`100`" => 100.0,
         set: f64, unless: |limit: &f64| !limit.is_finite() || *limit < 0.0,
     }
+    /// Trace sampling rules, a JSON list of `{service, name, resource, tags, sample_rate, provenance}` (globs with `*` and `?`), first match wins, before `DD_TRACE_SAMPLE_RATE`; a bad rule is left out with a warning.
+    trace_sampling_rules: Option<String> {
+        env: ["DD_TRACE_SAMPLING_RULES"] => optional(text),
+        default: "none" => None,
+        set: String => Some,
+    }
+    /// Single-span sampling rules, a JSON list of `{service, name, sample_rate, max_per_second}`: spans kept from traces sampling dropped.
+    span_sampling_rules: Option<String> {
+        env: ["DD_SPAN_SAMPLING_RULES"] => optional(text),
+        default: "none" => None,
+        set: String => Some,
+    }
+    /// A file holding the single-span sampling rules, read when `DD_SPAN_SAMPLING_RULES` is not set.
+    span_sampling_rules_file: Option<String> {
+        env: ["DD_SPAN_SAMPLING_RULES_FILE"] => optional(text),
+        default: "none" => None,
+        set: String => Some,
+    }
     /// Debug lines on stderr.
     debug: bool {
         env: ["DD_TRACE_DEBUG"] => flag,

@@ -254,7 +254,8 @@ impl SpanContext {
         SpanContext {
             trace_id: trace.trace_id,
             span_id,
-            sampling_priority: Some(trace.sampling().priority),
+            // None while the decision waits (see `sampling/mod.rs`).
+            sampling_priority: trace.decided_priority(),
             upstream: trace.upstream_with_baggage(),
             local_trace: Some(Arc::clone(trace)),
             service,

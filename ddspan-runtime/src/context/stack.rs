@@ -139,10 +139,17 @@ impl Segment {
 
     /// Hands finished spans on: to the writer for an own trace, to the
     /// shared trace otherwise.
-    fn hand_over(&self, finished: Vec<SpanRecord>) {
-        match &self.trace {
-            SegmentTrace::Own(seed) => seed.submit(finished),
-            SegmentTrace::Shared(trace) => trace.merge(finished),
+    /// `root`: the trace's root when it is open in this thread's stack,
+    /// for a sampling decision that waited (see `sampling/mod.rs`).
+    fn hand_over(&mut self, finished: Vec<SpanRecord>, root: Option<&SpanRecord>) {
+        match &mut self.trace {
+            SegmentTrace::Own(seed) => seed.submit(finished, root),
+            SegmentTrace::Shared(trace) => {
+                if let Some(root) = root {
+                    trace.decide_now(|_, decide| decide(root));
+                }
+                trace.merge(finished);
+            }
         }
     }
 
@@ -150,7 +157,7 @@ impl Segment {
     /// shared trace loses this segment as a holder.
     fn close(self) {
         match self.trace {
-            SegmentTrace::Own(seed) => seed.submit(self.finished),
+            SegmentTrace::Own(mut seed) => seed.submit(self.finished, None),
             SegmentTrace::Shared(trace) => trace.release(self.finished),
         }
     }
@@ -642,7 +649,12 @@ impl LocalStack {
         if self.left > 0 {
             self.drop_left_on_top();
         }
-        let Some(segment) = self.segment(frame.segment) else {
+        // Not `self.segment(..)`: the frames stay readable for the root.
+        let Some(segment) = self
+            .segments
+            .get_mut(frame.segment)
+            .and_then(Option::as_mut)
+        else {
             return;
         };
         if let FrameKind::Local(mut record) = frame.kind {
@@ -653,7 +665,12 @@ impl LocalStack {
             segment.finished.push(record);
             if segment.finished.len() >= segment.flush_at {
                 let finished = std::mem::replace(&mut segment.finished, pool::take());
-                segment.hand_over(finished);
+                let root_id = segment.root_span_id();
+                let root = self.frames.iter().find_map(|f| match &f.kind {
+                    FrameKind::Local(root) if f.span_id == root_id => Some(root),
+                    _ => None,
+                });
+                segment.hand_over(finished, root);
             }
         }
         segment.frames -= 1;

@@ -448,6 +448,9 @@ pub(crate) struct InjectState<'a> {
     pub(crate) context: &'a SpanContext,
     /// `_dd.p.*` tags as they travel, `_dd.p.tid` included.
     pub(crate) tags: Vec<(String, String)>,
+    /// The local trace's decision, made now if it waited: what is injected
+    /// is what the trace's chunks will say.
+    local_priority: Option<i8>,
 }
 
 impl<'a> InjectState<'a> {
@@ -459,28 +462,35 @@ impl<'a> InjectState<'a> {
             .filter(|(k, v)| k != "_dd.p.tid" && valid_tag(k, v))
             .cloned()
             .collect();
+        let mut local_priority = None;
         if let Some(trace) = &context.local_trace {
-            let decision = trace.sampling();
+            let decision = trace.decide_now(|root_id, decide| {
+                crate::context::stack::with_local_record(root_id, |root| decide(root));
+            });
+            local_priority = Some(decision.priority);
             if let (Some(mechanism), true) = (decision.mechanism, decision.keep()) {
                 tags.retain(|(k, _)| k != "_dd.p.dm");
                 tags.push(("_dd.p.dm".to_owned(), format!("-{mechanism}")));
+            } else if decision.mechanism.is_some() {
+                // Dropped here: no decision maker travels (as ddtrace).
+                tags.retain(|(k, _)| k != "_dd.p.dm");
             }
         }
         let high = crate::util::id::high_bits(context.trace_id);
         if high != 0 {
             tags.push(("_dd.p.tid".to_owned(), format!("{high:016x}")));
         }
-        InjectState { context, tags }
+        InjectState {
+            context,
+            tags,
+            local_priority,
+        }
     }
 
     /// The sampling priority, when decided (a context built by hand may
     /// carry none; it is then not invented).
     pub(crate) fn priority(&self) -> Option<i8> {
-        self.context
-            .local_trace
-            .as_ref()
-            .map(|t| t.sampling().priority)
-            .or(self.context.sampling_priority)
+        self.local_priority.or(self.context.sampling_priority)
     }
 }
 

@@ -14,6 +14,12 @@ pub(crate) const USER_KEEP: i8 = 2;
 pub(crate) const MECHANISM_DEFAULT: u8 = 0;
 pub(crate) const MECHANISM_AGENT_RATE: u8 = 1;
 pub(crate) const MECHANISM_RULE: u8 = 3;
+/// `manual.keep` / `manual.drop`, `keep_trace` / `drop_trace`.
+pub(crate) const MECHANISM_MANUAL: u8 = 4;
+/// A rule whose provenance is `customer` (set in Datadog's UI).
+pub(crate) const MECHANISM_REMOTE_USER_RULE: u8 = 11;
+/// A rule whose provenance is `dynamic` (Datadog's adaptive sampling).
+pub(crate) const MECHANISM_REMOTE_DYNAMIC_RULE: u8 = 12;
 
 /// What the root decided, and the rates that explain it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -24,6 +30,10 @@ pub(crate) struct SamplingDecision {
     pub(crate) agent_rate: Option<f64>,
     pub(crate) rule_rate: Option<f64>,
     pub(crate) limit_rate: Option<f64>,
+    /// Not decided yet: sampling rules look at the root's resource and
+    /// tags, which may change until the decision is needed (see
+    /// `Sampler::begin`). Until then `priority` says "kept" (1).
+    pub(crate) deferred: bool,
 }
 
 impl SamplingDecision {
@@ -35,6 +45,23 @@ impl SamplingDecision {
             agent_rate: None,
             rule_rate: None,
             limit_rate: None,
+            deferred: false,
+        }
+    }
+
+    /// A decision to be made later, by the rules (see `deferred`).
+    pub(crate) fn deferred() -> SamplingDecision {
+        SamplingDecision {
+            deferred: true,
+            ..SamplingDecision::inherited(1)
+        }
+    }
+
+    /// A user's explicit keep (priority 2) or drop (-1).
+    pub(crate) fn manual(keep: bool) -> SamplingDecision {
+        SamplingDecision {
+            mechanism: Some(MECHANISM_MANUAL),
+            ..SamplingDecision::inherited(if keep { USER_KEEP } else { USER_REJECT })
         }
     }
 

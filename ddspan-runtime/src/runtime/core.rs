@@ -39,11 +39,7 @@ impl TracerCore {
         readers: Vec<Box<dyn Export>>,
         agent: impl FnOnce(&Config, &Arc<Counters>, &Arc<Sampler>) -> Option<AgentQueue>,
     ) -> Arc<TracerCore> {
-        let sampler = Arc::new(Sampler::new(
-            config.sample_rate,
-            config.rate_limit,
-            config.env.as_deref(),
-        ));
+        let sampler = Arc::new(Sampler::from_config(&config));
         let agent = agent(&config, &counters, &sampler);
         Arc::new(TracerCore {
             config,

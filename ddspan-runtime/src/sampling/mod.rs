@@ -1,12 +1,34 @@
 //! Priority sampling: the local root of a trace decides whether it is kept.
 //!
-//! With a rule rate (`DD_TRACE_SAMPLE_RATE`) the rule decides (priority 2 or
-//! -1, mechanism 3, `_dd.rule_psr`), and kept traces pass a rate limiter
-//! (`DD_TRACE_RATE_LIMIT`, `_dd.limit_psr`). Otherwise the agent's
-//! `rate_by_service` from its last response decides (priority 1 or 0,
-//! mechanism 1, `_dd.agent_psr`); before the agent has answered, every trace
-//! is kept (mechanism 0). The decision is a pure function of the trace id
-//! and the rate (Datadog's Knuth hash), so every tracer agrees on it.
+//! The first sampling rule (`DD_TRACE_SAMPLING_RULES`, then
+//! `DD_TRACE_SAMPLE_RATE` as a rule for every trace) that matches the root
+//! decides (priority 2 or -1, mechanism 3, `_dd.rule_psr`), and kept
+//! traces pass a rate limiter (`DD_TRACE_RATE_LIMIT`, `_dd.limit_psr`).
+//! Otherwise the agent's `rate_by_service` from its last response decides
+//! (priority 1 or 0, mechanism 1, `_dd.agent_psr`); before the agent has
+//! answered, every trace is kept (mechanism 0). The decision is a pure
+//! function of the trace id and the rate (Datadog's Knuth hash), so every
+//! tracer agrees on it.
+//!
+//! **When.** Rules that look at the root's name, resource or tags would see
+//! too little when the root starts (a resource or tag is often set later),
+//! so with such rules a new trace's decision is *deferred*
+//! ([`SamplingDecision::deferred`]) and made at the first of: its context
+//! injected into headers (downstream needs a priority), a chunk of it
+//! leaving the process (the root finished, or a partial flush), an explicit
+//! keep or drop. ddtrace decides at the same moments (its root's finish or
+//! an injection); dd-trace-go decides at the root's start and samples again
+//! at its finish. Without such rules nothing depends on what changes, and
+//! the decision is made at the root's start, at no extra cost. An inherited
+//! decision (from headers) is never made again here.
+//!
+//! Single spans of dropped traces are kept by `DD_SPAN_SAMPLING_RULES`
+//! (`span_rules.rs`).
+
+mod glob;
+mod limiter;
+mod rules;
+mod span_rules;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,6 +37,11 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 pub(crate) use crate::record::sampling_decision::*;
+use crate::record::SpanRecord;
+use limiter::RateLimiter;
+pub(crate) use rules::RootView;
+use rules::TraceRule;
+use span_rules::SpanRule;
 
 const KNUTH_FACTOR: u64 = 1_111_111_111_111_111_111;
 
@@ -37,7 +64,13 @@ pub(crate) fn sampled_by_rate(trace_id_low: u64, rate: f64) -> bool {
 }
 
 pub(crate) struct Sampler {
-    rule_rate: Option<f64>,
+    /// `DD_TRACE_SAMPLING_RULES`, then `DD_TRACE_SAMPLE_RATE` as a rule for
+    /// every trace.
+    rules: Vec<TraceRule>,
+    /// Some rule looks at more than the service: decisions wait (see the
+    /// module's docs).
+    defer: bool,
+    span_rules: Vec<SpanRule>,
     limiter: Mutex<RateLimiter>,
     /// The environment whose agent rates apply to this process.
     env: String,
@@ -80,7 +113,9 @@ thread_local! {
 impl Sampler {
     pub(crate) fn new(rule_rate: Option<f64>, rate_limit: f64, env: Option<&str>) -> Sampler {
         Sampler {
-            rule_rate,
+            rules: rule_rate.map(TraceRule::catch_all).into_iter().collect(),
+            defer: false,
+            span_rules: Vec::new(),
             limiter: Mutex::new(RateLimiter::new(rate_limit)),
             env: env.unwrap_or_default().to_owned(),
             agent_rates: RwLock::new(Arc::default()),
@@ -90,6 +125,70 @@ impl Sampler {
                 NEXT_ID.fetch_add(1, Ordering::Relaxed)
             },
         }
+    }
+
+    /// The sampler of a configuration: its rules read, each bad one left out
+    /// with one warning per variable.
+    pub(crate) fn from_config(config: &crate::Config) -> Sampler {
+        let mut sampler =
+            Sampler::new(config.sample_rate, config.rate_limit, config.env.as_deref());
+        if let Some(json) = &config.trace_sampling_rules {
+            let (rules, problems) = rules::parse_trace_rules(json);
+            warn_rules("DD_TRACE_SAMPLING_RULES", &problems, rules.len());
+            sampler = sampler.with_trace_rules(rules);
+        }
+        let span_json = match (
+            &config.span_sampling_rules,
+            &config.span_sampling_rules_file,
+        ) {
+            (Some(json), _) => Some(("DD_SPAN_SAMPLING_RULES", json.clone())),
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Ok(json) => Some(("DD_SPAN_SAMPLING_RULES_FILE", json)),
+                Err(error) => {
+                    crate::util::diagnostics::warn(format_args!(
+                        "DD_SPAN_SAMPLING_RULES_FILE: cannot read {path:?} ({error}); no single-span sampling rules"
+                    ));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        if let Some((variable, json)) = span_json {
+            let (rules, problems) = span_rules::parse_span_rules(&json);
+            warn_rules(variable, &problems, rules.len());
+            sampler.span_rules = rules;
+        }
+        sampler
+    }
+
+    /// Puts `rules` before the catch-all rule of `DD_TRACE_SAMPLE_RATE`.
+    fn with_trace_rules(mut self, mut rules: Vec<TraceRule>) -> Sampler {
+        rules.append(&mut self.rules);
+        self.defer = rules.iter().any(TraceRule::needs_root);
+        self.rules = rules;
+        self
+    }
+
+    /// The decision of a trace that begins with a root of `service`: made
+    /// now, or deferred when rules need more of the root than its service.
+    #[inline]
+    pub(crate) fn begin(&self, trace_id_low: u64, service: &str) -> SamplingDecision {
+        if self.defer {
+            SamplingDecision::deferred()
+        } else {
+            self.decide(trace_id_low, service)
+        }
+    }
+
+    /// Whether single-span rules may keep spans of dropped traces.
+    #[inline]
+    pub(crate) fn has_span_rules(&self) -> bool {
+        !self.span_rules.is_empty()
+    }
+
+    /// Applies the single-span rules to the spans of a dropped chunk.
+    pub(crate) fn sample_spans(&self, spans: &mut [SpanRecord], default_service: &str) {
+        span_rules::sample_spans(&self.span_rules, spans, default_service);
     }
 
     /// The agent's rate for `service` (or its default), through this
@@ -136,14 +235,32 @@ impl Sampler {
         }
     }
 
+    /// The decision for a root known only by its service.
     pub(crate) fn decide(&self, trace_id_low: u64, service: &str) -> SamplingDecision {
-        if let Some(rate) = self.rule_rate {
+        self.decide_root(
+            trace_id_low,
+            &RootView {
+                service,
+                name: "",
+                resource: "",
+                record: None,
+            },
+        )
+    }
+
+    /// The decision for this root: the first matching rule's, else the
+    /// agent's rate.
+    pub(crate) fn decide_root(&self, trace_id_low: u64, root: &RootView<'_>) -> SamplingDecision {
+        let service = root.service;
+        if let Some(rule) = self.rules.iter().find(|rule| rule.matches(root)) {
+            let rate = rule.rate;
             let mut decision = SamplingDecision {
                 priority: USER_REJECT,
-                mechanism: Some(MECHANISM_RULE),
+                mechanism: Some(rule.mechanism),
                 agent_rate: None,
                 rule_rate: Some(rate),
                 limit_rate: None,
+                deferred: false,
             };
             if sampled_by_rate(trace_id_low, rate) {
                 let mut limiter = self.limiter.lock().unwrap_or_else(PoisonError::into_inner);
@@ -171,6 +288,7 @@ impl Sampler {
             agent_rate,
             rule_rate: None,
             limit_rate: None,
+            deferred: false,
         }
     }
 
@@ -225,67 +343,18 @@ impl Sampler {
     }
 }
 
-/// A per-second budget for rule-kept traces, with the kept ratio of the
-/// current and previous second as its effective rate.
-struct RateLimiter {
-    per_second: f64,
-    tokens: f64,
-    last: Option<Instant>,
-    window_start: Option<Instant>,
-    allowed: [u64; 2],
-    seen: [u64; 2],
-}
-
-impl RateLimiter {
-    fn new(per_second: f64) -> RateLimiter {
-        RateLimiter {
-            per_second,
-            tokens: per_second,
-            last: None,
-            window_start: None,
-            allowed: [0; 2],
-            seen: [0; 2],
-        }
-    }
-
-    fn allow(&mut self, now: Instant) -> bool {
-        let window_start = *self.window_start.get_or_insert(now);
-        let elapsed_windows = now.duration_since(window_start).as_secs();
-        if elapsed_windows >= 1 {
-            // Keep the previous second only if it is the one just before now.
-            if elapsed_windows == 1 {
-                self.allowed = [self.allowed[1], 0];
-                self.seen = [self.seen[1], 0];
-            } else {
-                self.allowed = [0; 2];
-                self.seen = [0; 2];
-            }
-            self.window_start =
-                Some(window_start + std::time::Duration::from_secs(elapsed_windows));
-        }
-        if let Some(last) = self.last {
-            let refill = now.duration_since(last).as_secs_f64() * self.per_second;
-            self.tokens = (self.tokens + refill).min(self.per_second.max(1.0));
-        }
-        self.last = Some(now);
-        self.seen[1] += 1;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            self.allowed[1] += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn effective_rate(&self) -> f64 {
-        let seen = self.seen[0] + self.seen[1];
-        if seen == 0 {
-            return 1.0;
-        }
-        #[allow(clippy::cast_precision_loss)]
-        let rate = (self.allowed[0] + self.allowed[1]) as f64 / seen as f64;
-        rate
+/// One warning for a variable's bad rules (the good ones are used).
+fn warn_rules(variable: &str, problems: &[String], kept: usize) {
+    if !problems.is_empty() {
+        let using = match kept {
+            0 => "no rules".to_owned(),
+            1 => "using the one valid rule".to_owned(),
+            n => format!("using the {n} valid rules"),
+        };
+        crate::util::diagnostics::warn(format_args!(
+            "{variable}: {}; {using}",
+            problems.join("; ")
+        ));
     }
 }
 
@@ -386,6 +455,51 @@ mod tests {
         assert_eq!(
             never.limit_rate, None,
             "the limiter only sees rule-kept traces"
+        );
+    }
+
+    #[test]
+    fn rules_come_before_the_sample_rate_and_defer_only_when_needed() {
+        let rules = |json: &str| rules::parse_trace_rules(json).0;
+        let sampler = Sampler::new(Some(0.0), 100.0, None)
+            .with_trace_rules(rules(r#"[{"service":"web","sample_rate":1}]"#));
+        assert!(!sampler.defer, "a service is known when the trace begins");
+        let kept = sampler.begin(5, "web");
+        assert_eq!((kept.priority, kept.rule_rate), (USER_KEEP, Some(1.0)));
+        let other = sampler.begin(5, "db");
+        assert_eq!(
+            (other.priority, other.rule_rate),
+            (USER_REJECT, Some(0.0)),
+            "DD_TRACE_SAMPLE_RATE is the last rule"
+        );
+
+        let sampler = Sampler::new(None, 100.0, None)
+            .with_trace_rules(rules(r#"[{"resource":"GET /health","sample_rate":0}]"#));
+        assert!(sampler.defer);
+        assert!(sampler.begin(5, "web").deferred);
+        static SPEC: crate::record::spec::SpanSpec = crate::record::spec::SpanSpec::new("req");
+        let mut root = SpanRecord::new(1, 0, &SPEC);
+        root.set_resource("GET /health".into());
+        let decision = sampler.decide_root(5, &RootView::of(&root, "web"));
+        assert_eq!(decision.priority, USER_REJECT);
+        assert_eq!(decision.mechanism, Some(MECHANISM_RULE));
+        root.set_resource("GET /users".into());
+        let decision = sampler.decide_root(5, &RootView::of(&root, "web"));
+        assert_eq!(
+            (decision.priority, decision.mechanism),
+            (AUTO_KEEP, Some(MECHANISM_DEFAULT)),
+            "no rule matches: the agent's rates (none yet) decide"
+        );
+    }
+
+    #[test]
+    fn remote_provenance_is_its_own_mechanism() {
+        let sampler = Sampler::new(None, 100.0, None).with_trace_rules(
+            rules::parse_trace_rules(r#"[{"sample_rate":1,"provenance":"customer"}]"#).0,
+        );
+        assert_eq!(
+            sampler.decide(5, "svc").mechanism,
+            Some(MECHANISM_REMOTE_USER_RULE)
         );
     }
 }

@@ -70,6 +70,10 @@ macro_rules! span_methods {
 
             /// Sets a tag: strings go to `meta`; integers, floats and
             /// booleans to `metrics`. Setting a key again replaces its value.
+            /// `manual.keep` and `manual.drop` (any value but `false`) are
+            /// [`keep_trace`](Self::keep_trace) and
+            /// [`drop_trace`](Self::drop_trace), as in dd-trace-go and
+            /// ddtrace, and are not sent as tags.
             ///
             /// # Examples
             ///
@@ -84,9 +88,7 @@ macro_rules! span_methods {
                 key: impl Into<::std::borrow::Cow<'static, str>>,
                 value: impl Into<$crate::TagValue>,
             ) {
-                $crate::span::handle::SpanHandle::handle_record(self, |record| {
-                    record.set_tag(key.into(), value.into())
-                });
+                $crate::span::handle::set_tag(self, key.into(), value.into());
             }
 
             /// Sets the resource (the operation name by default).
@@ -148,6 +150,36 @@ macro_rules! span_methods {
                 $crate::span::handle::SpanHandle::handle_record(self, |record| {
                     record.error = error
                 });
+            }
+
+            /// Keeps the span's whole trace, whatever sampling decided
+            /// (priority 2, `_dd.p.dm` `-4`): its chunks are kept, and
+            /// headers injected from now on carry the decision downstream.
+            /// dd-trace-go's `ext.ManualKeep` tag, ddtrace's `manual.keep`.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// span.keep_trace();
+            /// ```
+            pub fn keep_trace(&self) {
+                $crate::span::handle::set_manual(self, true);
+            }
+
+            /// Drops the span's whole trace, whatever sampling decided
+            /// (priority -1, `_dd.p.dm` `-4`); headers injected from now on
+            /// carry the decision downstream. dd-trace-go's
+            /// `ext.ManualDrop` tag, ddtrace's `manual.drop`.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = $setup]
+            /// span.drop_trace();
+            /// ```
+            pub fn drop_trace(&self) {
+                $crate::span::handle::set_manual(self, false);
             }
 
             /// Sets a W3C baggage item on the span's trace: it travels to
@@ -309,3 +341,40 @@ macro_rules! span_methods {
 }
 
 pub(crate) use span_methods;
+
+/// `set_tag` of every handle: the manual sampling tags decide, the rest
+/// are tags.
+pub(crate) fn set_tag(
+    handle: &impl SpanHandle,
+    key: std::borrow::Cow<'static, str>,
+    value: crate::TagValue,
+) {
+    match manual_sampling_tag(&key, &value) {
+        Some(Some(keep)) => set_manual(handle, keep),
+        Some(None) => {}
+        None => handle.handle_record(|record| record.set_tag(key, value)),
+    }
+}
+
+/// `manual.keep` / `manual.drop`: `Some(Some(keep))`; with the value
+/// `false` (or 0) `Some(None)`: no tag, no decision; `None` for any other
+/// tag.
+fn manual_sampling_tag(key: &str, value: &crate::TagValue) -> Option<Option<bool>> {
+    let keep = match key {
+        "manual.keep" => true,
+        "manual.drop" => false,
+        _ => return None,
+    };
+    let asks = match value {
+        crate::TagValue::Number(n) => *n != 0.0,
+        crate::TagValue::Str(s) => !s.eq_ignore_ascii_case("false"),
+    };
+    Some(asks.then_some(keep))
+}
+
+/// A user's keep or drop of a handle's trace.
+pub(crate) fn set_manual(handle: &impl SpanHandle, keep: bool) {
+    if let Some(trace) = handle.handle_trace() {
+        trace.set_manual(keep);
+    }
+}

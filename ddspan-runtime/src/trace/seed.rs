@@ -53,7 +53,7 @@ impl TraceSeed {
             Some(priority) => SamplingDecision::inherited(priority),
             None => tracer
                 .sampler
-                .decide(crate::util::id::low_bits(trace_id), service),
+                .begin(crate::util::id::low_bits(trace_id), service),
         };
         TraceSeed {
             tracer: Arc::clone(tracer),
@@ -79,12 +79,23 @@ impl TraceSeed {
         )
     }
 
-    /// Hands finished spans of this trace to the writer.
-    pub(crate) fn submit(&self, spans: Vec<SpanRecord>) {
+    /// Hands finished spans of this trace to the writer, deciding sampling
+    /// first if it waited: by the root when it is among them (it has
+    /// finished, nothing about it changes any more), else by `open_root`
+    /// (the root still open in this thread's stack: a partial flush).
+    pub(crate) fn submit(&mut self, mut spans: Vec<SpanRecord>, open_root: Option<&SpanRecord>) {
         if spans.is_empty() {
             pool::give(spans);
             return;
         }
+        if self.sampling.deferred {
+            let root = spans
+                .iter()
+                .find(|s| s.span_id == self.root_span_id)
+                .or(open_root);
+            self.sampling = decide_deferred(&self.tracer, self.trace_id, root);
+        }
+        sample_single_spans(&self.tracer, self.sampling, &mut spans);
         self.tracer.submit(Chunk {
             trace_id: self.trace_id,
             root_span_id: self.root_span_id,
@@ -94,5 +105,36 @@ impl TraceSeed {
             sampling: self.sampling,
             global_tags: crate::record::global_tags::snapshot(),
         });
+    }
+}
+
+/// A deferred decision, made now by `root` (`None`: the root could not be
+/// reached, as in a partial flush while it is open on another thread; the
+/// rules then see only the tracer's service).
+pub(crate) fn decide_deferred(
+    tracer: &TracerCore,
+    trace_id: u128,
+    root: Option<&SpanRecord>,
+) -> SamplingDecision {
+    let low = crate::util::id::low_bits(trace_id);
+    let service = tracer.config.service.as_str();
+    match root {
+        Some(root) => tracer
+            .sampler
+            .decide_root(low, &crate::sampling::RootView::of(root, service)),
+        None => tracer.sampler.decide(low, service),
+    }
+}
+
+/// Single-span sampling: the spans of a dropped chunk that a rule keeps
+/// are marked (see `sampling/span_rules.rs`).
+#[inline]
+pub(crate) fn sample_single_spans(
+    tracer: &TracerCore,
+    decision: SamplingDecision,
+    spans: &mut [SpanRecord],
+) {
+    if decision.priority <= 0 && tracer.sampler.has_span_rules() {
+        tracer.sampler.sample_spans(spans, &tracer.config.service);
     }
 }

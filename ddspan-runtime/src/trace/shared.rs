@@ -15,6 +15,7 @@ use crate::record::SamplingDecision;
 use crate::record::Upstream;
 use crate::record::{Chunk, SpanRecord};
 use crate::runtime::TracerCore;
+use crate::trace::seed::{decide_deferred, sample_single_spans};
 
 enum Finished {
     One(SpanRecord),
@@ -105,8 +106,10 @@ impl TraceShared {
         true
     }
 
-    pub(crate) fn sampling(&self) -> SamplingDecision {
-        self.state().sampling
+    /// The priority, if decided.
+    pub(crate) fn decided_priority(&self) -> Option<i8> {
+        let sampling = self.state().sampling;
+        (!sampling.deferred).then_some(sampling.priority)
     }
 
     pub(crate) fn set_root_span(&self, root: &Arc<crate::trace::SpanInner>) {
@@ -174,7 +177,7 @@ impl TraceShared {
             (!spans.is_empty()).then(|| self.chunk(spans, state.sampling))
         };
         if let Some(chunk) = chunk {
-            self.tracer.submit(chunk);
+            self.submit(chunk);
         }
     }
 
@@ -229,8 +232,69 @@ impl TraceShared {
             pool::give(spare);
         }
         if let Some(chunk) = chunk {
-            self.tracer.submit(chunk);
+            self.submit(chunk);
         }
+    }
+
+    /// Hands a chunk to the writer, its sampling decided first if it
+    /// waited: by the root when the chunk holds it, else by the root
+    /// [`crate::Span`] as it is now (outside the trace's lock).
+    fn submit(&self, mut chunk: Chunk) {
+        if chunk.sampling.deferred {
+            let root = chunk.spans.iter().find(|s| s.span_id == self.root_span_id);
+            chunk.sampling = match root {
+                Some(root) => {
+                    let decision = decide_deferred(&self.tracer, self.trace_id, Some(root));
+                    self.settle(decision)
+                }
+                None => self.decide_now(|_, _| {}),
+            };
+        }
+        sample_single_spans(&self.tracer, chunk.sampling, &mut chunk.spans);
+        self.tracer.submit(chunk);
+    }
+
+    /// The decision, made now if it waited (an injection needs it, as does
+    /// a chunk leaving without its root): by the root [`crate::Span`] when
+    /// there is one, else by the root `look_up` finds by its id (a span
+    /// living in this thread's stack), else by the service alone.
+    pub(crate) fn decide_now(
+        &self,
+        look_up: impl FnOnce(u64, &mut dyn FnMut(&SpanRecord)),
+    ) -> SamplingDecision {
+        let root_span = {
+            let state = self.state();
+            if !state.sampling.deferred {
+                return state.sampling;
+            }
+            state.root_span.clone()
+        };
+        let mut decision = None;
+        let mut decide = |root: &SpanRecord| {
+            decision = Some(decide_deferred(&self.tracer, self.trace_id, Some(root)));
+        };
+        match root_span.as_ref().and_then(std::sync::Weak::upgrade) {
+            Some(root) => root.with_record(|record| decide(record)),
+            None => look_up(self.root_span_id, &mut decide),
+        }
+        let decision =
+            decision.unwrap_or_else(|| decide_deferred(&self.tracer, self.trace_id, None));
+        self.settle(decision)
+    }
+
+    /// Stores a decision unless another was stored first; the one stored.
+    fn settle(&self, decision: SamplingDecision) -> SamplingDecision {
+        let mut state = self.state();
+        if state.sampling.deferred {
+            state.sampling = decision;
+        }
+        state.sampling
+    }
+
+    /// A user's keep or drop: the trace's decision from now on, whatever
+    /// decided it before (as ddtrace's `manual.keep` / `manual.drop`).
+    pub(crate) fn set_manual(&self, keep: bool) {
+        self.state().sampling = SamplingDecision::manual(keep);
     }
 }
 

@@ -10,10 +10,9 @@
 //! its parent (a span started here) current again.
 //!
 //! What ddspan's API has no call for answers as Datadog's own Rust app
-//! does: a no-op 200 where the client needs a success (`manual_keep`,
-//! `manual_drop`, `stats/flush`), 404 where the protocol reads that as "not
-//! implemented" (`remove_baggage`, `remove_all_baggage`,
-//! `remote-config/apply`, the OTel routes).
+//! does: 404, which the protocol reads as "not implemented"
+//! (`remove_baggage`, `remove_all_baggage`, `remote-config/apply`, the
+//! OTel routes).
 //! CONFORMANCE.md lists each with the issue item that adds it.
 
 use std::collections::HashMap;
@@ -99,9 +98,18 @@ impl App {
             ("POST", "/trace/span/error") => with(body, |a| self.set_error(a)),
             // No manual keep/drop in ddspan's API yet (issue #14, item 2):
             // a no-op success, as Datadog's Rust app answers.
-            ("POST", "/trace/span/manual_keep" | "/trace/span/manual_drop") => {
-                with(body, |a: SpanArgs| self.on_span(a.span_id, |_| json!({})))
-            }
+            ("POST", "/trace/span/manual_keep") => with(body, |a: SpanArgs| {
+                self.on_span(a.span_id, |span| {
+                    span.keep_trace();
+                    json!({})
+                })
+            }),
+            ("POST", "/trace/span/manual_drop") => with(body, |a: SpanArgs| {
+                self.on_span(a.span_id, |span| {
+                    span.drop_trace();
+                    json!({})
+                })
+            }),
             ("POST", "/trace/span/add_link") => with(body, |a| self.add_link(a)),
             ("POST", "/trace/span/add_event") => with(body, |a| self.add_event(a)),
             ("POST", "/trace/span/inject_headers") => with(body, |a| self.inject(a)),
