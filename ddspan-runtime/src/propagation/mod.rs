@@ -384,10 +384,12 @@ pub(crate) fn link_to(context: &SpanContext) -> Option<Link> {
     if context.trace_id == 0 || context.span_id == 0 {
         return None;
     }
+    // A local trace whose decision still waits (sampling rules on the
+    // root) gives no flag yet, as a context with no decision does.
     let priority = context
         .local_trace
         .as_ref()
-        .map(|trace| trace.sampling().priority)
+        .and_then(|trace| trace.decided_priority())
         .or(context.sampling_priority);
     Some(Link {
         trace_id: context.trace_id,
