@@ -329,6 +329,19 @@ impl Config {
         &self.global_tags
     }
 
+    /// The most aggregation keys of client-side stats per 10 s bucket
+    /// (`DD_TRACE_STATS_CARDINALITY_LIMIT`); read only with feature `stats`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let config = ddspan_runtime::Config::builder().build();
+    /// assert_eq!(config.stats_cardinality_limit(), 2048);
+    /// ```
+    pub fn stats_cardinality_limit(&self) -> usize {
+        self.stats_cardinality_limit
+    }
+
     /// The statuses that mark a server span of the HTTP layers as an error.
     ///
     /// # Examples

@@ -538,29 +538,30 @@ impl LocalStack {
     }
 
     fn push_entered(&mut self, span: &Arc<SpanInner>) -> FrameRef {
-        let Some(slot) = self.segment_for(&span.trace, false) else {
-            return FrameRef::NONE;
-        };
-        let Some(segment) = self.segment(slot) else {
-            return FrameRef::NONE;
-        };
-        segment.frames += 1;
-        let index = u32::try_from(self.frames.len()).unwrap_or(u32::MAX);
-        self.frames.push(Frame {
-            span_id: span.span_id,
-            segment: slot,
-            service: span.service.clone(),
-            kind: FrameKind::Entered(Arc::clone(span)),
-        });
-        FrameRef {
-            span_id: span.span_id,
-            index,
-        }
+        let kind = FrameKind::Entered(Arc::clone(span));
+        self.push_held(&span.trace, span.span_id, span.service.clone(), kind)
     }
 
     /// Enters a captured span that is not a [`crate::Span`] (see
     /// [`FrameKind::Elsewhere`]).
     fn push_elsewhere(&mut self, trace: &Arc<TraceShared>, held: &HeldParent) -> FrameRef {
+        self.push_held(
+            trace,
+            held.span_id,
+            held.service.clone(),
+            FrameKind::Elsewhere,
+        )
+    }
+
+    /// Pushes the frame of a span whose data lives outside this stack, in
+    /// this thread's segment of its shared `trace`.
+    fn push_held(
+        &mut self,
+        trace: &Arc<TraceShared>,
+        span_id: u64,
+        service: Option<Cow<'static, str>>,
+        kind: FrameKind,
+    ) -> FrameRef {
         let Some(slot) = self.segment_for(trace, false) else {
             return FrameRef::NONE;
         };
@@ -570,15 +571,12 @@ impl LocalStack {
         segment.frames += 1;
         let index = u32::try_from(self.frames.len()).unwrap_or(u32::MAX);
         self.frames.push(Frame {
-            span_id: held.span_id,
+            span_id,
             segment: slot,
-            service: held.service.clone(),
-            kind: FrameKind::Elsewhere,
+            service,
+            kind,
         });
-        FrameRef {
-            span_id: held.span_id,
-            index,
-        }
+        FrameRef { span_id, index }
     }
 
     /// The active span, captured with a hold on its trace.
