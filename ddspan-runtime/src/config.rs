@@ -129,9 +129,11 @@ table::options! {
         set: usize => |spans: usize| spans.max(1),
     }
     /// Client-side stats (feature `stats`) when the agent's `/info` lists `/v0.6/stats`; P0 traces are then not sent when it says `client_drop_p0s`.
+    ///
+    /// Off by default, as in ddtrace: on, sampled-out traces stop reaching the agent.
     stats_computation_enabled: bool {
         env: ["DD_TRACE_STATS_COMPUTATION_ENABLED"] => flag,
-        default: "`true`" => true,
+        default: "`false`" => false,
         set: bool,
     }
     /// The most aggregation keys of client-side stats per 10 s bucket, at least 1; spans of further keys count under one key per service whose name and resource are `tracer_blocked_value`.
