@@ -201,7 +201,9 @@ fn header_sum(agent: &FaultAgent, name: &str) -> u64 {
 fn stats_count_every_span_and_p0_chunks_stay_home_but_errors_and_single_spans() {
     let agent = FaultAgent::healthy();
     agent.set_info(|_| info(true, true));
-    let _guard = tracer_at(&agent.url(), |b| b.sample_rate(0.0).stats_computation_enabled(true));
+    let _guard = tracer_at(&agent.url(), |b| {
+        b.sample_rate(0.0).stats_computation_enabled(true)
+    });
     assert!(tracer::flush(LONG), "the writer asked /info");
     web_traces(5, 2);
     assert!(tracer::flush(LONG));
@@ -282,7 +284,9 @@ fn stats_count_every_span_and_p0_chunks_stay_home_but_errors_and_single_spans() 
 fn p0_counts_of_a_request_the_agent_did_not_take_go_with_the_next() {
     let agent = FaultAgent::scripted(vec![Reply::status(503, "busy"), Reply::ok()]);
     agent.set_info(|_| info(true, true));
-    let _guard = tracer_at(&agent.url(), |b| b.sample_rate(0.0).stats_computation_enabled(true));
+    let _guard = tracer_at(&agent.url(), |b| {
+        b.sample_rate(0.0).stats_computation_enabled(true)
+    });
     assert!(tracer::flush(LONG));
     web_traces(5, 1);
     assert!(tracer::flush(LONG));
@@ -303,7 +307,9 @@ fn p0_counts_of_a_request_the_agent_did_not_take_go_with_the_next() {
 fn kept_traces_are_all_sent_with_stats_and_no_p0_counts() {
     let agent = FaultAgent::healthy();
     agent.set_info(|_| info(true, true));
-    let _guard = tracer_at(&agent.url(), |b| b.sample_rate(1.0).stats_computation_enabled(true));
+    let _guard = tracer_at(&agent.url(), |b| {
+        b.sample_rate(1.0).stats_computation_enabled(true)
+    });
     assert!(tracer::flush(LONG));
     web_traces(4, 1);
     assert!(tracer::flush(LONG));
@@ -327,7 +333,9 @@ fn kept_traces_are_all_sent_with_stats_and_no_p0_counts() {
 fn without_client_drop_p0s_stats_are_sent_and_p0_chunks_too() {
     let agent = FaultAgent::healthy();
     agent.set_info(|_| info(false, true));
-    let _guard = tracer_at(&agent.url(), |b| b.sample_rate(0.0).stats_computation_enabled(true));
+    let _guard = tracer_at(&agent.url(), |b| {
+        b.sample_rate(0.0).stats_computation_enabled(true)
+    });
     assert!(tracer::flush(LONG));
     web_traces(3, 0);
     assert!(tracer::flush(LONG));
@@ -371,7 +379,9 @@ fn an_agent_without_the_stats_endpoint_gets_every_trace_and_no_stats() {
 fn stats_left_at_stop_are_sent_by_it() {
     let agent = FaultAgent::healthy();
     agent.set_info(|_| info(true, true));
-    let _guard = tracer_at(&agent.url(), |b| b.sample_rate(0.0).stats_computation_enabled(true));
+    let _guard = tracer_at(&agent.url(), |b| {
+        b.sample_rate(0.0).stats_computation_enabled(true)
+    });
     assert!(tracer::flush(LONG));
     web_traces(2, 0);
     assert!(tracer::stop());
@@ -387,7 +397,9 @@ fn stats_the_agent_refuses_are_dropped_not_resent_and_traces_go_on() {
     let agent = FaultAgent::healthy();
     agent.set_info(|_| info(true, true));
     agent.set_stats_status(500);
-    let _guard = tracer_at(&agent.url(), |b| b.sample_rate(1.0).stats_computation_enabled(true));
+    let _guard = tracer_at(&agent.url(), |b| {
+        b.sample_rate(1.0).stats_computation_enabled(true)
+    });
     assert!(tracer::flush(LONG));
     web_traces(2, 0);
     assert!(tracer::flush(LONG), "the traces were delivered");
