@@ -81,6 +81,9 @@ const SEND_POLL: Duration = Duration::from_millis(2);
 
 /// Emptied buffers kept before they go back to the pool.
 const SPENT_BATCH: usize = 32;
+/// No chunk for this long and the writer frees the pool's buffers beyond
+/// what an idle process keeps ([`crate::record::pool::trim`]).
+const IDLE_TRIM_AFTER: Duration = Duration::from_secs(1);
 
 pub(crate) enum Control {
     /// Send everything queued so far, trying until the deadline; reply
@@ -254,6 +257,8 @@ impl Writer {
         let max_poll = MAX_POLL.min(interval);
         let mut poll = MIN_POLL.min(max_poll);
         let mut next_send = Instant::now() + interval;
+        // When the last chunk came, until the pool is trimmed for idleness.
+        let mut busy_since: Option<Instant> = Some(Instant::now());
         self.ask_info(Until::Unbounded);
         loop {
             match control.recv_timeout(poll) {
@@ -268,6 +273,12 @@ impl Writer {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     let taken = self.drain(Until::Unbounded);
+                    if taken > 0 {
+                        busy_since = Some(Instant::now());
+                    } else if busy_since.is_some_and(|t| t.elapsed() >= IDLE_TRIM_AFTER) {
+                        busy_since = None;
+                        crate::record::pool::trim(crate::record::pool::IDLE_POOLED_BYTES);
+                    }
                     poll = if taken >= BUSY_DRAIN {
                         Duration::ZERO
                     } else if taken > 0 {

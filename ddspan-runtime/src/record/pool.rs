@@ -29,35 +29,70 @@ const MAX_LOCAL_CAPACITY: usize = 1024;
 /// A new buffer's room: a fresh one never grows through 1, 2, 4 spans.
 const FRESH_CAPACITY: usize = 8;
 
-/// The most the shared pool keeps, in bytes of span records.
-const MAX_POOLED_BYTES: usize = 8 << 20;
+/// The most the shared pool keeps, in bytes of span records and what they
+/// hold, while spans are flowing. Buffers circulate between the threads
+/// that fill them and the writer: with 1000 error spans a buffer (~500 KiB
+/// with their tags), a steady load keeps a few dozen in flight. A pool
+/// smaller than that frees the excess on the writer's thread, and the
+/// application threads allocate it again: with 8 MiB, an `Err` span cost
+/// 1.7× its time, most of it in the allocator's arena lock.
+const MAX_POOLED_BYTES: usize = 32 << 20;
+
+/// What the pool keeps once the writer has seen no chunk for a while
+/// ([`trim`]): an idle process does not pin a burst's memory.
+pub(crate) const IDLE_POOLED_BYTES: usize = 4 << 20;
+
+/// A buffer kept for reuse and what it keeps alive, counted once.
+struct Pooled {
+    records: Vec<SpanRecord>,
+    /// [`bytes_of`] the buffer when it was given back.
+    bytes: usize,
+}
+
+impl Pooled {
+    fn new(records: Vec<SpanRecord>) -> Pooled {
+        let bytes = bytes_of(&records);
+        Pooled { records, bytes }
+    }
+}
 
 /// Buffers any thread may take.
 struct SharedPool {
-    buffers: Vec<Vec<SpanRecord>>,
+    buffers: Vec<Pooled>,
     /// What `buffers` hold, in bytes of records.
     bytes: usize,
 }
 
 impl SharedPool {
-    fn pop(&mut self) -> Option<Vec<SpanRecord>> {
+    fn pop(&mut self) -> Option<Pooled> {
         let buffer = self.buffers.pop()?;
-        self.bytes -= bytes_of(&buffer);
+        self.bytes -= buffer.bytes;
         Some(buffer)
     }
 
     /// Keeps `buffer` if it is worth it and there is room; else hands it back.
-    fn push(&mut self, buffer: Vec<SpanRecord>) -> Option<Vec<SpanRecord>> {
-        let bytes = bytes_of(&buffer);
-        if !worth_keeping(&buffer)
+    fn push(&mut self, buffer: Pooled) -> Option<Pooled> {
+        if !worth_keeping(&buffer.records)
             || self.buffers.len() >= MAX_POOLED
-            || self.bytes + bytes > MAX_POOLED_BYTES
+            || self.bytes + buffer.bytes > MAX_POOLED_BYTES
         {
             return Some(buffer);
         }
-        self.bytes += bytes;
+        self.bytes += buffer.bytes;
         self.buffers.push(buffer);
         None
+    }
+
+    /// Takes out what it holds beyond `keep` bytes, newest first.
+    fn trim(&mut self, keep: usize) -> Vec<Pooled> {
+        let mut excess = Vec::new();
+        while self.bytes > keep {
+            let Some(buffer) = self.pop() else {
+                break;
+            };
+            excess.push(buffer);
+        }
+        excess
     }
 }
 
@@ -104,7 +139,7 @@ struct LocalCache(RefCell<Kept>);
 
 /// A thread's buffers and what they hold of the process's reuse budget.
 struct Kept {
-    buffers: Vec<Vec<SpanRecord>>,
+    buffers: Vec<Pooled>,
     budget: reuse_budget::Reservation,
 }
 
@@ -131,10 +166,10 @@ thread_local! {
 
 /// Puts `buffer` in this thread's cache if it has room and the budget
 /// allows; else hands it back.
-fn keep_locally(cache: &mut Kept, buffer: Vec<SpanRecord>) -> Option<Vec<SpanRecord>> {
+fn keep_locally(cache: &mut Kept, buffer: Pooled) -> Option<Pooled> {
     if cache.buffers.len() < BATCH
-        && buffer.capacity() <= MAX_LOCAL_CAPACITY
-        && cache.budget.keep(bytes_of(&buffer))
+        && buffer.records.capacity() <= MAX_LOCAL_CAPACITY
+        && cache.budget.keep(buffer.bytes)
     {
         cache.buffers.push(buffer);
         return None;
@@ -142,9 +177,9 @@ fn keep_locally(cache: &mut Kept, buffer: Vec<SpanRecord>) -> Option<Vec<SpanRec
     Some(buffer)
 }
 
-fn take_locally(cache: &mut Kept) -> Option<Vec<SpanRecord>> {
+fn take_locally(cache: &mut Kept) -> Option<Pooled> {
     let buffer = cache.buffers.pop()?;
-    cache.budget.release(bytes_of(&buffer));
+    cache.budget.release(buffer.bytes);
     Some(buffer)
 }
 
@@ -174,9 +209,9 @@ pub(crate) fn take() -> Vec<SpanRecord> {
         .ok()
         .flatten();
     match recycled {
-        Some(mut buffer) => {
-            crate::record::recycle(&mut buffer);
-            buffer
+        Some(Pooled { mut records, .. }) => {
+            crate::record::recycle(&mut records);
+            records
         }
         None => Vec::with_capacity(FRESH_CAPACITY),
     }
@@ -195,6 +230,7 @@ pub(crate) fn give(buffer: Vec<SpanRecord>) {
     if !worth_keeping(&buffer) {
         return;
     }
+    let buffer = Pooled::new(buffer);
     let buffer = match LOCAL.try_with(|cache| match cache.0.try_borrow_mut() {
         Ok(mut cache) => keep_locally(&mut cache, buffer),
         Err(_) => Some(buffer),
@@ -220,7 +256,7 @@ pub(crate) fn give_all(buffers: &mut Vec<Vec<SpanRecord>>) {
         };
         let mut rest = Vec::new();
         for buffer in buffers.drain(..) {
-            rest.extend(pool.push(buffer));
+            rest.extend(pool.push(Pooled::new(buffer)));
         }
         rest
     };
@@ -228,9 +264,32 @@ pub(crate) fn give_all(buffers: &mut Vec<Vec<SpanRecord>>) {
     rest.clear();
 }
 
+/// Frees what the shared pool holds beyond `keep` bytes, outside its lock:
+/// the writer's call when no chunk came for a while, so that a burst's
+/// buffers do not stay pinned in an idle process. The frees happen on the
+/// caller's thread, which is why only an idle writer calls it.
+pub(crate) fn trim(keep: usize) {
+    let excess = match shared_pool() {
+        Some(mut pool) => pool.trim(keep),
+        None => return,
+    };
+    drop(excess);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::tag::TagValue;
+
+    /// The tests that use the process's pool take turns: one draining it
+    /// while another counts what it gave would see the other's buffers go.
+    static GLOBAL_POOL: Mutex<()> = Mutex::new(());
+
+    fn turn() -> MutexGuard<'static, ()> {
+        GLOBAL_POOL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 
     /// Other tests share the pool: take everything, from this thread's
     /// cache and the shared pool.
@@ -240,6 +299,7 @@ mod tests {
 
     #[test]
     fn buffers_come_back_empty_with_their_capacity() {
+        let _turn = turn();
         let mut buffer = Vec::with_capacity(100);
         buffer.push(SpanRecord::named(1, 0, "op".into()));
         give(buffer);
@@ -250,6 +310,7 @@ mod tests {
 
     #[test]
     fn huge_buffers_are_not_kept() {
+        let _turn = turn();
         give(Vec::with_capacity(MAX_POOLED_CAPACITY + 1));
         let taken = take_all();
         assert!(taken.iter().all(|b| b.capacity() <= MAX_POOLED_CAPACITY));
@@ -257,6 +318,7 @@ mod tests {
 
     #[test]
     fn buffers_given_together_come_back() {
+        let _turn = turn();
         let mut buffers: Vec<Vec<SpanRecord>> = (0..3).map(|_| Vec::with_capacity(77)).collect();
         buffers.push(Vec::with_capacity(MAX_POOLED_CAPACITY + 1));
         give_all(&mut buffers);
@@ -268,6 +330,7 @@ mod tests {
 
     #[test]
     fn a_thread_caches_only_small_buffers() {
+        let _turn = turn();
         give_all(&mut vec![
             Vec::with_capacity(MAX_LOCAL_CAPACITY + 1),
             Vec::with_capacity(10),
@@ -280,13 +343,14 @@ mod tests {
                 .borrow()
                 .buffers
                 .iter()
-                .any(|b| b.capacity() > MAX_LOCAL_CAPACITY)
+                .any(|b| b.records.capacity() > MAX_LOCAL_CAPACITY)
         });
         assert!(!cached_big);
     }
 
     #[test]
     fn a_thread_that_exits_leaves_its_buffers_to_the_others() {
+        let _turn = turn();
         let mut pooled = Vec::new();
         std::thread::spawn(|| {
             for _ in 0..BATCH {
@@ -298,7 +362,7 @@ mod tests {
         // Other tests share the pool: look for the exited thread's buffers,
         // and put the others back.
         while let Some(buffer) = shared_pool().and_then(|mut pool| pool.pop()) {
-            pooled.push(buffer);
+            pooled.push(buffer.records);
         }
         let (ours, others): (Vec<_>, Vec<_>) = pooled.into_iter().partition(|b| b.capacity() == 79);
         give_all(&mut others.into_iter().collect());
@@ -316,7 +380,10 @@ mod tests {
         };
         let mut refused = 0;
         for _ in 0..MAX_POOLED {
-            refused += usize::from(pool.push(Vec::with_capacity(MAX_POOLED_CAPACITY)).is_some());
+            refused += usize::from(
+                pool.push(Pooled::new(Vec::with_capacity(MAX_POOLED_CAPACITY)))
+                    .is_some(),
+            );
         }
         assert!(pool.bytes <= MAX_POOLED_BYTES);
         assert!(refused > 0, "bytes bound the pool before its count does");
@@ -333,30 +400,81 @@ mod tests {
         let heavy = || {
             let mut buffer = Vec::with_capacity(1);
             let mut record = SpanRecord::named(1, 0, "op".into());
-            record.set_tag(
-                "payload".into(),
-                crate::record::tag::TagValue::from("x".repeat(20_000)),
-            );
+            record.set_tag("payload".into(), TagValue::from("x".repeat(200_000)));
             buffer.push(record);
             buffer
         };
-        assert!(bytes_of(&heavy()) > 20_000);
+        assert!(bytes_of(&heavy()) > 200_000);
         let mut kept = 0;
-        for _ in 0..1000 {
-            if pool.push(heavy()).is_none() {
+        for _ in 0..MAX_POOLED {
+            if pool.push(Pooled::new(heavy())).is_none() {
                 kept += 1;
             }
         }
         assert!(pool.bytes <= MAX_POOLED_BYTES, "{}", pool.bytes);
-        assert!(kept < 1000 * 64 / 20_000 + 500, "{kept} heavy buffers kept");
+        assert!(
+            kept <= MAX_POOLED_BYTES / 200_000,
+            "{kept} heavy buffers kept"
+        );
         while let Some(buffer) = pool.pop() {
             drop(buffer);
         }
         assert_eq!(pool.bytes, 0, "what was counted in is counted out");
     }
 
+    /// What the writer gives back in one batch of full error-span buffers
+    /// is kept: what the pool refuses is freed on the writer's thread and
+    /// allocated again by the application's (the cost that made an `Err`
+    /// span 1.7× slower when the bound first counted the spans' tags).
+    #[test]
+    fn a_writer_batch_of_error_span_buffers_is_kept() {
+        let mut pool = SharedPool {
+            buffers: Vec::new(),
+            bytes: 0,
+        };
+        let error_spans = || {
+            let mut buffer = Vec::with_capacity(1024);
+            for id in 1..=1000 {
+                let mut record = SpanRecord::named(id, 0, "op".into());
+                record.set_tag("error.message".into(), TagValue::from("x".repeat(40)));
+                record.set_tag("error.type".into(), TagValue::from("std::io::Error"));
+                record.set_tag("error.stack".into(), TagValue::from("y".repeat(200)));
+                buffer.push(record);
+            }
+            Pooled::new(buffer)
+        };
+        let refused = (0..32)
+            .filter(|_| pool.push(error_spans()).is_some())
+            .count();
+        assert_eq!(refused, 0, "{} bytes held", pool.bytes);
+    }
+
+    /// An idle writer's trim leaves at most what an idle process keeps.
+    #[test]
+    fn a_trim_frees_what_is_over_the_idle_bound() {
+        let mut pool = SharedPool {
+            buffers: Vec::new(),
+            bytes: 0,
+        };
+        while pool
+            .push(Pooled::new(Vec::with_capacity(MAX_POOLED_CAPACITY)))
+            .is_none()
+        {}
+        assert!(pool.bytes > IDLE_POOLED_BYTES);
+        let held = pool.bytes;
+        let freed: usize = pool.trim(IDLE_POOLED_BYTES).iter().map(|b| b.bytes).sum();
+        assert!(pool.bytes <= IDLE_POOLED_BYTES, "{}", pool.bytes);
+        assert_eq!(
+            pool.bytes + freed,
+            held,
+            "what was counted in is counted out"
+        );
+        assert!(!pool.buffers.is_empty(), "an idle pool still keeps some");
+    }
+
     #[test]
     fn fresh_buffers_have_room() {
+        let _turn = turn();
         assert!(take().capacity() >= FRESH_CAPACITY);
     }
 }
