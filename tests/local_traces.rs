@@ -271,3 +271,77 @@ fn spans_under_a_leaked_guard_still_ship() {
     assert_eq!(tracer::stats().spans_dropped(), 0);
     traced.agent.assert_no_check_failures();
 }
+
+/// `tracer::trace` makes a span on the thread's stack, as `#[dd_span]`
+/// does (issue #15, item 5: it took the shared path, twice the cost): its
+/// run-time name, its children of every kind, its setters and a `Span`
+/// that outlives it on another thread all arrive as one trace.
+#[test]
+fn a_tracer_trace_root_lives_on_the_stack_with_its_name_children_and_tags() {
+    let traced = traced();
+    let handle = {
+        let request = tracer::trace(format!("job.{}", 7));
+        request.set_resource("GET /jobs/:id");
+        request.set_tag("job.id", 7);
+        assert!(request.is_recording());
+        assert_eq!(
+            tracer::active_context().map(|c| c.span_id()),
+            Some(request.span_id()),
+            "the active span"
+        );
+        {
+            let _local = LocalSpanGuard::start(&CHILD);
+            let _nested = tracer::trace("nested");
+        }
+        let background = tracer::span("background.job").start();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            background.finish();
+        })
+    };
+    handle.join().unwrap();
+    let spans = flatten(traced.collect(4));
+    assert_eq!(spans.len(), 4, "{spans:?}");
+    one_trace(&spans);
+    let root = span_by_name(&spans, "job.7");
+    assert_eq!(id(root, "parent_id"), 0);
+    assert_eq!(root["resource"], "GET /jobs/:id");
+    assert_eq!(metric(root, "job.id"), Some(7.0));
+    assert_eq!(metric(root, "_sampling_priority_v1"), Some(1.0));
+    assert_eq!(metric(root, "_dd.top_level"), Some(1.0));
+    let local = span_by_name(&spans, "local.child");
+    assert_eq!(id(local, "parent_id"), id(root, "span_id"));
+    let nested = span_by_name(&spans, "nested");
+    assert_eq!(id(nested, "parent_id"), id(local, "span_id"));
+    assert_eq!(nested["resource"], "nested", "the resource is the name");
+    let background = span_by_name(&spans, "background.job");
+    assert_eq!(id(background, "parent_id"), id(root, "span_id"));
+    traced.agent.assert_no_check_failures();
+}
+
+/// A span started while the thread is being torn down (a thread-local's
+/// destructor), when the thread's stack may be gone, still arrives.
+#[test]
+fn a_tracer_trace_span_in_a_thread_local_destructor_arrives() {
+    struct OnExit;
+    impl Drop for OnExit {
+        fn drop(&mut self) {
+            let span = tracer::trace("on.exit");
+            span.set_tag("phase", "teardown");
+        }
+    }
+    thread_local! {
+        static ON_EXIT: OnExit = const { OnExit };
+    }
+    let traced = traced();
+    std::thread::spawn(|| {
+        // Registered before the stack is first used, and after.
+        ON_EXIT.with(|_| {});
+        let _first = tracer::trace("first");
+    })
+    .join()
+    .unwrap();
+    let spans = flatten(traced.collect(2));
+    let on_exit = span_by_name(&spans, "on.exit");
+    assert_eq!(meta(on_exit, "phase"), Some("teardown"));
+}

@@ -61,10 +61,15 @@ fn assert_one_chunk_of_one_trace(traces: &[Vec<Value>], root: &str) {
 #[test]
 fn spawned_instrumented_tasks_stay_in_the_trace_of_their_caller() {
     let traced = traced();
-    runtime().block_on(async {
+    // The runtime lives until the spans arrived: the detached task may
+    // still be running when the handler returns (on a busy machine it had
+    // not started), and dropping the runtime would cancel it.
+    let runtime = runtime();
+    runtime.block_on(async {
         assert_eq!(handle_request().await, 1);
     });
     let traces = traced.collect(5);
+    drop(runtime);
     assert_one_chunk_of_one_trace(&traces, "handle_request");
     let spans = flatten(traces);
     let request = span_by_name(&spans, "handle_request");

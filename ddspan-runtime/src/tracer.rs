@@ -90,7 +90,7 @@ pub fn stats() -> Stats {
 /// let _query = ddspan_runtime::tracer::trace("db.query"); // a child of http.request
 /// ```
 pub fn trace(name: impl Into<Cow<'static, str>>) -> EnteredSpan {
-    span(name).start().entered()
+    EnteredSpan::on_stack(name.into())
 }
 
 /// Starts a span that is not made active: a child of the active span, or a

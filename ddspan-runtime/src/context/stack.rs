@@ -722,6 +722,41 @@ pub(crate) fn push_child_of_active(spec: &'static SpanSpec) -> FrameRef {
     with_stack(|stack| stack.push_child_of_active(spec)).unwrap_or(FrameRef::NONE)
 }
 
+/// Starts a span named `name` that lives in this thread's stack as a child
+/// of the active span (or a new root), as [`push_child_of_active`] does for
+/// a span with a spec. A `&'static str` name gets a spec of its own
+/// ([`crate::record::named_spec`]); another is set on the record. `Err(name)`
+/// when the stack cannot be used (thread teardown): the caller starts a
+/// shared span instead.
+pub(crate) fn push_named_child_of_active(
+    name: Cow<'static, str>,
+) -> Result<FrameRef, Cow<'static, str>> {
+    let spec = match &name {
+        Cow::Borrowed(name) => crate::record::named_spec::spec_named(name),
+        Cow::Owned(_) => None,
+    };
+    let mut name = Some(name);
+    let pushed = with_stack(|stack| match spec {
+        Some(spec) => stack.push_child_of_active(spec),
+        None => {
+            let frame = stack.push_child_of_active(&crate::record::DYNAMIC);
+            if let (Some(top), Some(name)) = (stack.frames.last_mut(), name.take()) {
+                if let FrameKind::Local(record) = &mut top.kind {
+                    if frame.span_id == top.span_id {
+                        record.set_name(name);
+                    }
+                }
+            }
+            frame
+        }
+    });
+    match (pushed, name) {
+        (Some(frame), _) => Ok(frame),
+        (None, Some(name)) => Err(name),
+        (None, None) => Ok(FrameRef::NONE),
+    }
+}
+
 /// Makes `span` the active span; its frame ([`FrameRef::NONE`] when it
 /// cannot be entered).
 pub(crate) fn enter(span: &Arc<SpanInner>) -> FrameRef {

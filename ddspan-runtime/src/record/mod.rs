@@ -8,6 +8,7 @@
 mod chunk;
 pub(crate) mod global_tags;
 pub(crate) mod link;
+pub(crate) mod named_spec;
 pub(crate) mod pool;
 mod reuse_budget;
 pub(crate) mod sampling_decision;

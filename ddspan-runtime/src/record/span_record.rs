@@ -368,9 +368,9 @@ impl SpanRecord {
         }
     }
 
-    /// Renames a running span (the `tracing` bridge: an `otel.name` field
-    /// recorded after the span started).
-    #[cfg(feature = "tracing")]
+    /// Names a running span: a span on a thread's stack started by
+    /// `tracer::trace`, and the `tracing` bridge's `otel.name` field
+    /// recorded after the span started.
     pub(crate) fn set_name(&mut self, name: Cow<'static, str>) {
         self.extra_mut().name = Some(name);
     }

@@ -1,4 +1,5 @@
 //! The methods every handle on a running span shares: [`crate::Span`],
+//! [`crate::EnteredSpan`],
 //! [`crate::SpanRef`] and [`crate::LocalSpanGuard`] have the same setters
 //! and getters, with the same signatures and documentation, because they
 //! are written once, here.

@@ -1,6 +1,7 @@
 //! Spans that can move between threads: roots, manual spans, and the spans
 //! of futures.
 
+use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -117,14 +118,14 @@ impl Span {
     ///
     /// ```
     /// let request = ddspan_runtime::tracer::span("http.request").resource("GET /").start().entered();
-    /// request.set_tag("http.status_code", 200); // `EnteredSpan` derefs to `Span`
+    /// request.set_tag("http.status_code", 200);
     /// let _query = ddspan_runtime::tracer::trace("db.query"); // a child of http.request
     /// ```
     pub fn entered(self) -> EnteredSpan {
         let frame = self.enter_raw();
         EnteredSpan {
-            span: self,
             frame,
+            owned: Some(self),
             _not_send: PhantomData,
         }
     }
@@ -216,11 +217,20 @@ impl Drop for Entered<'_> {
     }
 }
 
-/// The guard of [`Span::entered`] and [`tracer::trace`]: it owns the span,
-/// which is active on this thread until the guard drops and then finishes
-/// (Python's `with tracer.trace(name) as span`). It derefs to [`Span`] for
-/// the setters. The pair reads as in `tracing`: `enter()` gives an
-/// [`Entered`] borrow, `entered()` an owning `EnteredSpan`.
+/// The guard of [`Span::entered`] and [`tracer::trace`]: the span is active
+/// on this thread until the guard drops, and then finishes (Python's
+/// `with tracer.trace(name) as span`). The pair reads as in `tracing`:
+/// `enter()` gives an [`Entered`] borrow, `entered()` an owning
+/// `EnteredSpan`.
+///
+/// Its setters and getters are the same methods as on [`Span`],
+/// [`SpanRef`](crate::SpanRef) and [`LocalSpanGuard`](crate::LocalSpanGuard).
+///
+/// A span from [`tracer::trace`] lives on this thread's stack, as a
+/// `#[dd_span]` span does (no shared allocation, no lock): it cannot move
+/// to another thread, and a [`SpanRef`](crate::SpanRef) to it used on
+/// another thread does nothing. Make a [`Span`] (`tracer::span(..).start()`)
+/// for a span that must be finished or tagged elsewhere.
 ///
 /// [`tracer::trace`]: crate::tracer::trace
 ///
@@ -234,8 +244,10 @@ impl Drop for Entered<'_> {
 /// ```
 #[must_use = "the span finishes when the guard drops"]
 pub struct EnteredSpan {
-    span: Span,
     frame: FrameRef,
+    /// The span, when it is a [`Span`] made elsewhere and entered here;
+    /// `None` for a span on this thread's stack (or a no-op).
+    owned: Option<Span>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -244,25 +256,100 @@ pub struct EnteredSpan {
 #[deprecated(since = "0.1.0", note = "renamed `EnteredSpan`")]
 pub type ActiveSpan = EnteredSpan;
 
-impl std::ops::Deref for EnteredSpan {
-    type Target = Span;
+impl EnteredSpan {
+    /// A span on this thread's stack named `name`, child of the active span
+    /// (or a new root): what [`tracer::trace`](crate::tracer::trace) makes.
+    /// When the stack cannot be used (thread teardown), the span is a
+    /// [`Span`] entered as before.
+    pub(crate) fn on_stack(name: Cow<'static, str>) -> EnteredSpan {
+        if !crate::runtime::registry::is_running() {
+            return EnteredSpan {
+                frame: FrameRef::NONE,
+                owned: None,
+                _not_send: PhantomData,
+            };
+        }
+        match stack::push_named_child_of_active(name) {
+            Ok(frame) => EnteredSpan {
+                frame,
+                owned: None,
+                _not_send: PhantomData,
+            },
+            Err(name) => crate::span::SpanBuilder::new(name).start().entered(),
+        }
+    }
 
-    fn deref(&self) -> &Span {
-        &self.span
+    /// Finishes the span now (the same as dropping the guard).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let span = ddspan_runtime::tracer::trace("batch");
+    /// span.finish();
+    /// ```
+    pub fn finish(self) {
+        drop(self);
     }
 }
 
+impl SpanHandle for EnteredSpan {
+    fn handle_is_recording(&self) -> bool {
+        match &self.owned {
+            Some(span) => span.handle_is_recording(),
+            None => self.frame.span_id != 0,
+        }
+    }
+
+    fn handle_span_id(&self) -> u64 {
+        match &self.owned {
+            Some(span) => span.handle_span_id(),
+            None => self.frame.span_id,
+        }
+    }
+
+    fn handle_record(&self, f: impl FnOnce(&mut SpanRecord)) {
+        match &self.owned {
+            Some(span) => span.handle_record(f),
+            None if self.frame.span_id != 0 => stack::with_local_record(self.frame.span_id, f),
+            None => {}
+        }
+    }
+
+    fn handle_context(&self) -> Option<SpanContext> {
+        match &self.owned {
+            Some(span) => span.handle_context(),
+            None if self.frame.span_id != 0 => stack::context_of(self.frame.span_id),
+            None => None,
+        }
+    }
+
+    fn handle_trace(&self) -> Option<Arc<TraceShared>> {
+        match &self.owned {
+            Some(span) => span.handle_trace(),
+            None => self.handle_context()?.local_trace,
+        }
+    }
+}
+
+span_methods!(
+    EnteredSpan,
+    "let span = ddspan_runtime::tracer::trace(\"op\");"
+);
+
 impl Drop for EnteredSpan {
     fn drop(&mut self) {
+        if self.owned.is_none() && self.frame.span_id != 0 && std::thread::panicking() {
+            self.handle_record(crate::span::panic::mark_unwinding);
+        }
         stack::exit(self.frame);
-        // The span itself finishes (and notices a panic) when its field drops.
+        // An owned span finishes (and notices a panic) when its field drops.
     }
 }
 
 impl std::fmt::Debug for EnteredSpan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnteredSpan")
-            .field("span", &self.span)
+            .field("span_id", &self.handle_span_id())
             .finish()
     }
 }
