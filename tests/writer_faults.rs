@@ -50,7 +50,8 @@ fn a_3xx_is_dropped_at_once_not_retried() {
     let agent = FaultAgent::scripted(vec![Reply::status(301, "moved")]);
     let _guard = start_tracer(&agent.url());
     traces("redirected", 2);
-    assert!(tracer::flush(Duration::from_secs(5)));
+    assert!(!tracer::flush(Duration::from_secs(5)), "spans were lost");
+    assert!(tracer::flush(Duration::from_secs(5)), "and settled");
     let stats = tracer::stats();
     assert_eq!(agent.requests().len(), 1, "sent once");
     assert_eq!(
@@ -70,8 +71,12 @@ fn a_4xx_is_never_retried_and_is_counted() {
         drop(tracer::trace("child"));
     }
     assert!(
+        !tracer::flush(Duration::from_secs(5)),
+        "a dropped payload is a loss"
+    );
+    assert!(
         tracer::flush(Duration::from_secs(5)),
-        "a dropped payload is settled"
+        "and settled: none since"
     );
     let stats = tracer::stats();
     assert_eq!(agent.requests().len(), 1);
@@ -91,7 +96,7 @@ fn retries_of_a_5xx_are_bounded_then_the_payload_is_dropped() {
     let agent = FaultAgent::scripted(vec![Reply::status(500, "down")]);
     let _guard = start_tracer(&agent.url());
     drop(tracer::trace("lost"));
-    assert!(tracer::flush(Duration::from_secs(5)));
+    assert!(!tracer::flush(Duration::from_secs(5)), "the span was lost");
     let requests = agent.requests();
     assert_eq!(requests.len(), 3, "one attempt and two retries");
     // Exponential back-off: 20 ms, then 40 ms.
@@ -112,7 +117,10 @@ fn a_request_sent_whole_and_left_unanswered_is_never_sent_again() {
     let agent = FaultAgent::scripted(vec![Reply::drop_connection(), Reply::ok()]);
     let _guard = start_tracer(&agent.url());
     drop(tracer::trace("unanswered"));
-    assert!(tracer::flush(Duration::from_secs(5)));
+    assert!(
+        !tracer::flush(Duration::from_secs(5)),
+        "whether the agent has the span is not known"
+    );
     assert_eq!(agent.requests().len(), 1, "not sent a second time");
     let stats = tracer::stats();
     assert_eq!(stats.retries, 0);
@@ -228,7 +236,7 @@ fn a_single_trace_too_large_is_dropped_and_counted() {
         let _root = tracer::trace("huge");
         drop(tracer::trace("child"));
     }
-    assert!(tracer::flush(Duration::from_secs(5)));
+    assert!(!tracer::flush(Duration::from_secs(5)), "the trace was lost");
     let stats = tracer::stats();
     assert_eq!(
         (stats.spans_dropped_send_failed, stats.payloads_split),

@@ -51,11 +51,12 @@ pub fn stop() -> bool {
 
 /// Sends every trace finished so far to the agent now, trying for up to
 /// `timeout` (waiting out retries and an agent that is down). Returns `true`
-/// when nothing finished before the call is left unsent: each trace was
-/// delivered, or dropped and counted in [`stats`] (a 4xx, retries used up).
-/// `false` means some are still buffered (the writer keeps trying) or the
-/// writer did not answer in time. Traces whose spans are still open are not
-/// sent.
+/// when every trace finished since the previous flush (or the start) was
+/// delivered. `false` means some are still buffered (the writer keeps
+/// trying), the writer did not answer in time, or spans were lost since the
+/// previous flush: dropped (queue or buffer full, a 4xx, retries used up)
+/// or sent with no answer; [`stats`] has the counts. Traces whose spans are
+/// still open are not sent.
 ///
 /// # Examples
 ///

@@ -2,6 +2,7 @@
 //! finished chunks go: the exporters that read them (the console, the
 //! memory exporter), then the agent writer's queue.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,9 @@ pub(crate) struct TracerCore {
     /// The agent writer's queue; none when a memory exporter keeps the
     /// spans.
     agent: Option<AgentQueue>,
+    /// Spans lost or unconfirmed when the last flush returned: a flush
+    /// answers `true` only if none were lost since.
+    lost_at_last_flush: AtomicU64,
 }
 
 impl TracerCore {
@@ -47,6 +51,7 @@ impl TracerCore {
             counters,
             readers,
             agent,
+            lost_at_last_flush: AtomicU64::new(0),
         })
     }
 
@@ -95,17 +100,23 @@ impl TracerCore {
     }
 
     /// Sends what is queued, until `timeout` from now; whether nothing is
-    /// left unsent. The readers are waited for first, briefly; only the
-    /// agent's delivery decides the answer.
+    /// left unsent and no span was lost (dropped, or sent without an answer)
+    /// since the previous flush or the start. The readers are waited for
+    /// first, briefly; only the agent's delivery decides the answer.
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         let deadline = deadline_after(timeout);
         let readers_deadline = deadline.min(Instant::now() + READERS_WAIT);
         for reader in &self.readers {
             reader.flush(readers_deadline);
         }
-        self.agent
+        let sent = self
+            .agent
             .as_ref()
-            .is_none_or(|agent| agent.flush(deadline))
+            .is_none_or(|agent| agent.flush(deadline));
+        let stats = self.counters.snapshot();
+        let lost = stats.spans_dropped() + stats.spans_unconfirmed;
+        let before = self.lost_at_last_flush.swap(lost, Ordering::Relaxed);
+        sent && lost == before
     }
 
     /// The same within `shutdown_timeout`, then the exporters stop.
