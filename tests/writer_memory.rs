@@ -84,7 +84,11 @@ fn a_million_spans_with_the_agent_down_stay_within_the_caps() {
     // The agent comes up: what was kept arrives, once.
     let buffered = stats.spans_buffered;
     let agent = FaultAgent::start_on(port, |_| Reply::ok());
-    assert!(tracer::flush(Duration::from_secs(30)));
+    assert!(
+        !tracer::flush(Duration::from_secs(30)),
+        "spans were dropped since the start"
+    );
+    assert!(tracer::flush(Duration::from_secs(30)), "and none since");
     let spans = agent.spans();
     assert_eq!(spans.len() as u64, buffered);
     let ids: HashSet<u64> = spans.iter().map(|s| s.span_id).collect();

@@ -94,6 +94,9 @@ fn a_slow_agent_slows_the_writer_not_the_application() {
 
     // Fast again: new traces flow, and everything is accounted for.
     assert!(agent.wait_for_spans(1, Duration::from_secs(10)));
+    // The first flush reports what the slow agent cost (if anything was
+    // dropped); the next one, that the backlog drained.
+    tracer::flush(Duration::from_secs(10));
     assert!(tracer::flush(Duration::from_secs(10)), "the backlog drains");
     for _ in 0..20 {
         let _root = tracer::trace("after");
@@ -165,7 +168,10 @@ fn the_queue_holds_at_most_its_span_limit_while_the_writer_waits() {
     assert_eq!(stats.spans_dropped_queue_full, 800, "{stats}");
     assert_eq!(stats.traces_dropped_queue_full, 8, "{stats}");
     // A chunk bigger than the limit still goes when the queue is empty.
-    assert!(tracer::flush(Duration::from_secs(10)));
+    assert!(
+        !tracer::flush(Duration::from_secs(10)),
+        "800 spans were dropped"
+    );
     trace_of(400);
     assert!(tracer::flush(Duration::from_secs(10)));
     assert!(
