@@ -35,7 +35,15 @@ pub(crate) struct Buffer {
     waiting_spans: usize,
     /// The sequence number of the last payload sealed.
     sealed: u64,
+    /// Room for the next open payload: the bytes of one already sent (see
+    /// [`Payload::new_in`]). Empty room, not counted in the budget; at most
+    /// [`MAX_SPARE_ROOM`], and let go when the writer is idle.
+    spare: Vec<u8>,
 }
+
+/// The most room kept for the next payload (a payload grows to at most
+/// twice its size cap as its buffer doubles).
+const MAX_SPARE_ROOM: usize = 64 << 20;
 
 impl Buffer {
     pub(crate) fn new(budget: usize) -> Buffer {
@@ -46,6 +54,7 @@ impl Buffer {
             waiting_bytes: 0,
             waiting_spans: 0,
             sealed: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -74,7 +83,8 @@ impl Buffer {
     /// keeps its own (it is rewritten when sent if need be).
     pub(crate) fn append(&mut self, encoder: &Encoder, chunk: &Chunk, format: Format) {
         if self.open.is_empty() && self.open.format() != format {
-            self.open = Payload::new(format);
+            let room = std::mem::take(&mut self.open).into_bytes();
+            self.open = Payload::new_in(format, room);
         }
         self.open.append(encoder, chunk);
     }
@@ -129,10 +139,25 @@ impl Buffer {
         if self.open.is_empty() {
             return;
         }
-        let mut payload = std::mem::take(&mut self.open);
-        payload.seal();
+        let room = Payload::new_in(self.open.format(), std::mem::take(&mut self.spare));
+        let mut payload = std::mem::replace(&mut self.open, room);
+        let unused = payload.seal();
+        self.reuse(unused);
         self.sealed += 1;
         self.push_front_or_back(payload, self.sealed, false);
+    }
+
+    /// Keeps `room` (a settled payload's bytes) for the next payload, if
+    /// it is larger than the room kept and not too large.
+    pub(crate) fn reuse(&mut self, room: Vec<u8>) {
+        if room.capacity() > self.spare.capacity() && room.capacity() <= MAX_SPARE_ROOM {
+            self.spare = room;
+        }
+    }
+
+    /// Lets the kept room go (the writer is idle).
+    pub(crate) fn release_spare(&mut self) {
+        self.spare = Vec::new();
     }
 
     /// The sequence number of the last payload sealed.
@@ -206,6 +231,27 @@ mod tests {
             buffer.seal();
         }
         buffer
+    }
+
+    /// A sent payload's bytes become the next payload's room: sealing and
+    /// filling again allocates nothing new.
+    #[test]
+    fn a_settled_payloads_bytes_are_the_next_payloads_room() {
+        let mut buffer = holding(1 << 20, vec![payload_of(&[1, 2, 3])]);
+        let sent = buffer.pop().unwrap().payload.into_bytes();
+        let (address, capacity) = (sent.as_ptr(), sent.capacity());
+        buffer.reuse(sent);
+        buffer.open = payload_of(&[4]);
+        buffer.seal();
+        let room = std::mem::take(&mut buffer.open).into_bytes();
+        assert_eq!((room.as_ptr(), room.capacity()), (address, capacity));
+        buffer.reuse(Vec::with_capacity(MAX_SPARE_ROOM + 1));
+        assert!(
+            buffer.spare.capacity() <= MAX_SPARE_ROOM,
+            "too large to keep"
+        );
+        buffer.release_spare();
+        assert_eq!(buffer.spare.capacity(), 0);
     }
 
     #[test]

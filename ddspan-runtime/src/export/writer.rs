@@ -278,6 +278,7 @@ impl Writer {
                     } else if busy_since.is_some_and(|t| t.elapsed() >= IDLE_TRIM_AFTER) {
                         busy_since = None;
                         crate::record::pool::trim(crate::record::pool::IDLE_POOLED_BYTES);
+                        self.buffer.release_spare();
                     }
                     poll = if taken >= BUSY_DRAIN {
                         Duration::ZERO
@@ -441,12 +442,16 @@ impl Writer {
                 }
             }
             let settled = self.buffer.pop().expect("the payload just sent");
-            match outcome {
-                Outcome::Delivered => self.delivered(&settled.payload),
+            let spent = match outcome {
+                Outcome::Delivered => {
+                    self.delivered(&settled.payload);
+                    Some(settled.payload)
+                }
                 Outcome::Split => match settled.payload.split() {
                     Ok(halves) => {
                         add(&self.counters.payloads_split, 1);
                         self.buffer.put_back_halves(halves, settled.sequence);
+                        None
                     }
                     Err(single) => {
                         self.last_failure = format!(
@@ -455,10 +460,20 @@ impl Writer {
                             single.len()
                         );
                         self.dropped(&single);
+                        Some(single)
                     }
                 },
-                Outcome::Unconfirmed => self.unconfirmed(&settled.payload),
-                _ => self.dropped(&settled.payload),
+                Outcome::Unconfirmed => {
+                    self.unconfirmed(&settled.payload);
+                    Some(settled.payload)
+                }
+                _ => {
+                    self.dropped(&settled.payload);
+                    Some(settled.payload)
+                }
+            };
+            if let Some(spent) = spent {
+                self.buffer.reuse(spent.into_bytes());
             }
             // After each payload settled: the next send may take long.
             self.publish();
