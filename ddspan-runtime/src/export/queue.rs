@@ -1,7 +1,8 @@
 //! The application side of the agent writer: the bounded queue a finished
-//! chunk is handed to, and the flush and shutdown requests. Handing a chunk
-//! over is one `try_send`: no allocation, no system call (the writer polls
-//! the queue on its own clock), never a wait.
+//! chunk is handed to (small chunks in batches, from their thread's outbox:
+//! [`crate::export::outbox`]), and the flush and shutdown requests. Handing
+//! a chunk over is a push into the thread's outbox, or one `try_send`: no
+//! system call (the writer polls the queue on its own clock), never a wait.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Sender, SyncSender, TrySendError};
@@ -10,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+use crate::export::outbox::{Handoff, Outboxes, Put};
 use crate::export::stats::Counters;
 use crate::export::writer::{self, Control};
 use crate::record::Chunk;
@@ -26,10 +28,27 @@ fn writer_deadline(deadline: Instant, now: Instant) -> Instant {
     deadline - (left / 10).min(REPLY_MARGIN)
 }
 
+/// Drops what the queue refused (or what came after the stop), counting
+/// each chunk as a trace lost.
+fn drop_all(handoff: Handoff, counters: &Counters, stopped: bool) {
+    for chunk in handoff.into_chunks() {
+        let spans = chunk.spans.len();
+        if stopped {
+            counters.dropped_stopped(spans);
+        } else {
+            counters.dropped_queue_full(spans);
+        }
+        crate::record::pool::give(chunk.spans);
+    }
+}
+
 /// The way to the writer thread.
 pub(crate) struct AgentQueue {
-    /// Finished chunks; application threads only ever `try_send`.
-    chunks: SyncSender<Chunk>,
+    /// Finished chunks and batches; application threads only ever
+    /// `try_send`.
+    chunks: SyncSender<Handoff>,
+    /// The threads' batches being filled; `None` without a writer.
+    outboxes: Option<Arc<Outboxes>>,
     /// Flush and shutdown requests.
     control: Sender<Control>,
     /// The most spans the queued chunks may hold (`queue_max_spans`).
@@ -47,11 +66,12 @@ impl AgentQueue {
     ) -> AgentQueue {
         let (chunks, chunk_receiver) = std::sync::mpsc::sync_channel(config.queue_capacity);
         let (control, control_receiver) = std::sync::mpsc::channel();
+        let outboxes = Arc::new(Outboxes::new());
         let worker = writer::spawn(
             config.clone(),
             Arc::clone(counters),
             Arc::clone(sampler),
-            chunk_receiver,
+            (chunk_receiver, Arc::clone(&outboxes)),
             control_receiver,
         )
         .map_err(|error| {
@@ -62,50 +82,58 @@ impl AgentQueue {
         .ok();
         AgentQueue {
             chunks,
+            outboxes: worker.is_some().then_some(outboxes),
             control,
             max_spans: config.queue_max_spans as u64,
             worker: Mutex::new(worker),
         }
     }
 
-    /// Hands a finished chunk to the writer without ever blocking; a full
-    /// queue drops the chunk and counts it.
+    /// Hands a finished chunk to the writer without ever blocking: into
+    /// this thread's outbox when small (a full batch then crosses the
+    /// queue), else through the queue on its own. A full queue drops what
+    /// it refuses and counts it.
     #[inline]
     pub(crate) fn hand_off(&self, chunk: Chunk, counters: &Counters) {
+        let handoff = match &self.outboxes {
+            Some(outboxes) => match outboxes.put(chunk, &counters.stopped) {
+                Put::Waiting => return,
+                Put::Batch(batch) => Handoff::Batch(batch),
+                Put::Alone(chunk) => Handoff::One(chunk),
+            },
+            None => Handoff::One(chunk),
+        };
+        self.send(handoff, counters);
+    }
+
+    /// Puts a chunk or batch in the queue, or drops and counts it.
+    fn send(&self, handoff: Handoff, counters: &Counters) {
         // The writer polls this queue on its own clock, so a send never
         // wakes a thread: no system call on this path.
-        let spans = chunk.spans.len();
+        let spans = handoff.spans();
         let counted = spans as u64;
         // Counted first, then the stop checked (both SeqCst, as the writer's
-        // last drain reads them in the other order): a chunk whose hand-off
-        // saw no stop is in `queued_spans` before the stopping writer's
-        // last look, which waits for it (`Writer::shut_down`).
+        // last drain reads them in the other order): a hand-off that saw no
+        // stop is in `queued_spans` before the stopping writer's last look,
+        // which waits for it (`Writer::shut_down`).
         let queued = counters.queued_spans.fetch_add(counted, Ordering::SeqCst);
         if counters.stopped.load(Ordering::SeqCst) {
             counters.queued_spans.fetch_sub(counted, Ordering::Relaxed);
-            counters.dropped_stopped(spans);
-            crate::record::pool::give(chunk.spans);
+            drop_all(handoff, counters, true);
             return;
         }
         let fits = queued == 0 || queued + counted <= self.max_spans;
         let refused = if fits {
-            match self.chunks.try_send(chunk) {
+            match self.chunks.try_send(handoff) {
                 Ok(()) => return,
-                Err(TrySendError::Full(chunk)) => Some((chunk, false)),
-                Err(TrySendError::Disconnected(chunk)) => Some((chunk, true)),
+                Err(TrySendError::Full(handoff)) => (handoff, false),
+                Err(TrySendError::Disconnected(handoff)) => (handoff, true),
             }
         } else {
-            Some((chunk, false))
+            (handoff, false)
         };
-        if let Some((chunk, stopped)) = refused {
-            counters.queued_spans.fetch_sub(counted, Ordering::Relaxed);
-            if stopped {
-                counters.dropped_stopped(spans);
-            } else {
-                counters.dropped_queue_full(spans);
-            }
-            crate::record::pool::give(chunk.spans);
-        }
+        counters.queued_spans.fetch_sub(counted, Ordering::Relaxed);
+        drop_all(refused.0, counters, refused.1);
     }
 
     /// Asks the writer to send what is queued, trying until `deadline`;

@@ -12,9 +12,11 @@
 //!
 //! The writer polls the queue on its own clock (every 10 ms while chunks
 //! arrive, backing off to 100 ms when idle) instead of blocking on it, so
-//! application threads never pay for waking it: handing a chunk over is one
-//! `try_send` ([`crate::export::queue`]). It blocks only on the control
-//! channel, which carries the rare flush and shutdown requests.
+//! application threads never pay for waking it: handing a chunk over is a
+//! push into the thread's outbox or one `try_send` ([`crate::export::queue`],
+//! [`crate::export::outbox`]); each look at the queue also sweeps the
+//! outboxes. It blocks only on the control channel, which carries the rare
+//! flush and shutdown requests.
 //!
 //! What cannot be sent yet waits in a backlog of encoded payloads, in order,
 //! bounded in bytes (`buffer_bytes`); once the backlog holds that much, new
@@ -59,6 +61,7 @@ use crate::export::backoff::Backoff;
 use crate::export::buffer::Buffer;
 use crate::export::client_stats::{droppable, ClientStats};
 use crate::export::encode::Encoder;
+use crate::export::outbox::{Handoff, Outboxes};
 use crate::export::outcome::{classify, Answer, Outcome};
 use crate::export::payload::{Format, Payload};
 use crate::export::sender::{Exchange, Link, Method};
@@ -106,7 +109,7 @@ pub(crate) fn spawn(
     config: Config,
     counters: Arc<Counters>,
     sampler: Arc<Sampler>,
-    chunks: Receiver<Chunk>,
+    chunks: (Receiver<Handoff>, Arc<Outboxes>),
     control: Receiver<Control>,
 ) -> std::io::Result<JoinHandle<()>> {
     let writer = Writer::new(config, counters, sampler, chunks);
@@ -167,8 +170,12 @@ struct Writer {
     counters: Arc<Counters>,
     /// Takes the agent's rates from each answer.
     sampler: Arc<Sampler>,
-    /// The queue of finished chunks.
-    chunks: Receiver<Chunk>,
+    /// The queue of finished chunks and batches.
+    chunks: Receiver<Handoff>,
+    /// The threads' batches being filled, swept at each drain.
+    outboxes: Arc<Outboxes>,
+    /// Chunks just swept from the outboxes (kept for its room).
+    swept: Vec<Chunk>,
     /// To the agent, through the sender thread.
     link: Link,
     /// A request is under way: chunks taken meanwhile are encoded, and
@@ -206,7 +213,7 @@ impl Writer {
         config: Config,
         counters: Arc<Counters>,
         sampler: Arc<Sampler>,
-        chunks: Receiver<Chunk>,
+        (chunks, outboxes): (Receiver<Handoff>, Arc<Outboxes>),
     ) -> Writer {
         let transport = Transport::new(&config.agent_url, config.request_timeout);
         let encoder = Encoder::new(&config);
@@ -230,6 +237,8 @@ impl Writer {
             buffer: Buffer::new(config.buffer_bytes),
             backoff: Backoff::new(config.retry_backoff),
             chunks,
+            outboxes,
+            swept: Vec::new(),
             link: Link::new(transport),
             sending: false,
             encoder,
@@ -307,7 +316,8 @@ impl Writer {
         }
     }
 
-    /// Encodes every chunk queued now; returns how many there were.
+    /// Encodes every chunk queued now, and those waiting in the threads'
+    /// outboxes; returns how many there were.
     fn drain(&mut self, until: Until) -> usize {
         let mut taken = 0;
         loop {
@@ -316,17 +326,31 @@ impl Writer {
             if self.sending && self.buffer.is_full() {
                 break;
             }
-            let Ok(chunk) = self.chunks.try_recv() else {
+            let Ok(handoff) = self.chunks.try_recv() else {
                 break;
             };
-            self.tally.spans_taken += chunk.spans.len();
-            self.add(chunk, until);
-            taken += 1;
-            if taken % BUSY_DRAIN == 0 {
-                // A long drain: the queue's span count must not wait for
-                // its end, or traces are refused while the queue empties.
-                self.publish();
+            self.tally.spans_taken += handoff.spans();
+            for chunk in handoff.into_chunks() {
+                self.add(chunk, until);
+                taken += 1;
+                if taken % BUSY_DRAIN == 0 {
+                    // A long drain: the queue's span count must not wait for
+                    // its end, or traces are refused while the queue empties.
+                    self.publish();
+                }
             }
+        }
+        if !(self.sending && self.buffer.is_full()) {
+            // A flush (and the stop) must see every chunk finished before
+            // it: it waits for outboxes their threads hold right now.
+            let patient = until.deadline().is_some();
+            let mut swept = std::mem::take(&mut self.swept);
+            self.outboxes.sweep(patient, &mut swept);
+            taken += swept.len();
+            for chunk in swept.drain(..) {
+                self.add(chunk, until);
+            }
+            self.swept = swept;
         }
         if taken > 0 {
             self.publish();
@@ -843,10 +867,17 @@ impl Writer {
         // until that count is back to zero (a few tries: a hand-off takes
         // nanoseconds).
         for _ in 0..10_000 {
-            while let Ok(chunk) = self.chunks.try_recv() {
-                let spans = chunk.spans.len();
-                self.tally.spans_taken += spans;
-                self.counters.dropped_stopped(spans);
+            while let Ok(handoff) = self.chunks.try_recv() {
+                self.tally.spans_taken += handoff.spans();
+                for chunk in handoff.into_chunks() {
+                    self.counters.dropped_stopped(chunk.spans.len());
+                    self.spent.push(chunk.spans);
+                }
+            }
+            // Outboxes: a chunk put in after this sweep sees the stop.
+            self.outboxes.sweep(true, &mut self.swept);
+            for chunk in self.swept.drain(..) {
+                self.counters.dropped_stopped(chunk.spans.len());
                 self.spent.push(chunk.spans);
             }
             self.publish();
