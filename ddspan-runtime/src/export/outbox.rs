@@ -46,6 +46,14 @@ impl Handoff {
         }
     }
 
+    /// The chunks it carries.
+    pub(crate) fn chunks(&self) -> usize {
+        match self {
+            Handoff::One(_) => 1,
+            Handoff::Batch(chunks) => chunks.len(),
+        }
+    }
+
     /// Its chunks, in the order they were handed over.
     pub(crate) fn into_chunks(self) -> impl Iterator<Item = Chunk> {
         let (one, batch) = match self {

@@ -53,6 +53,9 @@ pub(crate) struct AgentQueue {
     control: Sender<Control>,
     /// The most spans the queued chunks may hold (`queue_max_spans`).
     max_spans: u64,
+    /// The most chunks queued (`queue_capacity`): a batch counts its
+    /// chunks, so batching does not multiply what the queue may hold.
+    max_chunks: u64,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -85,6 +88,7 @@ impl AgentQueue {
             outboxes: worker.is_some().then_some(outboxes),
             control,
             max_spans: config.queue_max_spans as u64,
+            max_chunks: config.queue_capacity as u64,
             worker: Mutex::new(worker),
         }
     }
@@ -110,30 +114,34 @@ impl AgentQueue {
     fn send(&self, handoff: Handoff, counters: &Counters) {
         // The writer polls this queue on its own clock, so a send never
         // wakes a thread: no system call on this path.
-        let spans = handoff.spans();
-        let counted = spans as u64;
+        let counted = handoff.spans() as u64;
+        let chunks = handoff.chunks() as u64;
         // Counted first, then the stop checked (both SeqCst, as the writer's
         // last drain reads them in the other order): a hand-off that saw no
         // stop is in `queued_spans` before the stopping writer's last look,
         // which waits for it (`Writer::shut_down`).
         let queued = counters.queued_spans.fetch_add(counted, Ordering::SeqCst);
-        if counters.stopped.load(Ordering::SeqCst) {
+        let queued_chunks = counters.queued_chunks.fetch_add(chunks, Ordering::Relaxed);
+        let refuse = |handoff, stopped| {
             counters.queued_spans.fetch_sub(counted, Ordering::Relaxed);
-            drop_all(handoff, counters, true);
+            counters.queued_chunks.fetch_sub(chunks, Ordering::Relaxed);
+            drop_all(handoff, counters, stopped);
+        };
+        if counters.stopped.load(Ordering::SeqCst) {
+            refuse(handoff, true);
             return;
         }
-        let fits = queued == 0 || queued + counted <= self.max_spans;
-        let refused = if fits {
-            match self.chunks.try_send(handoff) {
-                Ok(()) => return,
-                Err(TrySendError::Full(handoff)) => (handoff, false),
-                Err(TrySendError::Disconnected(handoff)) => (handoff, true),
-            }
-        } else {
-            (handoff, false)
-        };
-        counters.queued_spans.fetch_sub(counted, Ordering::Relaxed);
-        drop_all(refused.0, counters, refused.1);
+        let fits = (queued == 0 || queued + counted <= self.max_spans)
+            && queued_chunks + chunks <= self.max_chunks.max(chunks);
+        if !fits {
+            refuse(handoff, false);
+            return;
+        }
+        match self.chunks.try_send(handoff) {
+            Ok(()) => {}
+            Err(TrySendError::Full(handoff)) => refuse(handoff, false),
+            Err(TrySendError::Disconnected(handoff)) => refuse(handoff, true),
+        }
     }
 
     /// Asks the writer to send what is queued, trying until `deadline`;

@@ -79,6 +79,8 @@ const MAX_POLL: Duration = Duration::from_millis(100);
 /// Chunks in one drain that mean the queue is filling faster than a poll
 /// empties it: the writer looks again at once instead of waiting a poll.
 const BUSY_DRAIN: usize = 256;
+/// The most often the threads' outboxes are swept (besides flushes).
+const SWEEP_EVERY: Duration = Duration::from_millis(5);
 /// How often the queue is drained while a request is under way.
 const SEND_POLL: Duration = Duration::from_millis(2);
 
@@ -176,6 +178,8 @@ struct Writer {
     outboxes: Arc<Outboxes>,
     /// Chunks just swept from the outboxes (kept for its room).
     swept: Vec<Chunk>,
+    /// When the outboxes were last swept.
+    last_sweep: Instant,
     /// To the agent, through the sender thread.
     link: Link,
     /// A request is under way: chunks taken meanwhile are encoded, and
@@ -239,6 +243,7 @@ impl Writer {
             chunks,
             outboxes,
             swept: Vec::new(),
+            last_sweep: Instant::now(),
             link: Link::new(transport),
             sending: false,
             encoder,
@@ -330,6 +335,7 @@ impl Writer {
                 break;
             };
             self.tally.spans_taken += handoff.spans();
+            self.tally.chunks_taken += handoff.chunks();
             for chunk in handoff.into_chunks() {
                 self.add(chunk, until);
                 taken += 1;
@@ -340,10 +346,16 @@ impl Writer {
                 }
             }
         }
-        if !(self.sending && self.buffer.is_full()) {
-            // A flush (and the stop) must see every chunk finished before
-            // it: it waits for outboxes their threads hold right now.
-            let patient = until.deadline().is_some();
+        // A flush (and the stop) must see every chunk finished before it:
+        // it sweeps now, waiting for outboxes their threads hold right now.
+        // Otherwise at most every SWEEP_EVERY: a writer draining a busy
+        // queue without pause would take the outboxes' locks (and their
+        // cache lines) from under their threads all the time.
+        let patient = until.deadline().is_some();
+        if !(self.sending && self.buffer.is_full())
+            && (patient || self.last_sweep.elapsed() >= SWEEP_EVERY)
+        {
+            self.last_sweep = Instant::now();
             let mut swept = std::mem::take(&mut self.swept);
             self.outboxes.sweep(patient, &mut swept);
             taken += swept.len();
@@ -869,6 +881,7 @@ impl Writer {
         for _ in 0..10_000 {
             while let Ok(handoff) = self.chunks.try_recv() {
                 self.tally.spans_taken += handoff.spans();
+                self.tally.chunks_taken += handoff.chunks();
                 for chunk in handoff.into_chunks() {
                     self.counters.dropped_stopped(chunk.spans.len());
                     self.spent.push(chunk.spans);
