@@ -174,3 +174,49 @@ fn a_concurrent_run_passes_the_test_agents_checks() {
     check(spans, expected);
     agent.assert_no_check_failures();
 }
+
+/// Small traces wait in their thread's outbox for a batch: threads that
+/// made a few and then sit idle (alive, holding nothing) have their spans
+/// delivered by the writer's next sweep, by a flush, and by the stop.
+#[test]
+fn small_traces_of_idle_threads_reach_the_agent() {
+    let agent = FaultAgent::healthy();
+    let _guard = tracer_at(&agent.url(), |b| b.flush_interval(Duration::from_secs(60)));
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let wait = std::sync::Arc::new(std::sync::Mutex::new(wait));
+    let made = std::sync::mpsc::channel::<()>();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (wait, made) = (std::sync::Arc::clone(&wait), made.0.clone());
+            std::thread::spawn(move || {
+                for _ in 0..3 {
+                    drop(tracer::trace("idle.thread.job"));
+                }
+                made.send(()).unwrap();
+                // Idle until the flush below has returned.
+                let _ = wait.lock().unwrap().recv();
+            })
+        })
+        .collect();
+    for _ in 0..4 {
+        made.1.recv().unwrap();
+    }
+    assert!(tracer::flush(Duration::from_secs(10)));
+    assert_eq!(agent.span_count(), 12, "the outboxes of idle threads");
+    // Three more, left in this thread's outbox: the stop delivers them.
+    for _ in 0..3 {
+        drop(tracer::trace("before.stop"));
+    }
+    assert!(tracer::stop());
+    assert_eq!(agent.span_count(), 15);
+    drop(done);
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let stats = tracer::stats();
+    assert_eq!(
+        (stats.spans_sent, stats.spans_dropped()),
+        (15, 0),
+        "{stats}"
+    );
+}

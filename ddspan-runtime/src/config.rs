@@ -204,11 +204,10 @@ table::options! {
         default: "none" => Vec::new(),
         set_by: header_tag,
     }
-    /// The hand-offs (a chunk, or a thread's batch of small chunks) that may wait for the writer; beyond, new ones are dropped and counted.
+    /// The finished trace chunks that may wait for the writer (a thread's batch of small chunks counts each); beyond, new ones are dropped and counted.
     ///
     /// 8192 slots take 1 MiB; at 1 M spans/s in ten-span traces, they hold
-    /// the 80 ms a slow send may keep the writer before anything is lost
-    /// (batches of small chunks hold more).
+    /// the 80 ms a slow send may keep the writer before anything is lost.
     queue_capacity: usize {
         default: "`8192`" => 8192,
         set: usize => |chunks: usize| chunks.max(1),

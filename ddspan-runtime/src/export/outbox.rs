@@ -17,8 +17,10 @@
 //! When the thread ends, its outbox goes with the writer's next sweep.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::Instant;
 
 use crate::record::Chunk;
 
@@ -68,8 +70,8 @@ impl Handoff {
 pub(crate) enum Put {
     /// It waits in the outbox.
     Waiting,
-    /// It filled a batch, to hand over now.
-    Batch(Vec<Chunk>),
+    /// It filled a batch, which went to `send`.
+    Sent,
     /// It is to be handed over on its own: a big chunk, the tracer
     /// stopping, an outbox busy or gone (thread teardown).
     Alone(Chunk),
@@ -126,12 +128,21 @@ impl Outboxes {
         }
     }
 
-    /// Puts a finished chunk in this thread's outbox (see [`Put`]).
-    /// `stopped` is read under the outbox's lock, which the writer's last
-    /// sweep also takes: a chunk put in after that sweep sees the stop.
+    /// Puts a finished chunk in this thread's outbox (see [`Put`]). A full
+    /// batch is given to `send` while the outbox is still locked, so that
+    /// a flush or the stop, sweeping, finds its chunks either here or
+    /// already counted in the queue, never in between. `stopped` is read
+    /// first (no outbox is registered with a stopped tracer) and again
+    /// under the lock, which the writer's last sweep also takes: a chunk
+    /// put in after that sweep sees the stop.
     #[inline]
-    pub(crate) fn put(&self, chunk: Chunk, stopped: &AtomicBool) -> Put {
-        if chunk.spans.len() >= DIRECT_SPANS {
+    pub(crate) fn put(
+        &self,
+        chunk: Chunk,
+        stopped: &AtomicBool,
+        send: impl FnOnce(Vec<Chunk>),
+    ) -> Put {
+        if chunk.spans.len() >= DIRECT_SPANS || stopped.load(Ordering::Relaxed) {
             return Put::Alone(chunk);
         }
         let mut chunk = Some(chunk);
@@ -148,13 +159,16 @@ impl Outboxes {
             let chunk = chunk.take()?;
             pending.spans += chunk.spans.len();
             pending.chunks.push(chunk);
-            let full = pending.chunks.len() >= BATCH_CHUNKS || pending.spans >= BATCH_SPANS;
-            Some(full.then(|| pending.take()))
+            if pending.chunks.len() >= BATCH_CHUNKS || pending.spans >= BATCH_SPANS {
+                send(pending.take());
+                return Some(Put::Sent);
+            }
+            Some(Put::Waiting)
         });
         match (put, chunk) {
             (_, Some(chunk)) => Put::Alone(chunk),
-            (Ok(Some(Some(batch))), None) => Put::Batch(batch),
-            // The chunk waits (it is taken only where `Some` is returned).
+            (Ok(Some(put)), None) => put,
+            // Not reached: the chunk is taken only where `Some` is returned.
             (_, None) => Put::Waiting,
         }
     }
@@ -170,30 +184,31 @@ impl Outboxes {
 
     /// Moves every outbox's chunks to `into`, and forgets the outboxes of
     /// threads that ended (once emptied). An outbox its thread holds right
-    /// now is left for the next sweep, unless `patient` (a flush, the
-    /// stop): then it is tried again for a while (its thread holds it for
-    /// the time of a push).
-    pub(crate) fn sweep(&self, patient: bool, into: &mut Vec<Chunk>) {
+    /// now (for the time of a push) is tried again until `patience` (a
+    /// flush, the stop), else left for the next sweep. Whether every
+    /// outbox was emptied.
+    pub(crate) fn sweep(&self, patience: Option<Instant>, into: &mut VecDeque<Chunk>) -> bool {
         let mut all = self.all.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut complete = true;
         all.retain(|outbox| {
-            let mut tries = if patient { 1000 } else { 1 };
             let pending = loop {
                 if let Some(pending) = try_lock(&outbox.pending) {
                     break Some(pending);
                 }
-                tries -= 1;
-                if tries == 0 {
+                if patience.is_none_or(|until| Instant::now() >= until) {
                     break None;
                 }
                 std::thread::yield_now();
             };
             let Some(mut pending) = pending else {
+                complete = false;
                 return true;
             };
-            into.append(&mut pending.take());
+            into.extend(pending.take());
             // The list's is the last reference: the thread has ended.
             Arc::strong_count(outbox) > 1
         });
+        complete
     }
 }
 
@@ -217,21 +232,22 @@ mod tests {
     fn small_chunks_wait_for_a_batch_and_big_ones_go_alone() {
         let outboxes = Outboxes::new();
         let running = AtomicBool::new(false);
+        let mut sent = Vec::new();
         for _ in 1..BATCH_CHUNKS {
-            assert!(matches!(outboxes.put(chunk(1), &running), Put::Waiting));
+            let put = outboxes.put(chunk(1), &running, |b| sent.push(b.len()));
+            assert!(matches!(put, Put::Waiting));
         }
-        let Put::Batch(batch) = outboxes.put(chunk(1), &running) else {
-            panic!("a full batch")
-        };
-        assert_eq!(batch.len(), BATCH_CHUNKS);
+        let put = outboxes.put(chunk(1), &running, |b| sent.push(b.len()));
+        assert!(matches!(put, Put::Sent));
+        assert_eq!(sent, [BATCH_CHUNKS]);
         assert!(matches!(
-            outboxes.put(chunk(DIRECT_SPANS as u64), &running),
+            outboxes.put(chunk(DIRECT_SPANS as u64), &running, |_| panic!("no batch")),
             Put::Alone(_)
         ));
         // Spans fill a batch too.
         let mut batches = 0;
         for _ in 0..BATCH_SPANS / 32 {
-            batches += usize::from(matches!(outboxes.put(chunk(32), &running), Put::Batch(_)));
+            outboxes.put(chunk(32), &running, |_| batches += 1);
         }
         assert_eq!(batches, 1);
     }
@@ -240,10 +256,17 @@ mod tests {
     fn a_stopped_tracer_takes_no_chunk_into_an_outbox() {
         let outboxes = Outboxes::new();
         let stopped = AtomicBool::new(true);
-        assert!(matches!(outboxes.put(chunk(1), &stopped), Put::Alone(_)));
-        let mut swept = Vec::new();
-        outboxes.sweep(true, &mut swept);
+        assert!(matches!(
+            outboxes.put(chunk(1), &stopped, |_| {}),
+            Put::Alone(_)
+        ));
+        let mut swept = VecDeque::new();
+        assert!(outboxes.sweep(None, &mut swept));
         assert!(swept.is_empty());
+        assert!(
+            outboxes.all.lock().unwrap().is_empty(),
+            "no outbox registered with a stopped tracer"
+        );
     }
 
     /// A sweep takes what threads left, and forgets the outboxes of threads
@@ -257,7 +280,10 @@ mod tests {
                 let (outboxes, running) = (Arc::clone(&outboxes), Arc::clone(&running));
                 std::thread::spawn(move || {
                     for _ in 0..3 {
-                        assert!(matches!(outboxes.put(chunk(2), &running), Put::Waiting));
+                        assert!(matches!(
+                            outboxes.put(chunk(2), &running, |_| {}),
+                            Put::Waiting
+                        ));
                     }
                 })
             })
@@ -265,17 +291,23 @@ mod tests {
         for thread in threads {
             thread.join().unwrap();
         }
-        let mut swept = Vec::new();
-        outboxes.sweep(false, &mut swept);
+        let mut swept = VecDeque::new();
+        assert!(outboxes.sweep(None, &mut swept));
         assert_eq!(swept.len(), 12);
         assert!(outboxes.all.lock().unwrap().is_empty(), "the threads ended");
 
         let newer = Outboxes::new();
-        assert!(matches!(outboxes.put(chunk(1), &running), Put::Waiting));
-        assert!(matches!(newer.put(chunk(1), &running), Put::Waiting));
-        let (mut old, mut new) = (Vec::new(), Vec::new());
-        outboxes.sweep(false, &mut old);
-        newer.sweep(false, &mut new);
+        assert!(matches!(
+            outboxes.put(chunk(1), &running, |_| {}),
+            Put::Waiting
+        ));
+        assert!(matches!(
+            newer.put(chunk(1), &running, |_| {}),
+            Put::Waiting
+        ));
+        let (mut old, mut new) = (VecDeque::new(), VecDeque::new());
+        outboxes.sweep(None, &mut old);
+        newer.sweep(None, &mut new);
         assert_eq!(
             (old.len(), new.len()),
             (1, 1),

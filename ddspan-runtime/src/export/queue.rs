@@ -99,15 +99,17 @@ impl AgentQueue {
     /// it refuses and counts it.
     #[inline]
     pub(crate) fn hand_off(&self, chunk: Chunk, counters: &Counters) {
-        let handoff = match &self.outboxes {
-            Some(outboxes) => match outboxes.put(chunk, &counters.stopped) {
-                Put::Waiting => return,
-                Put::Batch(batch) => Handoff::Batch(batch),
-                Put::Alone(chunk) => Handoff::One(chunk),
-            },
-            None => Handoff::One(chunk),
+        let chunk = match &self.outboxes {
+            Some(outboxes) => {
+                let send = |batch| self.send(Handoff::Batch(batch), counters);
+                match outboxes.put(chunk, &counters.stopped, send) {
+                    Put::Waiting | Put::Sent => return,
+                    Put::Alone(chunk) => chunk,
+                }
+            }
+            None => chunk,
         };
-        self.send(handoff, counters);
+        self.send(Handoff::One(chunk), counters);
     }
 
     /// Puts a chunk or batch in the queue, or drops and counts it.

@@ -50,6 +50,7 @@
 //! Every span dropped is counted ([`crate::tracer::stats`]); the first loss
 //! is logged at once, later ones every minute and at shutdown.
 
+use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -81,6 +82,10 @@ const MAX_POLL: Duration = Duration::from_millis(100);
 const BUSY_DRAIN: usize = 256;
 /// The most often the threads' outboxes are swept (besides flushes).
 const SWEEP_EVERY: Duration = Duration::from_millis(5);
+/// How long past its deadline the stopping writer still waits for a
+/// hand-off under way (nanoseconds of work, unless its thread was
+/// descheduled), so that every span ends in one counter.
+const LAST_SWEEP_GRACE: Duration = Duration::from_millis(100);
 /// How often the queue is drained while a request is under way.
 const SEND_POLL: Duration = Duration::from_millis(2);
 
@@ -176,8 +181,10 @@ struct Writer {
     chunks: Receiver<Handoff>,
     /// The threads' batches being filled, swept at each drain.
     outboxes: Arc<Outboxes>,
-    /// Chunks just swept from the outboxes (kept for its room).
-    swept: Vec<Chunk>,
+    /// Chunks taken (a batch from the queue, an outbox's) and not added
+    /// yet: while a request is under way and the buffer is full, they wait
+    /// here as they would in the queue. At most a sweep's worth.
+    held: VecDeque<Chunk>,
     /// When the outboxes were last swept.
     last_sweep: Instant,
     /// To the agent, through the sender thread.
@@ -242,7 +249,7 @@ impl Writer {
             backoff: Backoff::new(config.retry_backoff),
             chunks,
             outboxes,
-            swept: Vec::new(),
+            held: VecDeque::new(),
             last_sweep: Instant::now(),
             link: Link::new(transport),
             sending: false,
@@ -325,18 +332,20 @@ impl Writer {
     /// outboxes; returns how many there were.
     fn drain(&mut self, until: Until) -> usize {
         let mut taken = 0;
+        // A flush (and the stop) must see every chunk finished before it:
+        // it sweeps the outboxes now, waiting (until its deadline) for those
+        // their threads hold right now. Otherwise at most every SWEEP_EVERY:
+        // a writer draining a busy queue without pause would keep taking
+        // the outboxes' locks (and their cache lines) from their threads.
+        let deadline = until.deadline();
+        let mut may_sweep = deadline.is_some() || self.last_sweep.elapsed() >= SWEEP_EVERY;
         loop {
             // While a request is under way, what finds no room in the buffer
-            // waits in the queue rather than being dropped.
+            // waits (in the queue, in `held`) rather than being dropped.
             if self.sending && self.buffer.is_full() {
                 break;
             }
-            let Ok(handoff) = self.chunks.try_recv() else {
-                break;
-            };
-            self.tally.spans_taken += handoff.spans();
-            self.tally.chunks_taken += handoff.chunks();
-            for chunk in handoff.into_chunks() {
+            if let Some(chunk) = self.held.pop_front() {
                 self.add(chunk, until);
                 taken += 1;
                 if taken % BUSY_DRAIN == 0 {
@@ -344,25 +353,17 @@ impl Writer {
                     // its end, or traces are refused while the queue empties.
                     self.publish();
                 }
+            } else if let Ok(handoff) = self.chunks.try_recv() {
+                self.tally.spans_taken += handoff.spans();
+                self.tally.chunks_taken += handoff.chunks();
+                self.held.extend(handoff.into_chunks());
+            } else if may_sweep {
+                may_sweep = false;
+                self.last_sweep = Instant::now();
+                self.outboxes.sweep(deadline, &mut self.held);
+            } else {
+                break;
             }
-        }
-        // A flush (and the stop) must see every chunk finished before it:
-        // it sweeps now, waiting for outboxes their threads hold right now.
-        // Otherwise at most every SWEEP_EVERY: a writer draining a busy
-        // queue without pause would take the outboxes' locks (and their
-        // cache lines) from under their threads all the time.
-        let patient = until.deadline().is_some();
-        if !(self.sending && self.buffer.is_full())
-            && (patient || self.last_sweep.elapsed() >= SWEEP_EVERY)
-        {
-            self.last_sweep = Instant::now();
-            let mut swept = std::mem::take(&mut self.swept);
-            self.outboxes.sweep(patient, &mut swept);
-            taken += swept.len();
-            for chunk in swept.drain(..) {
-                self.add(chunk, until);
-            }
-            self.swept = swept;
         }
         if taken > 0 {
             self.publish();
@@ -878,28 +879,27 @@ impl Writer {
         // its spans are in `queued_spans` until taken, so the drain goes on
         // until that count is back to zero (a few tries: a hand-off takes
         // nanoseconds).
-        for _ in 0..10_000 {
+        // The same for the outboxes: the last sweep sees every outbox (a
+        // thread holds its own for the time of a push), and a chunk put in
+        // after it sees the stop. Bounded: a little past the deadline.
+        let give_up = deadline.max(Instant::now() + LAST_SWEEP_GRACE);
+        loop {
             while let Ok(handoff) = self.chunks.try_recv() {
                 self.tally.spans_taken += handoff.spans();
                 self.tally.chunks_taken += handoff.chunks();
-                for chunk in handoff.into_chunks() {
-                    self.counters.dropped_stopped(chunk.spans.len());
-                    self.spent.push(chunk.spans);
-                }
+                self.held.extend(handoff.into_chunks());
             }
-            // Outboxes: a chunk put in after this sweep sees the stop.
-            self.outboxes.sweep(true, &mut self.swept);
-            for chunk in self.swept.drain(..) {
+            let complete = self.outboxes.sweep(None, &mut self.held);
+            for chunk in self.held.drain(..) {
                 self.counters.dropped_stopped(chunk.spans.len());
                 self.spent.push(chunk.spans);
             }
             self.publish();
-            if self
+            let queued = self
                 .counters
                 .queued_spans
-                .load(std::sync::atomic::Ordering::SeqCst)
-                == 0
-            {
+                .load(std::sync::atomic::Ordering::SeqCst);
+            if (queued == 0 && complete) || Instant::now() >= give_up {
                 break;
             }
             std::thread::yield_now();

@@ -32,7 +32,7 @@ pub(crate) struct TracerCore {
     /// spans.
     agent: Option<AgentQueue>,
     /// Spans lost or unconfirmed when the last flush returned: a flush
-    /// answers `true` only if none were lost since.
+    /// answers `true` only if none were lost since (it only grows).
     lost_at_last_flush: AtomicU64,
 }
 
@@ -104,6 +104,9 @@ impl TracerCore {
     /// since the previous flush or the start. The readers are waited for
     /// first, briefly; only the agent's delivery decides the answer.
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
+        // Losses since the last flush that returned: callers flushing at
+        // the same time all see them.
+        let before = self.lost_at_last_flush.load(Ordering::Relaxed);
         let deadline = deadline_after(timeout);
         let readers_deadline = deadline.min(Instant::now() + READERS_WAIT);
         for reader in &self.readers {
@@ -115,7 +118,7 @@ impl TracerCore {
             .is_none_or(|agent| agent.flush(deadline));
         let stats = self.counters.snapshot();
         let lost = stats.spans_dropped() + stats.spans_unconfirmed;
-        let before = self.lost_at_last_flush.swap(lost, Ordering::Relaxed);
+        self.lost_at_last_flush.fetch_max(lost, Ordering::Relaxed);
         sent && lost == before
     }
 
