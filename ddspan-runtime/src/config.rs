@@ -204,7 +204,7 @@ table::options! {
         default: "none" => Vec::new(),
         set_by: header_tag,
     }
-    /// The finished trace chunks that may wait for the writer (a thread's batch of small chunks counts each); beyond, new ones are dropped and counted.
+    /// The finished trace chunks that may wait for the writer; beyond, new ones are dropped and counted.
     ///
     /// 8192 slots take 1 MiB; at 1 M spans/s in ten-span traces, they hold
     /// the 80 ms a slow send may keep the writer before anything is lost.

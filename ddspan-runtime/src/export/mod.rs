@@ -20,7 +20,6 @@ pub(crate) mod encode_links;
 pub(crate) mod encode_v05;
 pub(crate) mod memory;
 pub(crate) mod msgpack;
-pub(crate) mod outbox;
 pub(crate) mod outcome;
 pub(crate) mod payload;
 pub(crate) mod queue;

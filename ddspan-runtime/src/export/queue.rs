@@ -1,8 +1,7 @@
 //! The application side of the agent writer: the bounded queue a finished
-//! chunk is handed to (small chunks in batches, from their thread's outbox:
-//! [`crate::export::outbox`]), and the flush and shutdown requests. Handing
-//! a chunk over is a push into the thread's outbox, or one `try_send`: no
-//! system call (the writer polls the queue on its own clock), never a wait.
+//! chunk is handed to, and the flush and shutdown requests. Handing a chunk
+//! over is one `try_send`: no allocation, no system call (the writer polls
+//! the queue on its own clock), never a wait.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Sender, SyncSender, TrySendError};
@@ -11,7 +10,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::export::outbox::{Handoff, Outboxes, Put};
 use crate::export::stats::Counters;
 use crate::export::writer::{self, Control};
 use crate::record::Chunk;
@@ -28,34 +26,14 @@ fn writer_deadline(deadline: Instant, now: Instant) -> Instant {
     deadline - (left / 10).min(REPLY_MARGIN)
 }
 
-/// Drops what the queue refused (or what came after the stop), counting
-/// each chunk as a trace lost.
-fn drop_all(handoff: Handoff, counters: &Counters, stopped: bool) {
-    for chunk in handoff.into_chunks() {
-        let spans = chunk.spans.len();
-        if stopped {
-            counters.dropped_stopped(spans);
-        } else {
-            counters.dropped_queue_full(spans);
-        }
-        crate::record::pool::give(chunk.spans);
-    }
-}
-
 /// The way to the writer thread.
 pub(crate) struct AgentQueue {
-    /// Finished chunks and batches; application threads only ever
-    /// `try_send`.
-    chunks: SyncSender<Handoff>,
-    /// The threads' batches being filled; `None` without a writer.
-    outboxes: Option<Arc<Outboxes>>,
+    /// Finished chunks; application threads only ever `try_send`.
+    chunks: SyncSender<Chunk>,
     /// Flush and shutdown requests.
     control: Sender<Control>,
     /// The most spans the queued chunks may hold (`queue_max_spans`).
     max_spans: u64,
-    /// The most chunks queued (`queue_capacity`): a batch counts its
-    /// chunks, so batching does not multiply what the queue may hold.
-    max_chunks: u64,
     worker: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -69,12 +47,11 @@ impl AgentQueue {
     ) -> AgentQueue {
         let (chunks, chunk_receiver) = std::sync::mpsc::sync_channel(config.queue_capacity);
         let (control, control_receiver) = std::sync::mpsc::channel();
-        let outboxes = Arc::new(Outboxes::new());
         let worker = writer::spawn(
             config.clone(),
             Arc::clone(counters),
             Arc::clone(sampler),
-            (chunk_receiver, Arc::clone(&outboxes)),
+            chunk_receiver,
             control_receiver,
         )
         .map_err(|error| {
@@ -85,64 +62,49 @@ impl AgentQueue {
         .ok();
         AgentQueue {
             chunks,
-            outboxes: worker.is_some().then_some(outboxes),
             control,
             max_spans: config.queue_max_spans as u64,
-            max_chunks: config.queue_capacity as u64,
             worker: Mutex::new(worker),
         }
     }
 
-    /// Hands a finished chunk to the writer without ever blocking: into
-    /// this thread's outbox when small (a full batch then crosses the
-    /// queue), else through the queue on its own. A full queue drops what
-    /// it refuses and counts it.
+    /// Hands a finished chunk to the writer without ever blocking; a full
+    /// queue drops the chunk and counts it.
     #[inline]
     pub(crate) fn hand_off(&self, chunk: Chunk, counters: &Counters) {
-        let chunk = match &self.outboxes {
-            Some(outboxes) => {
-                let send = |batch| self.send(Handoff::Batch(batch), counters);
-                match outboxes.put(chunk, &counters.stopped, send) {
-                    Put::Waiting | Put::Sent => return,
-                    Put::Alone(chunk) => chunk,
-                }
-            }
-            None => chunk,
-        };
-        self.send(Handoff::One(chunk), counters);
-    }
-
-    /// Puts a chunk or batch in the queue, or drops and counts it.
-    fn send(&self, handoff: Handoff, counters: &Counters) {
         // The writer polls this queue on its own clock, so a send never
         // wakes a thread: no system call on this path.
-        let counted = handoff.spans() as u64;
-        let chunks = handoff.chunks() as u64;
+        let spans = chunk.spans.len();
+        let counted = spans as u64;
         // Counted first, then the stop checked (both SeqCst, as the writer's
-        // last drain reads them in the other order): a hand-off that saw no
-        // stop is in `queued_spans` before the stopping writer's last look,
-        // which waits for it (`Writer::shut_down`).
+        // last drain reads them in the other order): a chunk whose hand-off
+        // saw no stop is in `queued_spans` before the stopping writer's
+        // last look, which waits for it (`Writer::shut_down`).
         let queued = counters.queued_spans.fetch_add(counted, Ordering::SeqCst);
-        let queued_chunks = counters.queued_chunks.fetch_add(chunks, Ordering::Relaxed);
-        let refuse = |handoff, stopped| {
-            counters.queued_spans.fetch_sub(counted, Ordering::Relaxed);
-            counters.queued_chunks.fetch_sub(chunks, Ordering::Relaxed);
-            drop_all(handoff, counters, stopped);
-        };
         if counters.stopped.load(Ordering::SeqCst) {
-            refuse(handoff, true);
+            counters.queued_spans.fetch_sub(counted, Ordering::Relaxed);
+            counters.dropped_stopped(spans);
+            crate::record::pool::give(chunk.spans);
             return;
         }
-        let fits = (queued == 0 || queued + counted <= self.max_spans)
-            && queued_chunks + chunks <= self.max_chunks.max(chunks);
-        if !fits {
-            refuse(handoff, false);
-            return;
-        }
-        match self.chunks.try_send(handoff) {
-            Ok(()) => {}
-            Err(TrySendError::Full(handoff)) => refuse(handoff, false),
-            Err(TrySendError::Disconnected(handoff)) => refuse(handoff, true),
+        let fits = queued == 0 || queued + counted <= self.max_spans;
+        let refused = if fits {
+            match self.chunks.try_send(chunk) {
+                Ok(()) => return,
+                Err(TrySendError::Full(chunk)) => Some((chunk, false)),
+                Err(TrySendError::Disconnected(chunk)) => Some((chunk, true)),
+            }
+        } else {
+            Some((chunk, false))
+        };
+        if let Some((chunk, stopped)) = refused {
+            counters.queued_spans.fetch_sub(counted, Ordering::Relaxed);
+            if stopped {
+                counters.dropped_stopped(spans);
+            } else {
+                counters.dropped_queue_full(spans);
+            }
+            crate::record::pool::give(chunk.spans);
         }
     }
 

@@ -138,9 +138,6 @@ macro_rules! counters {
             /// `queue_max_spans`): added at hand-off, subtracted by the
             /// writer as it takes them. Not a statistic.
             pub(crate) queued_spans: Counter,
-            /// Chunks in the queue (bounded by `queue_capacity`; a batch
-            /// counts its chunks), kept as `queued_spans` is.
-            pub(crate) queued_chunks: Counter,
             /// The tracer was stopped: chunks handed over from now on are
             /// counted as finished after the stop, not queued.
             pub(crate) stopped: AtomicBool,
@@ -236,8 +233,6 @@ impl Counters {
 pub(crate) struct Tally {
     /// Spans taken out of the queue, not yet subtracted from its count.
     pub(crate) spans_taken: usize,
-    /// Chunks taken out of the queue, likewise.
-    pub(crate) chunks_taken: usize,
     pub(crate) traces_queued: usize,
     pub(crate) spans_queued: usize,
     pub(crate) traces_dropped_buffer_full: usize,
@@ -256,11 +251,6 @@ impl Tally {
             counters
                 .queued_spans
                 .fetch_sub(tally.spans_taken as u64, Ordering::Relaxed);
-        }
-        if tally.chunks_taken > 0 {
-            counters
-                .queued_chunks
-                .fetch_sub(tally.chunks_taken as u64, Ordering::Relaxed);
         }
         for (counter, n) in [
             (&counters.traces_queued, tally.traces_queued),
@@ -299,7 +289,6 @@ mod tests {
         counters.queued_spans.store(10, Ordering::Relaxed);
         let mut tally = Tally {
             spans_taken: 7,
-            chunks_taken: 2,
             traces_queued: 2,
             spans_queued: 7,
             traces_dropped_buffer_full: 1,

@@ -12,11 +12,9 @@
 //!
 //! The writer polls the queue on its own clock (every 10 ms while chunks
 //! arrive, backing off to 100 ms when idle) instead of blocking on it, so
-//! application threads never pay for waking it: handing a chunk over is a
-//! push into the thread's outbox or one `try_send` ([`crate::export::queue`],
-//! [`crate::export::outbox`]); each look at the queue also sweeps the
-//! outboxes. It blocks only on the control channel, which carries the rare
-//! flush and shutdown requests.
+//! application threads never pay for waking it: handing a chunk over is one
+//! `try_send` ([`crate::export::queue`]). It blocks only on the control
+//! channel, which carries the rare flush and shutdown requests.
 //!
 //! What cannot be sent yet waits in a backlog of encoded payloads, in order,
 //! bounded in bytes (`buffer_bytes`); once the backlog holds that much, new
@@ -50,7 +48,6 @@
 //! Every span dropped is counted ([`crate::tracer::stats`]); the first loss
 //! is logged at once, later ones every minute and at shutdown.
 
-use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -62,7 +59,6 @@ use crate::export::backoff::Backoff;
 use crate::export::buffer::Buffer;
 use crate::export::client_stats::{droppable, ClientStats};
 use crate::export::encode::Encoder;
-use crate::export::outbox::{Handoff, Outboxes};
 use crate::export::outcome::{classify, Answer, Outcome};
 use crate::export::payload::{Format, Payload};
 use crate::export::sender::{Exchange, Link, Method};
@@ -80,12 +76,6 @@ const MAX_POLL: Duration = Duration::from_millis(100);
 /// Chunks in one drain that mean the queue is filling faster than a poll
 /// empties it: the writer looks again at once instead of waiting a poll.
 const BUSY_DRAIN: usize = 256;
-/// The most often the threads' outboxes are swept (besides flushes).
-const SWEEP_EVERY: Duration = Duration::from_millis(5);
-/// How long past its deadline the stopping writer still waits for a
-/// hand-off under way (nanoseconds of work, unless its thread was
-/// descheduled), so that every span ends in one counter.
-const LAST_SWEEP_GRACE: Duration = Duration::from_millis(100);
 /// How often the queue is drained while a request is under way.
 const SEND_POLL: Duration = Duration::from_millis(2);
 
@@ -116,7 +106,7 @@ pub(crate) fn spawn(
     config: Config,
     counters: Arc<Counters>,
     sampler: Arc<Sampler>,
-    chunks: (Receiver<Handoff>, Arc<Outboxes>),
+    chunks: Receiver<Chunk>,
     control: Receiver<Control>,
 ) -> std::io::Result<JoinHandle<()>> {
     let writer = Writer::new(config, counters, sampler, chunks);
@@ -177,16 +167,8 @@ struct Writer {
     counters: Arc<Counters>,
     /// Takes the agent's rates from each answer.
     sampler: Arc<Sampler>,
-    /// The queue of finished chunks and batches.
-    chunks: Receiver<Handoff>,
-    /// The threads' batches being filled, swept at each drain.
-    outboxes: Arc<Outboxes>,
-    /// Chunks taken (a batch from the queue, an outbox's) and not added
-    /// yet: while a request is under way and the buffer is full, they wait
-    /// here as they would in the queue. At most a sweep's worth.
-    held: VecDeque<Chunk>,
-    /// When the outboxes were last swept.
-    last_sweep: Instant,
+    /// The queue of finished chunks.
+    chunks: Receiver<Chunk>,
     /// To the agent, through the sender thread.
     link: Link,
     /// A request is under way: chunks taken meanwhile are encoded, and
@@ -224,7 +206,7 @@ impl Writer {
         config: Config,
         counters: Arc<Counters>,
         sampler: Arc<Sampler>,
-        (chunks, outboxes): (Receiver<Handoff>, Arc<Outboxes>),
+        chunks: Receiver<Chunk>,
     ) -> Writer {
         let transport = Transport::new(&config.agent_url, config.request_timeout);
         let encoder = Encoder::new(&config);
@@ -248,9 +230,6 @@ impl Writer {
             buffer: Buffer::new(config.buffer_bytes),
             backoff: Backoff::new(config.retry_backoff),
             chunks,
-            outboxes,
-            held: VecDeque::new(),
-            last_sweep: Instant::now(),
             link: Link::new(transport),
             sending: false,
             encoder,
@@ -328,41 +307,25 @@ impl Writer {
         }
     }
 
-    /// Encodes every chunk queued now, and those waiting in the threads'
-    /// outboxes; returns how many there were.
+    /// Encodes every chunk queued now; returns how many there were.
     fn drain(&mut self, until: Until) -> usize {
         let mut taken = 0;
-        // A flush (and the stop) must see every chunk finished before it:
-        // it sweeps the outboxes now, waiting (until its deadline) for those
-        // their threads hold right now. Otherwise at most every SWEEP_EVERY:
-        // a writer draining a busy queue without pause would keep taking
-        // the outboxes' locks (and their cache lines) from their threads.
-        let deadline = until.deadline();
-        let mut may_sweep = deadline.is_some() || self.last_sweep.elapsed() >= SWEEP_EVERY;
         loop {
             // While a request is under way, what finds no room in the buffer
-            // waits (in the queue, in `held`) rather than being dropped.
+            // waits in the queue rather than being dropped.
             if self.sending && self.buffer.is_full() {
                 break;
             }
-            if let Some(chunk) = self.held.pop_front() {
-                self.add(chunk, until);
-                taken += 1;
-                if taken % BUSY_DRAIN == 0 {
-                    // A long drain: the queue's span count must not wait for
-                    // its end, or traces are refused while the queue empties.
-                    self.publish();
-                }
-            } else if let Ok(handoff) = self.chunks.try_recv() {
-                self.tally.spans_taken += handoff.spans();
-                self.tally.chunks_taken += handoff.chunks();
-                self.held.extend(handoff.into_chunks());
-            } else if may_sweep {
-                may_sweep = false;
-                self.last_sweep = Instant::now();
-                self.outboxes.sweep(deadline, &mut self.held);
-            } else {
+            let Ok(chunk) = self.chunks.try_recv() else {
                 break;
+            };
+            self.tally.spans_taken += chunk.spans.len();
+            self.add(chunk, until);
+            taken += 1;
+            if taken % BUSY_DRAIN == 0 {
+                // A long drain: the queue's span count must not wait for
+                // its end, or traces are refused while the queue empties.
+                self.publish();
             }
         }
         if taken > 0 {
@@ -879,27 +842,20 @@ impl Writer {
         // its spans are in `queued_spans` until taken, so the drain goes on
         // until that count is back to zero (a few tries: a hand-off takes
         // nanoseconds).
-        // The same for the outboxes: the last sweep sees every outbox (a
-        // thread holds its own for the time of a push), and a chunk put in
-        // after it sees the stop. Bounded: a little past the deadline.
-        let give_up = deadline.max(Instant::now() + LAST_SWEEP_GRACE);
-        loop {
-            while let Ok(handoff) = self.chunks.try_recv() {
-                self.tally.spans_taken += handoff.spans();
-                self.tally.chunks_taken += handoff.chunks();
-                self.held.extend(handoff.into_chunks());
-            }
-            let complete = self.outboxes.sweep(None, &mut self.held);
-            for chunk in self.held.drain(..) {
-                self.counters.dropped_stopped(chunk.spans.len());
+        for _ in 0..10_000 {
+            while let Ok(chunk) = self.chunks.try_recv() {
+                let spans = chunk.spans.len();
+                self.tally.spans_taken += spans;
+                self.counters.dropped_stopped(spans);
                 self.spent.push(chunk.spans);
             }
             self.publish();
-            let queued = self
+            if self
                 .counters
                 .queued_spans
-                .load(std::sync::atomic::Ordering::SeqCst);
-            if (queued == 0 && complete) || Instant::now() >= give_up {
+                .load(std::sync::atomic::Ordering::SeqCst)
+                == 0
+            {
                 break;
             }
             std::thread::yield_now();
