@@ -3,8 +3,9 @@
 //!
 //! - many small traces: one thread loops over spans with no parent, each
 //!   its own trace (background jobs, message consumers), in four shapes,
-//!   against a fast agent and no agent at all; reports the application
-//!   thread's time per span and how many spans were shipped;
+//!   against a fast agent, a slow one (200 ms an answer) and no agent at
+//!   all; reports the application thread's time per span and how many
+//!   spans were shipped;
 //! - bursts of threads: 300 threads × 2000 spans, every span returning
 //!   `Err`, each span its own trace and then one trace per thread;
 //!   reports the share of spans delivered and what `flush` answered.
@@ -48,6 +49,8 @@ fn failing(x: u64) -> Result<u64, std::io::Error> {
 enum Agent {
     /// The sink, decoding nothing (what it costs is not the tracer's).
     Fast,
+    /// The sink, answering each payload after 200 ms.
+    Slow,
     /// A port nothing listens on.
     Down,
 }
@@ -55,6 +58,7 @@ enum Agent {
 fn start_tracer(agent: Agent, counted: &Arc<AtomicU64>) {
     let url = match agent {
         Agent::Fast => sink::start(sink::Payloads::Discard, Arc::clone(counted)),
+        Agent::Slow => sink::start(sink::Payloads::DiscardSlowly, Arc::clone(counted)),
         Agent::Down => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
             let url = format!("http://{}", listener.local_addr().expect("an address"));
@@ -130,7 +134,7 @@ fn small_traces(total_spans: u64) {
     );
     // `FIELD_ONLY=<part of a shape's name>` runs only those (for profiles).
     let only = std::env::var("FIELD_ONLY").unwrap_or_default();
-    for agent in [Agent::Fast, Agent::Down] {
+    for agent in [Agent::Fast, Agent::Slow, Agent::Down] {
         for shape in SHAPES.iter().filter(|s| s.name.contains(only.as_str())) {
             let counted = Arc::new(AtomicU64::new(0));
             start_tracer(agent, &counted);
@@ -151,6 +155,7 @@ fn small_traces(total_spans: u64) {
                 shape.name,
                 match agent {
                     Agent::Fast => "fast",
+                    Agent::Slow => "slow",
                     Agent::Down => "down",
                 },
                 elapsed.as_nanos() as f64 / spans as f64,

@@ -15,7 +15,13 @@ pub(crate) enum Payloads {
     Count,
     /// Read it and throw it away: the cheapest agent there can be.
     Discard,
+    /// Throw it away and answer after [`SLOW_ANSWER`]: an agent that is
+    /// up but overloaded.
+    DiscardSlowly,
 }
+
+/// How long [`Payloads::DiscardSlowly`] takes to answer.
+pub(crate) const SLOW_ANSWER: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Starts a sink; returns its URL. `spans` counts what [`Payloads::Count`]
 /// decoded.
@@ -57,6 +63,9 @@ pub(crate) fn start(payloads: Payloads, spans: Arc<AtomicU64>) -> String {
                             rmp_serde::from_slice(&body).expect("a valid payload");
                         let count: usize = traces.iter().map(Vec::len).sum();
                         spans.fetch_add(count as u64, Ordering::Relaxed);
+                    }
+                    if let Payloads::DiscardSlowly = payloads {
+                        std::thread::sleep(SLOW_ANSWER);
                     }
                     let _ = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
                 }
