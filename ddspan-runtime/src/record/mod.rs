@@ -1,5 +1,5 @@
 //! What a span is made of, as data: its compile-time description
-//! ([`SpanSpec`]), tags, the record that carries it from start to export,
+//! ([`SpanSpec`](spec::SpanSpec)), tags, the record that carries it from start to export,
 //! the chunk an exporter receives, and the reuse of record buffers.
 //!
 //! Everything above this folder builds or moves records; nothing here

@@ -67,8 +67,8 @@ pub(crate) fn new_trace_id(generate_128_bit: bool) -> u128 {
     new_trace_id_at(generate_128_bit, crate::util::clock::unix_seconds_now())
 }
 
-/// [`new_trace_id`] for a trace beginning at `unix_seconds` (a clock
-/// reading the caller already has).
+/// A new trace id (see `new_trace_id`, for tests and benches) for a trace
+/// beginning at `unix_seconds` (a clock reading the caller already has).
 pub(crate) fn new_trace_id_at(generate_128_bit: bool, unix_seconds: u64) -> u128 {
     let low = u128::from(new_span_id());
     if generate_128_bit {
