@@ -266,7 +266,7 @@ fn start_otel() -> SdkTracerProvider {
 /// stand-in for the agent that answers `200 {}` to every request.
 #[cfg(feature = "bench-datadog-opentelemetry")]
 mod dd_otel {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufReader, Write};
     use std::net::{TcpListener, TcpStream};
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -320,71 +320,18 @@ mod dd_otel {
     fn serve(stream: TcpStream) -> Option<()> {
         let mut writer = stream.try_clone().ok()?;
         let mut reader = BufReader::new(stream);
+        let mut body = Vec::new();
         loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).ok()? == 0 {
-                return None;
-            }
-            let path = line.split_whitespace().nth(1)?.to_owned();
-            let (mut length, mut chunked) = (0, false);
-            loop {
-                line.clear();
-                reader.read_line(&mut line).ok()?;
-                let header = line.trim_end();
-                if header.is_empty() {
-                    break;
-                }
-                let (name, value) = header.split_once(':')?;
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().ok()?;
-                } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                    chunked = value.trim().eq_ignore_ascii_case("chunked");
-                }
-            }
-            let body = if chunked {
-                read_chunked(&mut reader)?
-            } else {
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).ok()?;
-                body
-            };
+            let path = crate::sink::http::read_request(&mut reader, &mut body)?;
             if path.ends_with("/traces") {
                 PAYLOADS.fetch_add(1, Ordering::Relaxed);
-                SHIPPED.fetch_add(count_spans(&path, &body), Ordering::Relaxed);
+                let spans = crate::sink::http::trace_spans(&path, &body).unwrap_or(0);
+                SHIPPED.fetch_add(spans, Ordering::Relaxed);
             } else {
                 OTHER_REQUESTS.fetch_add(1, Ordering::Relaxed);
             }
             writer.write_all(OK).ok()?;
         }
-    }
-
-    fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
-        let mut body = Vec::new();
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            let start = body.len();
-            body.resize(start + size + 2, 0); // the chunk and its CRLF
-            reader.read_exact(&mut body[start..]).ok()?;
-            body.truncate(start + size);
-            if size == 0 {
-                return Some(body);
-            }
-        }
-    }
-
-    /// v0.4: an array of traces; v0.5: [string table, traces].
-    fn count_spans(path: &str, body: &[u8]) -> u64 {
-        type Traces = Vec<Vec<serde::de::IgnoredAny>>;
-        let traces = if path.starts_with("/v0.5") {
-            rmp_serde::from_slice::<(serde::de::IgnoredAny, Traces)>(body).map(|(_, t)| t)
-        } else {
-            rmp_serde::from_slice::<Traces>(body)
-        };
-        traces.map_or(0, |traces| {
-            traces.iter().map(Vec::len).sum::<usize>() as u64
-        })
     }
 }
 

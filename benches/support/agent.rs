@@ -14,10 +14,13 @@
 //! Bodies may come with `Content-Length` or chunked. It runs in the bench's
 //! own process, so its CPU is not the measured child's.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+#[path = "http.rs"]
+mod http;
 
 /// What the agent received.
 #[derive(Default)]
@@ -80,38 +83,12 @@ fn serve(stream: TcpStream, received: &Received) -> Option<()> {
     let mut reader = BufReader::with_capacity(1 << 16, stream);
     let mut body = Vec::new();
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let path = line.split_whitespace().nth(1)?.to_owned();
-        let (mut length, mut chunked) = (0, false);
-        loop {
-            line.clear();
-            reader.read_line(&mut line).ok()?;
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            let (name, value) = header.split_once(':')?;
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().ok()?;
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.trim().eq_ignore_ascii_case("chunked");
-            }
-        }
-        body.clear();
-        if chunked {
-            read_chunked(&mut reader, &mut body)?;
-        } else {
-            body.resize(length, 0);
-            reader.read_exact(&mut body).ok()?;
-        }
+        let path = http::read_request(&mut reader, &mut body)?;
         let answer = if path.ends_with("/traces") {
             let spans = if path.starts_with("/v1/") {
                 otlp_spans(&body)
             } else {
-                msgpack_spans(&path, &body)
+                http::trace_spans(&path, &body)
             };
             match spans {
                 Some(spans) => received.spans.fetch_add(spans, Ordering::Relaxed),
@@ -138,35 +115,6 @@ fn serve(stream: TcpStream, received: &Received) -> Option<()> {
         };
         writer.write_all(answer).ok()?;
     }
-}
-
-fn read_chunked(reader: &mut impl BufRead, body: &mut Vec<u8>) -> Option<()> {
-    loop {
-        let mut size = String::new();
-        reader.read_line(&mut size).ok()?;
-        let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-        let start = body.len();
-        body.resize(start + size + 2, 0); // the chunk and its CRLF
-        reader.read_exact(&mut body[start..]).ok()?;
-        body.truncate(start + size);
-        if size == 0 {
-            return Some(());
-        }
-    }
-}
-
-/// v0.4: an array of traces, each an array of spans; v0.5: [string table,
-/// traces].
-fn msgpack_spans(path: &str, body: &[u8]) -> Option<u64> {
-    type Traces = Vec<Vec<serde::de::IgnoredAny>>;
-    let traces = if path.starts_with("/v0.5") {
-        rmp_serde::from_slice::<(serde::de::IgnoredAny, Traces)>(body)
-            .ok()
-            .map(|(_, t)| t)
-    } else {
-        rmp_serde::from_slice::<Traces>(body).ok()
-    }?;
-    Some(traces.iter().map(Vec::len).sum::<usize>() as u64)
 }
 
 /// OTLP/HTTP protobuf: resource spans → scope spans → spans.

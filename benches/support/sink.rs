@@ -3,10 +3,14 @@
 //! and either decodes the v0.4 payload to count its spans or discards it.
 #![allow(dead_code)] // each bench uses part of it
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Also the other stand-in agents' request reading.
+#[path = "http.rs"]
+pub(crate) mod http;
 
 /// What the sink does with a payload.
 #[derive(Clone, Copy)]
@@ -35,34 +39,10 @@ pub(crate) fn start(payloads: Payloads, spans: Arc<AtomicU64>) -> String {
                 let mut writer = stream.try_clone().expect("a stream");
                 let mut reader = BufReader::new(stream);
                 let mut body = Vec::new();
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut length = 0;
-                    loop {
-                        line.clear();
-                        reader.read_line(&mut line).unwrap_or(0);
-                        let header = line.trim_end();
-                        if header.is_empty() {
-                            break;
-                        }
-                        if let Some((name, value)) = header.split_once(':') {
-                            if name.eq_ignore_ascii_case("content-length") {
-                                length = value.trim().parse().unwrap_or(0);
-                            }
-                        }
-                    }
-                    body.resize(length, 0);
-                    if reader.read_exact(&mut body).is_err() {
-                        return;
-                    }
+                while let Some(path) = http::read_request(&mut reader, &mut body) {
                     if let Payloads::Count = payloads {
-                        let traces: Vec<Vec<serde::de::IgnoredAny>> =
-                            rmp_serde::from_slice(&body).expect("a valid payload");
-                        let count: usize = traces.iter().map(Vec::len).sum();
-                        spans.fetch_add(count as u64, Ordering::Relaxed);
+                        let count = http::trace_spans(&path, &body).expect("a valid payload");
+                        spans.fetch_add(count, Ordering::Relaxed);
                     }
                     if let Payloads::DiscardSlowly = payloads {
                         std::thread::sleep(SLOW_ANSWER);
