@@ -69,6 +69,15 @@ impl LocalSpanGuard {
         }
     }
 
+    /// The guard of a frame already pushed on this thread's stack
+    /// ([`FrameRef::NONE`]: a guard of nothing).
+    pub(crate) fn from_frame(frame: FrameRef) -> LocalSpanGuard {
+        LocalSpanGuard {
+            frame,
+            _not_send: PhantomData,
+        }
+    }
+
     /// Starts a span with an explicit parent (`None`: a new root), e.g. a
     /// context extracted from a request, and makes it active.
     ///

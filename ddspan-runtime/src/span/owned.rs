@@ -10,6 +10,7 @@ use crate::context::stack::{self, FrameRef};
 use crate::context::SpanContext;
 use crate::record::SpanRecord;
 use crate::span::handle::{span_methods, SpanHandle};
+use crate::span::LocalSpanGuard;
 use crate::trace::{SpanInner, TraceShared};
 use crate::util::clock;
 
@@ -123,11 +124,11 @@ impl Span {
     /// ```
     pub fn entered(self) -> EnteredSpan {
         let frame = self.enter_raw();
-        EnteredSpan {
+        EnteredSpan(Entry::Owned {
+            span: self,
             frame,
-            owned: Some(self),
             _not_send: PhantomData,
-        }
+        })
     }
 
     /// The old name of [`Span::log_context`].
@@ -243,12 +244,18 @@ impl Drop for Entered<'_> {
 /// request.set_resource("GET /users/:id");
 /// ```
 #[must_use = "the span finishes when the guard drops"]
-pub struct EnteredSpan {
-    frame: FrameRef,
-    /// The span, when it is a [`Span`] made elsewhere and entered here;
-    /// `None` for a span on this thread's stack (or a no-op).
-    owned: Option<Span>,
-    _not_send: PhantomData<*const ()>,
+pub struct EnteredSpan(Entry);
+
+/// What an [`EnteredSpan`] holds.
+enum Entry {
+    /// A span on this thread's stack (what `tracer::trace` makes), or none.
+    Stack(LocalSpanGuard),
+    /// A [`Span`] made elsewhere, entered here until the guard drops.
+    Owned {
+        span: Span,
+        frame: FrameRef,
+        _not_send: PhantomData<*const ()>,
+    },
 }
 
 /// The old name of [`EnteredSpan`].
@@ -263,18 +270,10 @@ impl EnteredSpan {
     /// [`Span`] entered as before.
     pub(crate) fn on_stack(name: Cow<'static, str>) -> EnteredSpan {
         if !crate::runtime::registry::is_running() {
-            return EnteredSpan {
-                frame: FrameRef::NONE,
-                owned: None,
-                _not_send: PhantomData,
-            };
+            return EnteredSpan(Entry::Stack(LocalSpanGuard::from_frame(FrameRef::NONE)));
         }
         match stack::push_named_child_of_active(name) {
-            Ok(frame) => EnteredSpan {
-                frame,
-                owned: None,
-                _not_send: PhantomData,
-            },
+            Ok(frame) => EnteredSpan(Entry::Stack(LocalSpanGuard::from_frame(frame))),
             Err(name) => crate::span::SpanBuilder::new(name).start().entered(),
         }
     }
@@ -294,39 +293,37 @@ impl EnteredSpan {
 
 impl SpanHandle for EnteredSpan {
     fn handle_is_recording(&self) -> bool {
-        match &self.owned {
-            Some(span) => span.handle_is_recording(),
-            None => self.frame.span_id != 0,
+        match &self.0 {
+            Entry::Stack(guard) => guard.handle_is_recording(),
+            Entry::Owned { span, .. } => span.handle_is_recording(),
         }
     }
 
     fn handle_span_id(&self) -> u64 {
-        match &self.owned {
-            Some(span) => span.handle_span_id(),
-            None => self.frame.span_id,
+        match &self.0 {
+            Entry::Stack(guard) => guard.handle_span_id(),
+            Entry::Owned { span, .. } => span.handle_span_id(),
         }
     }
 
     fn handle_record(&self, f: impl FnOnce(&mut SpanRecord)) {
-        match &self.owned {
-            Some(span) => span.handle_record(f),
-            None if self.frame.span_id != 0 => stack::with_local_record(self.frame.span_id, f),
-            None => {}
+        match &self.0 {
+            Entry::Stack(guard) => guard.handle_record(f),
+            Entry::Owned { span, .. } => span.handle_record(f),
         }
     }
 
     fn handle_context(&self) -> Option<SpanContext> {
-        match &self.owned {
-            Some(span) => span.handle_context(),
-            None if self.frame.span_id != 0 => stack::context_of(self.frame.span_id),
-            None => None,
+        match &self.0 {
+            Entry::Stack(guard) => guard.handle_context(),
+            Entry::Owned { span, .. } => span.handle_context(),
         }
     }
 
     fn handle_trace(&self) -> Option<Arc<TraceShared>> {
-        match &self.owned {
-            Some(span) => span.handle_trace(),
-            None => self.handle_context()?.local_trace,
+        match &self.0 {
+            Entry::Stack(guard) => guard.handle_trace(),
+            Entry::Owned { span, .. } => span.handle_trace(),
         }
     }
 }
@@ -338,11 +335,12 @@ span_methods!(
 
 impl Drop for EnteredSpan {
     fn drop(&mut self) {
-        if self.owned.is_none() && self.frame.span_id != 0 && std::thread::panicking() {
-            self.handle_record(crate::span::panic::mark_unwinding);
+        // A stack span's guard leaves (and notices a panic) as it drops; an
+        // owned span is left here, then finishes (and notices a panic) as
+        // its field drops.
+        if let Entry::Owned { frame, .. } = &self.0 {
+            stack::exit(*frame);
         }
-        stack::exit(self.frame);
-        // An owned span finishes (and notices a panic) when its field drops.
     }
 }
 
