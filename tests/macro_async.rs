@@ -77,11 +77,7 @@ impl Repository for Redis {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    support::runtime::multi_thread()
 }
 
 #[test]

@@ -170,11 +170,7 @@ fn inner_sync() {}
 #[test]
 fn async_functions_time_their_future_across_threads() {
     let traced = traced();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime::multi_thread();
     runtime.block_on(async {
         let _root = ddspan::tracer::start_span("root");
         let handle = tokio::spawn(fetch(3));

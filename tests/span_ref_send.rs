@@ -36,11 +36,7 @@ fn sync_step() -> SpanRef {
 #[test]
 fn a_span_ref_crosses_awaits_and_threads() {
     let traced = traced();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime::multi_thread();
     let status = runtime
         .block_on(runtime.spawn(must_be_send(handler(7))))
         .unwrap();

@@ -19,11 +19,7 @@ fn id(span: &Value, key: &str) -> u64 {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
+    support::runtime::multi_thread()
 }
 
 #[dd_span]

@@ -476,11 +476,7 @@ fn tower_http_trace_layer_and_dd_span_handler_make_one_trace() {
             let body = format!("{} {user}", request.uri());
             Ok::<_, std::convert::Infallible>(http::Response::new(body))
         });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = support::runtime::multi_thread();
     let response = runtime
         .block_on(service.oneshot(http::Request::get("/users/7").body(String::new()).unwrap()))
         .unwrap();

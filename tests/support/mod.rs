@@ -10,4 +10,5 @@
 pub mod agent;
 pub mod fault_agent;
 pub mod python;
+pub mod runtime;
 pub mod session;
