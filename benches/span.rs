@@ -555,7 +555,7 @@ fn shapes(c: &mut Criterion) {
     stop_ddspan();
 }
 
-/// v0.4 msgpack encoding: 1000 spans in 10 traces per payload.
+/// Encoding, v0.4 and v0.5: 1000 spans in 10 traces per payload.
 fn encoding(c: &mut Criterion) {
     let sample = ddspan_runtime::__bench::EncodeSample::new(10, 100);
     let mut out = Vec::with_capacity(1 << 20);
@@ -565,6 +565,11 @@ fn encoding(c: &mut Criterion) {
     group.throughput(criterion::Throughput::Elements(spans as u64));
     group.bench_function("1000_spans_10_traces", |b| {
         b.iter(|| sample.encode(black_box(&mut out)))
+    });
+    // v0.5, what a Datadog Agent takes: the strings go through the
+    // payload's string table.
+    group.bench_function("v05_1000_spans_10_traces", |b| {
+        b.iter(|| sample.encode_v05(black_box(&mut out)))
     });
     group.finish();
 }

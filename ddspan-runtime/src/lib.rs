@@ -260,5 +260,18 @@ pub mod __bench {
             crate::export::encode::patch_array32(out, 0, traces);
             self.chunks.iter().map(|c| c.spans.len()).sum()
         }
+
+        /// The same as a sealed v0.5 payload (a string table of its own,
+        /// then the traces) in `out`; returns the span count.
+        pub fn encode_v05(&self, out: &mut Vec<u8>) -> usize {
+            use crate::export::payload::{Format, Payload};
+            let mut payload = Payload::new_in(Format::V05, std::mem::take(out));
+            for chunk in &self.chunks {
+                payload.append(&self.encoder, chunk);
+            }
+            payload.seal();
+            *out = payload.into_bytes();
+            self.chunks.iter().map(|c| c.spans.len()).sum()
+        }
     }
 }

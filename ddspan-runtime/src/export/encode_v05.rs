@@ -26,6 +26,8 @@ use crate::export::msgpack::{
 const SPAN_FIELDS: usize = 12;
 /// Slots of an empty table's index; it doubles at half full.
 const FIRST_SLOTS: usize = 256;
+/// Slots of the table's cache by address (a power of two).
+const RECENT_SLOTS: usize = 512;
 
 /// The strings of one payload, each once, in order of first use.
 pub(crate) struct StringTable {
@@ -37,6 +39,13 @@ pub(crate) struct StringTable {
     /// Open addressing: `index + 1` of a string, 0 for an empty slot.
     slots: Vec<u32>,
     hasher: RandomState,
+    /// The index of a string last seen at an address: `(address, length,
+    /// index)` by a hash of the address. The names, resources and tag
+    /// keys of spans are nearly all the same few `'static` strings, so this
+    /// finds them without hashing their text (SipHash was half of a v0.5
+    /// payload's encoding). A hit is checked against the table's text, so
+    /// an address whose string was freed and reused is only a miss.
+    recent: Box<[(usize, usize, u32); RECENT_SLOTS]>,
     /// The encoder's two sets of tracer-wide meta, as index pairs, once
     /// written (by [`BaseMeta::id`]).
     base: [Option<(Vec<u8>, usize)>; 2],
@@ -57,6 +66,7 @@ impl StringTable {
             hashes: Vec::new(),
             slots: vec![0; FIRST_SLOTS],
             hasher: RandomState::new(),
+            recent: Box::new([(0, 0, 0); RECENT_SLOTS]),
             base: [None, None],
         };
         table.intern("");
@@ -88,7 +98,21 @@ impl StringTable {
     }
 
     /// The index of `s`, added when new.
+    #[inline]
     pub(crate) fn intern(&mut self, s: &str) -> u32 {
+        let address = s.as_ptr() as usize;
+        let slot = recent_slot(address, s.len());
+        let (seen_at, seen_len, index) = self.recent[slot];
+        if seen_at == address && seen_len == s.len() && self.text(index as usize) == s.as_bytes() {
+            return index;
+        }
+        let index = self.intern_text(s);
+        self.recent[slot] = (address, s.len(), index);
+        index
+    }
+
+    /// The index of `s` by its text, added when new.
+    fn intern_text(&mut self, s: &str) -> u32 {
         let hash = self.hasher.hash_one(s);
         let mask = self.slots.len() - 1;
         let mut slot = hash as usize & mask;
@@ -129,6 +153,14 @@ impl StringTable {
         }
         self.slots = slots;
     }
+}
+
+/// Where a string at `address` of `len` bytes goes in the cache by address
+/// (a multiplicative hash: addresses are aligned and close together).
+#[inline]
+fn recent_slot(address: usize, len: usize) -> usize {
+    let mixed = (address as u64 ^ ((len as u64) << 48)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> (64 - RECENT_SLOTS.trailing_zeros())) as usize
 }
 
 /// The msgpack size of an array header for `len` items.
@@ -569,6 +601,36 @@ mod tests {
             rmp_serde::from_slice(&out).unwrap();
         assert_eq!((strings.len(), traces.len()), (5001, 0));
         assert_eq!(strings[4321], "w4320");
+    }
+
+    #[test]
+    fn a_string_at_an_address_seen_before_is_found_by_its_text() {
+        let mut table = StringTable::new();
+        // One buffer, so one address: its text changes in place, as a
+        // freed string's address comes back with another string in it.
+        let mut buffer = String::from("/users/1");
+        let first = table.intern(&buffer);
+        assert_eq!(table.intern(&buffer), first, "found again at its address");
+        buffer.replace_range(7.., "2");
+        let second = table.intern(&buffer);
+        assert_ne!(
+            second, first,
+            "a new text at the same address is a new string"
+        );
+        assert_eq!(table.text(second as usize), b"/users/2");
+        buffer.replace_range(7.., "1");
+        assert_eq!(
+            table.intern(&buffer),
+            first,
+            "and the old text its old index"
+        );
+        let copy = String::from("/users/1");
+        assert_eq!(
+            table.intern(&copy),
+            first,
+            "the same text elsewhere: one string"
+        );
+        assert_eq!(table.len(), 3);
     }
 
     /// A typical web trace: a root with HTTP tags and four children
