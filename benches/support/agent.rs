@@ -9,7 +9,12 @@
 //! - `POST /v1/traces` (OTLP/HTTP, protobuf): decoded as an
 //!   `ExportTraceServiceRequest`; answered `200` with an empty
 //!   `ExportTraceServiceResponse`.
-//! - anything else (`/info`, stats, telemetry): `200 {}`, counted apart.
+//! - `GET /info`: `200 {}` (an agent that lists no endpoints: tracers
+//!   send v0.4), or with `WHOLE_PROCESS_INFO=agent` what a Datadog Agent 7
+//!   answers: its endpoints (`/v0.5/traces` among them, which ddspan then
+//!   uses) and `client_drop_p0s` (ddspan then computes client-side stats
+//!   and sends them to `/v0.6/stats`); counted with the other requests.
+//! - anything else (stats, telemetry): `200 {}`, counted apart.
 //!
 //! Bodies may come with `Content-Length` or chunked. It runs in the bench's
 //! own process, so its CPU is not the measured child's.
@@ -74,6 +79,8 @@ const TRACES_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json
     Content-Length: 22\r\n\r\n{\"rate_by_service\":{}}";
 const OTLP_ANSWER: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n";
+/// `/info` as a Datadog Agent 7 answers it (the fields tracers read).
+const AGENT_INFO_BODY: &str = r#"{"version":"7.60.0","endpoints":["/v0.3/traces","/v0.4/traces","/v0.5/traces","/v0.7/traces","/v0.6/stats","/telemetry/proxy/","/evp_proxy/v2/"],"client_drop_p0s":true,"span_meta_structs":true,"long_running_spans":true,"config":{"statsd_port":8125}}"#;
 const OTHER_ANSWER: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
 
@@ -82,6 +89,11 @@ fn serve(stream: TcpStream, received: &Received) -> Option<()> {
     let mut writer = stream.try_clone().ok()?;
     let mut reader = BufReader::with_capacity(1 << 16, stream);
     let mut body = Vec::new();
+    let agent_info = std::env::var("WHOLE_PROCESS_INFO").is_ok_and(|v| v == "agent");
+    let info_answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{AGENT_INFO_BODY}",
+        AGENT_INFO_BODY.len()
+    );
     loop {
         let path = http::read_request(&mut reader, &mut body)?;
         let answer = if path.ends_with("/traces") {
@@ -111,7 +123,11 @@ fn serve(stream: TcpStream, received: &Received) -> Option<()> {
             }
         } else {
             received.other_requests.fetch_add(1, Ordering::Relaxed);
-            OTHER_ANSWER
+            if path == "/info" && agent_info {
+                info_answer.as_bytes()
+            } else {
+                OTHER_ANSWER
+            }
         };
         writer.write_all(answer).ok()?;
     }

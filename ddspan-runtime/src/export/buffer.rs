@@ -139,10 +139,13 @@ impl Buffer {
         if self.open.is_empty() {
             return;
         }
-        let room = Payload::new_in(self.open.format(), std::mem::take(&mut self.spare));
-        let mut payload = std::mem::replace(&mut self.open, room);
-        let unused = payload.seal();
-        self.reuse(unused);
+        let format = self.open.format();
+        let mut payload = std::mem::take(&mut self.open);
+        // The kept room takes the sealed payload (a v0.5 one is written
+        // anew behind its string table); what that leaves is the next
+        // payload's room.
+        let unused = payload.seal_into(std::mem::take(&mut self.spare));
+        self.open = Payload::new_in(format, unused);
         self.sealed += 1;
         self.push_front_or_back(payload, self.sealed, false);
     }
@@ -252,6 +255,25 @@ mod tests {
         );
         buffer.release_spare();
         assert_eq!(buffer.spare.capacity(), 0);
+    }
+
+    /// A v0.5 payload is written anew behind its string table when
+    /// sealed: into the kept room, and its old buffer is the next room.
+    #[test]
+    fn a_v05_payload_is_sealed_into_the_kept_room() {
+        use crate::export::payload::tests::{names, three_traces, three_traces_open};
+        let mut buffer = Buffer::new(1 << 20);
+        let kept: Vec<u8> = Vec::with_capacity(1 << 16);
+        let (address, capacity) = (kept.as_ptr(), kept.capacity());
+        buffer.reuse(kept);
+        buffer.open = three_traces_open(Format::V05);
+        buffer.seal();
+        let next_room = std::mem::take(&mut buffer.open).into_bytes().capacity();
+        assert!(next_room > 0, "the traces' old buffer is the next room");
+        let sealed = buffer.pop().unwrap().payload;
+        assert_eq!(names(&sealed), names(&three_traces(Format::V05)));
+        let bytes = sealed.into_bytes();
+        assert_eq!((bytes.as_ptr(), bytes.capacity()), (address, capacity));
     }
 
     #[test]

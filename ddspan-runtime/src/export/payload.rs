@@ -122,19 +122,28 @@ impl Payload {
 
     /// Fixes the array header to the number of traces and, for v0.5, puts
     /// the string table in front: done before sending. Hands back the room
-    /// it no longer uses (a v0.5 payload's traces move behind the table
-    /// into a new buffer), for reuse.
+    /// it no longer uses, for reuse.
     pub(crate) fn seal(&mut self) -> Vec<u8> {
+        self.seal_into(Vec::new())
+    }
+
+    /// [`Payload::seal`], a v0.5 payload's table and traces written into
+    /// `room` (the bytes of a payload already sent: a new buffer of this
+    /// size is page faults and a free on every payload, a sixth of the
+    /// writer's time at 200 000 spans/s). Hands back what it no longer
+    /// uses: `room` itself for v0.4, the traces' old buffer for v0.5.
+    pub(crate) fn seal_into(&mut self, mut room: Vec<u8>) -> Vec<u8> {
         let traces = u32::try_from(self.traces.len()).unwrap_or(u32::MAX);
         patch_array32(&mut self.bytes, self.traces_at, traces);
         let Some(table) = self.table.take() else {
-            return Vec::new();
+            return room;
         };
-        let mut whole = Vec::with_capacity(table.encoded_len() + self.bytes.len());
-        table.write_prefix(&mut whole);
-        self.traces_at = whole.len();
-        whole.extend_from_slice(&self.bytes);
-        std::mem::replace(&mut self.bytes, whole)
+        room.clear();
+        room.reserve(table.encoded_len() + self.bytes.len());
+        table.write_prefix(&mut room);
+        self.traces_at = room.len();
+        room.extend_from_slice(&self.bytes);
+        std::mem::replace(&mut self.bytes, room)
     }
 
     /// Rewrites a sealed v0.5 payload as v0.4, trace for trace; whether it
@@ -263,6 +272,13 @@ pub(crate) mod tests {
 
     /// Three traces of 1, 3 and 2 spans as a sealed payload of `format`.
     pub(crate) fn three_traces(format: Format) -> Payload {
+        let mut payload = three_traces_open(format);
+        payload.seal();
+        payload
+    }
+
+    /// [`three_traces`], not sealed yet.
+    pub(crate) fn three_traces_open(format: Format) -> Payload {
         use crate::record::{SamplingDecision, SpanRecord, Upstream};
         let config = crate::Config::builder().service("svc").env("e").build();
         let encoder = Encoder::new(&config);
@@ -277,14 +293,13 @@ pub(crate) mod tests {
                 .collect();
             payload.append(&encoder, &trace.chunk(records, decision));
         }
-        payload.seal();
         payload
     }
 
-    type Named = Vec<Vec<(u64, String)>>;
+    pub(crate) type Named = Vec<Vec<(u64, String)>>;
 
     /// (trace id, name) of each span, whichever the format.
-    fn names(payload: &Payload) -> Named {
+    pub(crate) fn names(payload: &Payload) -> Named {
         #[derive(serde::Deserialize)]
         struct Span {
             trace_id: u64,
