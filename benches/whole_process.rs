@@ -52,6 +52,9 @@
 //! `WHOLE_PROCESS_THREADS` (producers, 2), `WHOLE_PROCESS_TRACERS` (a comma
 //! list of the tracers above; all by default); `WHOLE_PROCESS_SAMPLE=1`
 //! prints the first trace the agent received from each tracer, decoded;
+//! `WHOLE_PROCESS_INFO=empty` makes the agent's `/info` list no endpoints
+//! (tracers then send v0.4; by default it answers as a Datadog Agent 7,
+//! whose list has `/v0.5/traces`);
 //! `WHOLE_PROCESS_WRAP` runs each child under a profiler (e.g.
 //! `"valgrind --tool=callgrind --separate-threads=yes"`).
 

@@ -9,11 +9,12 @@
 //! - `POST /v1/traces` (OTLP/HTTP, protobuf): decoded as an
 //!   `ExportTraceServiceRequest`; answered `200` with an empty
 //!   `ExportTraceServiceResponse`.
-//! - `GET /info`: `200 {}` (an agent that lists no endpoints: tracers
-//!   send v0.4), or with `WHOLE_PROCESS_INFO=agent` what a Datadog Agent 7
-//!   answers: its endpoints (`/v0.5/traces` among them, which ddspan then
-//!   uses) and `client_drop_p0s` (ddspan then computes client-side stats
-//!   and sends them to `/v0.6/stats`); counted with the other requests.
+//! - `GET /info`: what a Datadog Agent 7 answers: its endpoints
+//!   (`/v0.5/traces` among them, which ddspan then uses) and
+//!   `client_drop_p0s` (ddspan then computes client-side stats and sends
+//!   them to `/v0.6/stats`); with `WHOLE_PROCESS_INFO=empty`, `200 {}`
+//!   (an agent that lists no endpoints: tracers send v0.4). Counted with
+//!   the other requests.
 //! - anything else (stats, telemetry): `200 {}`, counted apart.
 //!
 //! Bodies may come with `Content-Length` or chunked. It runs in the bench's
@@ -89,7 +90,7 @@ fn serve(stream: TcpStream, received: &Received) -> Option<()> {
     let mut writer = stream.try_clone().ok()?;
     let mut reader = BufReader::with_capacity(1 << 16, stream);
     let mut body = Vec::new();
-    let agent_info = std::env::var("WHOLE_PROCESS_INFO").is_ok_and(|v| v == "agent");
+    let agent_info = std::env::var("WHOLE_PROCESS_INFO").map_or(true, |v| v != "empty");
     let info_answer = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{AGENT_INFO_BODY}",
         AGENT_INFO_BODY.len()
