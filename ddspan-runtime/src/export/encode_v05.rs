@@ -45,7 +45,7 @@ pub(crate) struct StringTable {
     /// finds them without hashing their text (SipHash was half of a v0.5
     /// payload's encoding). A hit is checked against the table's text, so
     /// an address whose string was freed and reused is only a miss.
-    recent: Box<[(usize, usize, u32); RECENT_SLOTS]>,
+    recent: Box<[Seen; RECENT_SLOTS]>,
     /// The encoder's two sets of tracer-wide meta, as index pairs, once
     /// written (by [`BaseMeta::id`]).
     base: [Option<(Vec<u8>, usize)>; 2],
@@ -66,7 +66,7 @@ impl StringTable {
             hashes: Vec::new(),
             slots: vec![0; FIRST_SLOTS],
             hasher: RandomState::new(),
-            recent: Box::new([(0, 0, 0); RECENT_SLOTS]),
+            recent: Box::new([Seen::default(); RECENT_SLOTS]),
             base: [None, None],
         };
         table.intern("");
@@ -102,12 +102,21 @@ impl StringTable {
     pub(crate) fn intern(&mut self, s: &str) -> u32 {
         let address = s.as_ptr() as usize;
         let slot = recent_slot(address, s.len());
-        let (seen_at, seen_len, index) = self.recent[slot];
-        if seen_at == address && seen_len == s.len() && self.text(index as usize) == s.as_bytes() {
-            return index;
+        let seen = self.recent[slot];
+        if seen.address == address
+            && seen.len == s.len()
+            && self.bytes.get(seen.start..seen.start + s.len()) == Some(s.as_bytes())
+        {
+            return seen.index;
         }
         let index = self.intern_text(s);
-        self.recent[slot] = (address, s.len(), index);
+        let (start, _) = self.texts[index as usize];
+        self.recent[slot] = Seen {
+            address,
+            len: s.len(),
+            start,
+            index,
+        };
         index
     }
 
@@ -153,6 +162,16 @@ impl StringTable {
         }
         self.slots = slots;
     }
+}
+
+/// A string seen at an address: its length, where its text is in the
+/// table's bytes, and its index.
+#[derive(Clone, Copy, Default)]
+struct Seen {
+    address: usize,
+    len: usize,
+    start: usize,
+    index: u32,
 }
 
 /// Where a string at `address` of `len` bytes goes in the cache by address
@@ -630,7 +649,33 @@ mod tests {
             first,
             "the same text elsewhere: one string"
         );
-        assert_eq!(table.len(), 3);
+        buffer.truncate(6);
+        let shorter = table.intern(&buffer);
+        assert_eq!(
+            table.text(shorter as usize),
+            b"/users",
+            "a prefix is not the string"
+        );
+        assert_eq!(table.len(), 4);
+    }
+
+    /// Two lengths at one address that share a slot of the cache: the
+    /// shorter string is a prefix of the longer one's text, not it.
+    #[test]
+    fn a_shorter_string_at_the_same_address_is_not_the_longer_one() {
+        let mut table = StringTable::new();
+        let mut buffer = "a".repeat(RECENT_SLOTS + 2);
+        let address = buffer.as_ptr() as usize;
+        let (short, long) = (1..=RECENT_SLOTS + 2)
+            .flat_map(|long| (1..long).map(move |short| (short, long)))
+            .find(|&(short, long)| recent_slot(address, short) == recent_slot(address, long))
+            .expect("more lengths than slots");
+        buffer.truncate(long);
+        let longer = table.intern(&buffer);
+        buffer.truncate(short);
+        let shorter = table.intern(&buffer);
+        assert_ne!(shorter, longer);
+        assert_eq!(table.text(shorter as usize).len(), short);
     }
 
     /// A typical web trace: a root with HTTP tags and four children
