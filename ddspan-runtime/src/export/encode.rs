@@ -178,12 +178,15 @@ impl Encoder {
         chunk_metrics: &[(&'static str, f64)],
     ) {
         let service = span.service().unwrap_or(&self.service);
+        let own_service = service == self.service;
         // Precedence, lowest first: tracer-wide tags, chunk-level fields,
         // the span's static tags, its run-time tags. Nothing is collected:
         // each group is filtered against the later ones and written, and
         // the map's length is patched in afterwards.
-        // The agent lowercases services: "Main" and "main" are one.
-        let base = if service.eq_ignore_ascii_case(&self.service) {
+        // The agent lowercases services: "Main" and "main" are one (the
+        // exact comparison first: lowercasing byte by byte was a tenth of
+        // a span's encoding).
+        let base = if own_service || service.eq_ignore_ascii_case(&self.service) {
             &self.base_meta
         } else {
             &self.base_meta_other_service
@@ -207,7 +210,6 @@ impl Encoder {
         } else {
             &[]
         };
-        let own_service = service == self.service;
         let head = Head {
             trace_id: id::low_bits(trace_id),
             span_id: span.span_id,
