@@ -189,6 +189,8 @@ pub mod __bench {
     pub struct EncodeSample {
         chunks: Vec<Chunk>,
         encoder: crate::export::encode::Encoder,
+        /// The v0.5 traces' buffer, kept between calls.
+        traces: std::cell::RefCell<Vec<u8>>,
     }
 
     static REQUEST: SpanSpec = SpanSpec::new("http.request")
@@ -245,6 +247,7 @@ pub mod __bench {
             EncodeSample {
                 chunks,
                 encoder: crate::export::encode::Encoder::new(&config),
+                traces: std::cell::RefCell::new(Vec::new()),
             }
         }
 
@@ -265,12 +268,17 @@ pub mod __bench {
         /// then the traces) in `out`; returns the span count.
         pub fn encode_v05(&self, out: &mut Vec<u8>) -> usize {
             use crate::export::payload::{Format, Payload};
-            let mut payload = Payload::new_in(Format::V05, std::mem::take(out));
+            // The traces go in a buffer of their own, then behind the
+            // table into `out`, both reused from call to call as the
+            // writer reuses its rooms.
+            let traces = std::mem::take(&mut *self.traces.borrow_mut());
+            let mut payload = Payload::new_in(Format::V05, traces);
             for chunk in &self.chunks {
                 payload.append(&self.encoder, chunk);
             }
-            payload.seal();
+            let traces = payload.seal_into(std::mem::take(out));
             *out = payload.into_bytes();
+            *self.traces.borrow_mut() = traces;
             self.chunks.iter().map(|c| c.spans.len()).sum()
         }
     }

@@ -45,6 +45,13 @@ pub(crate) struct Buffer {
 /// twice its size cap as its buffer doubles).
 const MAX_SPARE_ROOM: usize = 64 << 20;
 
+/// The most bytes a sealed payload's buffer may hold per byte of the
+/// payload. A buffer that doubles as it grows is at most twice what it
+/// holds; four lets the kept room of a full payload (up to twice the
+/// payload cap) take the smaller ones sealed by the clock between full
+/// ones, as it must under steady load, and still bounds what waits.
+const ROOM_PER_BYTE: usize = 4;
+
 impl Buffer {
     pub(crate) fn new(budget: usize) -> Buffer {
         Buffer {
@@ -141,11 +148,25 @@ impl Buffer {
         }
         let format = self.open.format();
         let mut payload = std::mem::take(&mut self.open);
-        // The kept room takes the sealed payload (a v0.5 one is written
-        // anew behind its string table); what that leaves is the next
-        // payload's room.
-        let unused = payload.seal_into(std::mem::take(&mut self.spare));
-        self.open = Payload::new_in(format, unused);
+        // The kept room takes a sealed v0.5 payload (written anew behind
+        // its string table) unless it is far larger: what waits must be
+        // about what the budget counts, or a failing agent lets the queue
+        // hold kept rooms for small payloads, a budget's worth each round.
+        let fits = self.spare.capacity() <= ROOM_PER_BYTE * payload.len();
+        let room = if fits {
+            std::mem::take(&mut self.spare)
+        } else {
+            Vec::new()
+        };
+        // v0.4: `room` back; v0.5: the traces' old buffer.
+        let unused = payload.seal_into(room);
+        self.reuse(unused);
+        // A v0.4 payload is written in its open room, which may be a large
+        // kept one.
+        if let Some(large) = payload.fit(ROOM_PER_BYTE * payload.len()) {
+            self.reuse(large);
+        }
+        self.open = Payload::new_in(format, std::mem::take(&mut self.spare));
         self.sealed += 1;
         self.push_front_or_back(payload, self.sealed, false);
     }
@@ -263,10 +284,10 @@ mod tests {
     fn a_v05_payload_is_sealed_into_the_kept_room() {
         use crate::export::payload::tests::{names, three_traces, three_traces_open};
         let mut buffer = Buffer::new(1 << 20);
-        let kept: Vec<u8> = Vec::with_capacity(1 << 16);
+        buffer.open = three_traces_open(Format::V05);
+        let kept: Vec<u8> = Vec::with_capacity(buffer.open.len() + 16);
         let (address, capacity) = (kept.as_ptr(), kept.capacity());
         buffer.reuse(kept);
-        buffer.open = three_traces_open(Format::V05);
         buffer.seal();
         let next_room = std::mem::take(&mut buffer.open).into_bytes().capacity();
         assert!(next_room > 0, "the traces' old buffer is the next room");
@@ -274,6 +295,109 @@ mod tests {
         assert_eq!(names(&sealed), names(&three_traces(Format::V05)));
         let bytes = sealed.into_bytes();
         assert_eq!((bytes.as_ptr(), bytes.capacity()), (address, capacity));
+    }
+
+    /// One chunk of `spans` spans of one trace.
+    fn chunk_of(spans: u64) -> Chunk {
+        use crate::record::{SamplingDecision, SpanRecord, Upstream};
+        let config = crate::Config::builder().service("svc").build();
+        let (core, _) = crate::runtime::TracerCore::capturing(config);
+        let decision = SamplingDecision::inherited(1);
+        let trace = crate::trace::TraceShared::new(&core, 1, 1, decision, Upstream::none_ref());
+        let records = (1..=spans)
+            .map(|id| SpanRecord::named(id, 1, "op".into()))
+            .collect();
+        trace.chunk(records, decision)
+    }
+
+    fn encoder() -> Encoder {
+        Encoder::new(&crate::Config::builder().service("svc").build())
+    }
+
+    /// A payload's room larger than what is kept (a trace of tens of MiB)
+    /// is not kept once the payload is sealed, in either format.
+    #[test]
+    fn a_room_larger_than_is_kept_does_not_stay() {
+        for format in [Format::V04, Format::V05] {
+            let mut buffer = Buffer::new(usize::MAX);
+            // Capacity only: no page of it is touched.
+            let huge = Vec::with_capacity(MAX_SPARE_ROOM + 1);
+            buffer.open = Payload::new_in(format, huge);
+            buffer.append(&encoder(), &chunk_of(3), format);
+            buffer.seal();
+            let sent = buffer.pop().unwrap().payload.into_bytes();
+            buffer.reuse(sent);
+            buffer.release_spare();
+            let room = std::mem::take(&mut buffer.open).into_bytes();
+            assert!(room.capacity() <= MAX_SPARE_ROOM, "{format:?}");
+        }
+    }
+
+    /// A small payload sealed while a large room is kept holds about its
+    /// own size, which is what the budget counts; the room stays kept.
+    #[test]
+    fn a_sealed_payload_holds_about_what_it_counts() {
+        for format in [Format::V04, Format::V05] {
+            let mut buffer = Buffer::new(1 << 20);
+            buffer.reuse(Vec::with_capacity(MAX_SPARE_ROOM));
+            // A v0.4 payload is written in its open room: a large kept one.
+            buffer.open = Payload::new_in(format, Vec::with_capacity(MAX_SPARE_ROOM));
+            buffer.append(&encoder(), &chunk_of(3), format);
+            buffer.seal();
+            let sealed = buffer.pop().unwrap().payload;
+            let len = sealed.len();
+            let held = sealed.into_bytes().capacity();
+            assert!(
+                held <= ROOM_PER_BYTE * len,
+                "{format:?}: {len} counted, {held} held"
+            );
+            let room = std::mem::take(&mut buffer.open).into_bytes().capacity();
+            assert_eq!(
+                room, MAX_SPARE_ROOM,
+                "{format:?}: the large room is the next room"
+            );
+        }
+    }
+
+    /// The writer's rounds while every send fails: payloads fill the budget,
+    /// then settle one at a time, each followed by a small payload sealed
+    /// (a flush). What the queue's buffers hold stays near the budget.
+    #[test]
+    fn the_queue_holds_about_its_budget_while_sends_fail() {
+        let (big, tiny) = (chunk_of(20_000), chunk_of(1));
+        let budget = 4 << 20;
+        for format in [Format::V04, Format::V05] {
+            let mut buffer = Buffer::new(budget);
+            for round in 0..6 {
+                while !buffer.is_full() {
+                    buffer.append(&encoder(), &big, format);
+                    if buffer.open_bytes() >= 1 << 20 || buffer.is_full() {
+                        buffer.seal();
+                    }
+                }
+                for _ in 0..buffer.waiting.len() {
+                    let settled = buffer.pop().unwrap();
+                    buffer.reuse(settled.payload.into_bytes());
+                    buffer.append(&encoder(), &tiny, format);
+                    buffer.seal();
+                }
+                let held: usize = buffer
+                    .waiting
+                    .iter_mut()
+                    .map(|waiting| {
+                        let bytes = waiting.payload.lend();
+                        let capacity = bytes.capacity();
+                        waiting.payload.restore(bytes);
+                        capacity
+                    })
+                    .sum();
+                assert!(
+                    held <= ROOM_PER_BYTE * budget,
+                    "{format:?}, round {round}: {held} bytes held for {} counted",
+                    buffer.bytes()
+                );
+            }
+        }
     }
 
     #[test]

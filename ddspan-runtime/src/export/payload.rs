@@ -146,6 +146,17 @@ impl Payload {
         std::mem::replace(&mut self.bytes, room)
     }
 
+    /// Moves the bytes into a buffer of their size if theirs holds more than
+    /// `max` (a kept room reused for a small payload), and hands the large
+    /// one back for reuse.
+    pub(crate) fn fit(&mut self, max: usize) -> Option<Vec<u8>> {
+        if self.bytes.capacity() <= max {
+            return None;
+        }
+        let own = self.bytes.as_slice().to_vec();
+        Some(std::mem::replace(&mut self.bytes, own))
+    }
+
     /// Rewrites a sealed v0.5 payload as v0.4, trace for trace; whether it
     /// is v0.4 now.
     pub(crate) fn rewrite_as_v04(&mut self) -> bool {
