@@ -26,7 +26,7 @@ use crate::export::msgpack::{
 const SPAN_FIELDS: usize = 12;
 /// Slots of an empty table's index; it doubles at half full.
 const FIRST_SLOTS: usize = 256;
-/// Slots of the table's cache by address (a power of two).
+/// Slots of the table's cache by address (a power of two, in sets of two).
 const RECENT_SLOTS: usize = 512;
 
 /// The strings of one payload, each once, in order of first use.
@@ -49,6 +49,9 @@ pub(crate) struct StringTable {
     /// The encoder's two sets of tracer-wide meta, as index pairs, once
     /// written (by [`BaseMeta::id`]).
     base: [Option<(Vec<u8>, usize)>; 2],
+    /// Lookups by text (the cache by address missed), for the tests.
+    #[cfg(test)]
+    text_lookups: usize,
 }
 
 impl Default for StringTable {
@@ -68,6 +71,8 @@ impl StringTable {
             hasher: RandomState::new(),
             recent: Box::new([Seen::default(); RECENT_SLOTS]),
             base: [None, None],
+            #[cfg(test)]
+            text_lookups: 0,
         };
         table.intern("");
         table
@@ -101,17 +106,20 @@ impl StringTable {
     #[inline]
     pub(crate) fn intern(&mut self, s: &str) -> u32 {
         let address = s.as_ptr() as usize;
-        let slot = recent_slot(address, s.len());
-        let seen = self.recent[slot];
-        if seen.address == address
-            && seen.len == s.len()
-            && self.bytes.get(seen.start..seen.start + s.len()) == Some(s.as_bytes())
-        {
-            return seen.index;
+        // A set of two entries, the one found last first: two strings every
+        // span uses that share a set do not push each other out.
+        let set = recent_set(address, s.len());
+        if let Some(index) = self.seen_at(set, address, s) {
+            return index;
+        }
+        if let Some(index) = self.seen_at(set + 1, address, s) {
+            self.recent.swap(set, set + 1);
+            return index;
         }
         let index = self.intern_text(s);
         let (start, _) = self.texts[index as usize];
-        self.recent[slot] = Seen {
+        self.recent[set + 1] = self.recent[set];
+        self.recent[set] = Seen {
             address,
             len: s.len(),
             start,
@@ -120,8 +128,22 @@ impl StringTable {
         index
     }
 
+    /// The index of `s` if the cache's slot `slot` has it at `address`.
+    #[inline]
+    fn seen_at(&self, slot: usize, address: usize, s: &str) -> Option<u32> {
+        let seen = self.recent[slot];
+        let found = seen.address == address
+            && seen.len == s.len()
+            && self.bytes.get(seen.start..seen.start + s.len()) == Some(s.as_bytes());
+        found.then_some(seen.index)
+    }
+
     /// The index of `s` by its text, added when new.
     fn intern_text(&mut self, s: &str) -> u32 {
+        #[cfg(test)]
+        {
+            self.text_lookups += 1;
+        }
         let hash = self.hasher.hash_one(s);
         let mask = self.slots.len() - 1;
         let mut slot = hash as usize & mask;
@@ -174,12 +196,14 @@ struct Seen {
     index: u32,
 }
 
-/// Where a string at `address` of `len` bytes goes in the cache by address
-/// (a multiplicative hash: addresses are aligned and close together).
+/// The first of the two slots where a string at `address` of `len` bytes
+/// may be in the cache by address (a multiplicative hash: addresses are
+/// aligned and close together).
 #[inline]
-fn recent_slot(address: usize, len: usize) -> usize {
+fn recent_set(address: usize, len: usize) -> usize {
     let mixed = (address as u64 ^ ((len as u64) << 48)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (mixed >> (64 - RECENT_SLOTS.trailing_zeros())) as usize
+    let sets = RECENT_SLOTS / 2;
+    2 * (mixed >> (64 - sets.trailing_zeros())) as usize
 }
 
 /// The msgpack size of an array header for `len` items.
@@ -659,6 +683,37 @@ mod tests {
         assert_eq!(table.len(), 4);
     }
 
+    /// A string seen before at its address is found there, without
+    /// hashing its text again.
+    #[test]
+    fn a_string_seen_at_its_address_is_not_hashed_again() {
+        let mut table = StringTable::new();
+        let before = table.text_lookups;
+        for _ in 0..100 {
+            table.intern("http.request");
+        }
+        assert_eq!(table.text_lookups - before, 1);
+    }
+
+    /// Two strings used in turn whose addresses share a set of the cache
+    /// both stay in it.
+    #[test]
+    fn two_strings_of_one_set_both_stay_found() {
+        let mut table = StringTable::new();
+        let text = "a".repeat(RECENT_SLOTS + 2);
+        let address = text.as_ptr() as usize;
+        let (short, long) = (1..=RECENT_SLOTS / 2 + 2)
+            .flat_map(|long| (1..long).map(move |short| (short, long)))
+            .find(|&(short, long)| recent_set(address, short) == recent_set(address, long))
+            .expect("more lengths than sets");
+        let before = table.text_lookups;
+        for _ in 0..100 {
+            table.intern(&text[..short]);
+            table.intern(&text[..long]);
+        }
+        assert_eq!(table.text_lookups - before, 2);
+    }
+
     /// Two lengths at one address that share a slot of the cache: the
     /// shorter string is a prefix of the longer one's text, not it.
     #[test]
@@ -668,7 +723,7 @@ mod tests {
         let address = buffer.as_ptr() as usize;
         let (short, long) = (1..=RECENT_SLOTS + 2)
             .flat_map(|long| (1..long).map(move |short| (short, long)))
-            .find(|&(short, long)| recent_slot(address, short) == recent_slot(address, long))
+            .find(|&(short, long)| recent_set(address, short) == recent_set(address, long))
             .expect("more lengths than slots");
         buffer.truncate(long);
         let longer = table.intern(&buffer);
