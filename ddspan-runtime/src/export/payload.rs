@@ -121,10 +121,9 @@ impl Payload {
     }
 
     /// Fixes the array header to the number of traces and, for v0.5, puts
-    /// the string table in front: done before sending. Hands back the room
-    /// it no longer uses, for reuse.
-    pub(crate) fn seal(&mut self) -> Vec<u8> {
-        self.seal_into(Vec::new())
+    /// the string table in front: done before sending.
+    pub(crate) fn seal(&mut self) {
+        self.seal_into(Vec::new());
     }
 
     /// [`Payload::seal`], a v0.5 payload's table and traces written into
